@@ -1,0 +1,3 @@
+from esm.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,62 @@
+"""The `esm` command line: parses arguments and hands each subcommand to its module.
+
+Nothing here knows how a subcommand works; imports are deferred so `esm worker` does not load
+the poller's dependencies and `esm validate` starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="esm", description="Self-hosted event source mapping engine.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the daemon: poll the configured sources and invoke functions")
+    run.add_argument("-c", "--config", required=True, help="YAML or JSON config file")
+    run.add_argument("--processes", type=int, default=1, help="poller processes sharing the partitions")
+
+    validate = sub.add_parser("validate", help="check a config file and print every problem")
+    validate.add_argument("-c", "--config", required=True)
+
+    worker = sub.add_parser("worker", help="serve a Lambda Python handler over gRPC")
+    worker.add_argument("handler", help="module.function (Lambda's form) or package.module:function")
+    worker.add_argument("--listen", required=True, help="HOST:PORT to serve on")
+    worker.add_argument("--function-name", default=None, help="context.function_name (default: the handler)")
+    worker.add_argument("--concurrency", type=int, default=1, help="execution environments (processes)")
+
+    demo = sub.add_parser("demo", help="run the whole pipeline on the bundled broker, no services needed")
+    demo.add_argument("--seconds", type=float, default=20.0, help="how long to produce records")
+    demo.add_argument("--rate", type=int, default=2000, help="records per second to produce")
+    demo.add_argument("--partitions", type=int, default=4)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "validate":
+        from esm.config.loader import validate_command
+
+        return validate_command(args.config)
+    if args.command == "worker":
+        from esm.worker.main import run_worker
+
+        return run_worker(
+            handler=args.handler,
+            listen=args.listen,
+            function_name=args.function_name,
+            concurrency=args.concurrency,
+        )
+    if args.command == "run":
+        from esm.daemon import run_daemon
+
+        return run_daemon(config_path=args.config, processes=args.processes)
+    if args.command == "demo":
+        from esm.demo import run_demo
+
+        return run_demo(seconds=args.seconds, rate=args.rate, partitions=args.partitions)
+    print(f"unknown command {args.command}", file=sys.stderr)  # unreachable: argparse enforces choices
+    return 2
