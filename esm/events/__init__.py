@@ -1,0 +1,1 @@
+"""Lambda event shapes, one module per source."""

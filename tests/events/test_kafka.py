@@ -1,0 +1,73 @@
+import base64
+from typing import NamedTuple
+
+import orjson
+from aws_lambda_powertools.utilities.data_classes import KafkaEvent
+
+from esm.events.kafka import KafkaEventBuilder, estimated_record_size
+
+
+class Rec(NamedTuple):
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    timestamp_type: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes | None]]
+
+
+RECORDS = [
+    Rec("orders", 3, 15, 1545084650987, 0, b"recordKey", b'{"key":"value"}', [("headerKey", b"headerValue")]),
+    Rec("orders", 3, 16, 1545084650988, 1, None, None, []),
+]
+
+
+def test_event_has_lambdas_self_managed_kafka_shape() -> None:
+    event = orjson.loads(KafkaEventBuilder(["b1:9092", "b2:9092"]).build(RECORDS))
+    assert event == {
+        "eventSource": "SelfManagedKafka",
+        "bootstrapServers": "b1:9092,b2:9092",
+        "records": {
+            "orders-3": [
+                {
+                    "topic": "orders",
+                    "partition": 3,
+                    "offset": 15,
+                    "timestamp": 1545084650987,
+                    "timestampType": "CREATE_TIME",
+                    "key": "cmVjb3JkS2V5",
+                    "value": "eyJrZXkiOiJ2YWx1ZSJ9",
+                    "headers": [{"headerKey": [104, 101, 97, 100, 101, 114, 86, 97, 108, 117, 101]}],
+                },
+                {
+                    "topic": "orders",
+                    "partition": 3,
+                    "offset": 16,
+                    "timestamp": 1545084650988,
+                    "timestampType": "LOG_APPEND_TIME",
+                    "value": None,
+                    "headers": [],
+                },
+            ]
+        },
+    }
+
+
+def test_powertools_reads_the_event() -> None:
+    event = KafkaEvent(orjson.loads(KafkaEventBuilder(["b1:9092"]).build(RECORDS[:1])))
+    record = next(event.records)
+    assert record.decoded_key == b"recordKey"
+    assert record.json_value == {"key": "value"}
+    assert record.decoded_headers == {"headerKey": b"headerValue"}
+    assert event.decoded_bootstrap_servers == ["b1:9092"]
+
+
+def test_size_estimate_is_an_upper_bound_of_the_json() -> None:
+    big = Rec("t", 0, 1, 1, 0, b"k" * 100, bytes(range(256)) * 40, [("h", b"\xff" * 50)])
+    built = KafkaEventBuilder(["b:1"]).build([big])
+    one_record_json = orjson.dumps(orjson.loads(built)["records"]["t-0"][0])
+    assert len(one_record_json) <= estimated_record_size(big)
+    assert estimated_record_size(big) < len(one_record_json) * 1.2
+    assert base64.b64decode(orjson.loads(one_record_json)["value"]) == big.value

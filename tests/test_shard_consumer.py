@@ -1,0 +1,152 @@
+"""The shard consumer against fake collaborators (the source and invoker are pure fakes here;
+the Kafka integration tests drive the real ones)."""
+
+import asyncio
+import time
+from collections.abc import Sequence
+
+from esm.batching import BatchLimits, RecordBuffer
+from esm.failures import Backoff, FailurePolicy
+from esm.outcomes import FunctionError, InvokeOutcome, OutcomeKind
+from esm.shard_consumer import ShardConsumer, ShardMetrics
+from esm.shard_state import ShardState
+
+FAST = FailurePolicy(Backoff(0.001, 0.001), Backoff(0.001, 0.001))
+
+
+class Counter:
+    def __init__(self) -> None:
+        self.value = 0.0
+
+    def inc(self, amount: float = 1) -> None:
+        self.value += amount
+
+    def observe(self, amount: float) -> None:
+        self.value += amount
+
+    def set(self, value: float) -> None:
+        self.value = value
+
+
+def metrics() -> ShardMetrics:
+    return ShardMetrics(Counter(), Counter(), Counter(), Counter(), Counter(), Counter())
+
+
+class FakeSource:
+    def __init__(self) -> None:
+        self.owned = True
+        self.checkpoints: list[int] = []
+        self.taken_bytes = 0
+
+    def build_event(self, records: Sequence[int]) -> bytes:
+        return ",".join(map(str, records)).encode()
+
+    def record_time(self, record: int) -> float:
+        return time.time()
+
+    async def checkpoint_after(self, records: Sequence[int]) -> bool:
+        if not self.owned:
+            return False
+        self.checkpoints.append(records[-1])
+        return True
+
+    def taken(self, size_bytes: int) -> None:
+        self.taken_bytes += size_bytes
+
+
+class ScriptedInvoker:
+    """Answers with the given outcomes in turn (then success); can hold a call until released."""
+
+    def __init__(self, outcomes: list[InvokeOutcome] | None = None, hold: asyncio.Event | None = None) -> None:
+        self.outcomes = list(outcomes or [])
+        self.payloads: list[bytes] = []
+        self.hold = hold
+        self.started = asyncio.Event()
+
+    async def invoke(self, payload: bytes) -> InvokeOutcome:
+        self.payloads.append(payload)
+        self.started.set()
+        if self.hold is not None:
+            await self.hold.wait()
+        return self.outcomes.pop(0) if self.outcomes else InvokeOutcome.success(b"null")
+
+
+def consumer(invoker: ScriptedInvoker, source: FakeSource, batch: int = 2) -> ShardConsumer[int]:
+    buffer: RecordBuffer[int] = RecordBuffer(time.monotonic)
+    return ShardConsumer("t-0", buffer, BatchLimits(batch, 0.0), source, invoker, FAST, metrics())
+
+
+async def test_batches_in_order_and_checkpoints_after_each_success() -> None:
+    source, invoker = FakeSource(), ScriptedInvoker()
+    shard = consumer(invoker, source)
+    shard.buffer.extend([1, 2, 3, 4, 5], [10] * 5)
+    task = asyncio.create_task(shard.run())
+    while source.checkpoints[-1:] != [5]:
+        await asyncio.sleep(0.001)
+    assert invoker.payloads == [b"1,2", b"3,4", b"5"]
+    assert source.checkpoints == [2, 4, 5]
+    assert source.taken_bytes == 50
+    shard.request_shutdown()
+    await asyncio.wait_for(task, 1)
+    assert shard.state is ShardState.SHUT_DOWN
+
+
+async def test_function_error_retries_the_same_batch_without_checkpointing() -> None:
+    error = InvokeOutcome(OutcomeKind.FUNCTION_ERROR, error=FunctionError("ValueError", "boom"))
+    down = InvokeOutcome(OutcomeKind.UNREACHABLE, detail="down")
+    source, invoker = FakeSource(), ScriptedInvoker([error, down, error])
+    shard = consumer(invoker, source)
+    shard.buffer.extend([1, 2], [1, 1])
+    task = asyncio.create_task(shard.run())
+    while not source.checkpoints:
+        await asyncio.sleep(0.001)
+    assert invoker.payloads == [b"1,2"] * 4
+    assert source.checkpoints == [2]
+    shard.request_shutdown()
+    await asyncio.wait_for(task, 1)
+
+
+async def test_lease_lost_while_in_flight_drops_the_result() -> None:
+    hold = asyncio.Event()
+    source, invoker = FakeSource(), ScriptedInvoker(hold=hold)
+    shard = consumer(invoker, source)
+    shard.buffer.extend([1, 2, 3], [1, 1, 1])
+    task = asyncio.create_task(shard.run())
+    await invoker.started.wait()
+    source.owned = False
+    shard.lease_lost()
+    assert len(shard.buffer) == 0  # buffered records are the next owner's
+    hold.set()
+    await asyncio.wait_for(task, 1)
+    assert source.checkpoints == []
+    assert shard.state is ShardState.SHUT_DOWN
+
+
+async def test_shutdown_finishes_the_batch_in_flight_and_leaves_the_rest() -> None:
+    hold = asyncio.Event()
+    source, invoker = FakeSource(), ScriptedInvoker(hold=hold)
+    shard = consumer(invoker, source)
+    shard.buffer.extend([1, 2, 3], [1, 1, 1])
+    task = asyncio.create_task(shard.run())
+    await invoker.started.wait()
+    shard.request_shutdown()
+    hold.set()
+    await asyncio.wait_for(task, 1)
+    assert source.checkpoints == [2]
+    assert invoker.payloads == [b"1,2"]
+
+
+async def test_shutdown_abandons_a_batch_waiting_to_retry() -> None:
+    slow = FailurePolicy(Backoff(60.0, 60.0), Backoff(60.0, 60.0))
+    error = InvokeOutcome(OutcomeKind.FUNCTION_ERROR, error=FunctionError("E", "x"))
+    source, invoker = FakeSource(), ScriptedInvoker([error])
+    buffer: RecordBuffer[int] = RecordBuffer(time.monotonic)
+    shard = ShardConsumer("t-0", buffer, BatchLimits(5, 0.0), source, invoker, slow, metrics())
+    shard.buffer.extend([1], [1])
+    task = asyncio.create_task(shard.run())
+    while shard.last_error is None:
+        await asyncio.sleep(0.001)
+    assert shard.last_error == "E: x"
+    shard.request_shutdown()
+    await asyncio.wait_for(task, 1)  # no 60 s wait
+    assert source.checkpoints == []
