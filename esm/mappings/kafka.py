@@ -1,0 +1,159 @@
+"""Runs one Kafka event source mapping in this process: a group reader plus one shard consumer per
+assigned partition. Partitions proceed independently; the group spreads them over processes/hosts."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from esm.batching import BatchLimits, RecordBuffer
+from esm.events.kafka import KafkaEventBuilder, estimated_record_size
+from esm.failures import FailurePolicy
+from esm.metrics import Metrics
+from esm.ownership.kafka_assignment import PartitionAssignment
+from esm.shard_consumer import Invoker, ShardConsumer, ShardMetrics
+from esm.sources.kafka import KafkaGroupReader, ReaderSettings
+
+log = logging.getLogger(__name__)
+
+
+class KafkaPartitionSource:
+    """The Kafka side of one partition's shard consumer: event shape, fenced completion, flow control."""
+
+    def __init__(self, assignment: PartitionAssignment, builder: KafkaEventBuilder) -> None:
+        self._assignment = assignment
+        self._builder = builder
+
+    def build_event(self, records: Sequence[Any]) -> bytes:
+        return self._builder.build(records)
+
+    def record_time(self, record: Any) -> float:
+        return float(record.timestamp) / 1000.0
+
+    async def checkpoint_after(self, records: Sequence[Any]) -> bool:
+        # Kafka's convention: commit the next offset to read. The reader thread commits it.
+        return self._assignment.complete(records[-1].offset + 1)
+
+    def taken(self, size_bytes: int) -> None:
+        self._assignment.add_buffered(-size_bytes)
+
+    @property
+    def owned(self) -> bool:
+        return self._assignment.active
+
+
+class KafkaMappingRunner:
+    def __init__(
+        self,
+        *,
+        mapping_id: str,
+        reader_settings: ReaderSettings,
+        bootstrap_servers: Sequence[str],
+        limits: BatchLimits,
+        invoker: Invoker,
+        policy: FailurePolicy,
+        metrics: Metrics,
+    ) -> None:
+        self.mapping_id = mapping_id
+        self._reader_settings = reader_settings
+        self._builder = KafkaEventBuilder(bootstrap_servers)
+        self._limits = limits
+        self._invoker = invoker
+        self._policy = policy
+        self._metrics = metrics
+        self._shard_metrics = ShardMetrics(
+            records_invoked=metrics.records_invoked.labels(mapping_id),
+            records_delivered=metrics.records_delivered.labels(mapping_id),
+            records_dropped=metrics.records_dropped_on_revoke.labels(mapping_id),
+            batch_size=metrics.batch_size.labels(mapping_id),
+            retries=metrics.retries.labels(mapping_id),
+            iterator_age=metrics.iterator_age.labels(mapping_id),
+        )
+        self._polled = metrics.records_polled.labels(mapping_id)
+        self._lag = metrics.offset_lag.labels(mapping_id)
+        self._owned = metrics.partitions_owned.labels(mapping_id)
+        self._commits = metrics.commits.labels(mapping_id)
+        self._commit_failures = metrics.commit_failures.labels(mapping_id)
+        self._shards: dict[int, tuple[PartitionAssignment, ShardConsumer[Any], asyncio.Task[None]]] = {}
+        self._reader: KafkaGroupReader | None = None
+
+    @property
+    def shards(self) -> list[ShardConsumer[Any]]:
+        return [consumer for _, consumer, _ in self._shards.values()]
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._reader = KafkaGroupReader(self._reader_settings, self, loop, estimated_record_size)
+        self._reader.start()
+
+    async def shutdown(self, deadline: float) -> None:
+        """Two phases: stop fetching and let batches in flight finish until `deadline` (monotonic),
+        then commit what completed and leave the group."""
+        assert self._reader is not None
+        self._reader.stop_fetching()
+        tasks = []
+        for _, consumer, task in self._shards.values():
+            consumer.request_shutdown()
+            tasks.append(task)
+        if tasks:
+            done, pending = await asyncio.wait(tasks, timeout=max(0.0, deadline - time.monotonic()))
+            for task in pending:
+                task.cancel()
+            if pending:
+                log.warning("mapping %s: %d batches still in flight after the grace period; "
+                            "they will be re-delivered", self.mapping_id, len(pending))
+                await asyncio.gather(*pending, return_exceptions=True)
+        await asyncio.get_running_loop().run_in_executor(None, self._reader.close, 30.0)
+
+    # -- PartitionEvents: called on the loop by the reader ---------------------------------
+
+    def partitions_assigned(self, assignments: list[PartitionAssignment]) -> None:
+        for assignment in assignments:
+            self._drop(assignment.tp.partition)
+            buffer: RecordBuffer[Any] = RecordBuffer(time.monotonic)
+            consumer: ShardConsumer[Any] = ShardConsumer(
+                str(assignment.tp), buffer, self._limits, KafkaPartitionSource(assignment, self._builder),
+                self._invoker, self._policy, self._shard_metrics,
+            )
+            task = asyncio.create_task(consumer.run(), name=f"shard-{assignment.tp}")
+            task.add_done_callback(_log_crash)
+            self._shards[assignment.tp.partition] = (assignment, consumer, task)
+        self._owned.set(len(self._shards))
+        log.info("mapping %s: assigned %s", self.mapping_id, ", ".join(str(a.tp) for a in assignments))
+
+    def partitions_revoked(self, assignments: list[PartitionAssignment]) -> None:
+        for assignment in assignments:
+            entry = self._shards.get(assignment.tp.partition)
+            if entry is not None and entry[0] is assignment:
+                self._drop(assignment.tp.partition)
+        self._owned.set(len(self._shards))
+        log.info("mapping %s: revoked %s", self.mapping_id, ", ".join(str(a.tp) for a in assignments))
+
+    def _drop(self, partition: int) -> None:
+        entry = self._shards.pop(partition, None)
+        if entry is not None:
+            entry[1].lease_lost()
+
+    def records_fetched(self, assignment: PartitionAssignment, records: list[Any], sizes: list[int]) -> None:
+        entry = self._shards.get(assignment.tp.partition)
+        if entry is None or entry[0] is not assignment or not assignment.active:
+            return
+        entry[1].buffer.extend(records, sizes)
+        self._polled.inc(len(records))
+
+    def lag_measured(self, total_lag: int) -> None:
+        self._lag.set(total_lag)
+
+    def committed(self, count: int, failed: bool) -> None:
+        if failed:
+            self._commit_failures.inc()
+        else:
+            self._commits.inc(count)
+
+
+def _log_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s crashed", task.get_name(), exc_info=task.exception())

@@ -1,0 +1,1 @@
+"""Who processes which shard: Kafka group assignments, store leases (later), fencing."""

@@ -1,0 +1,85 @@
+"""One ownership epoch of one Kafka partition by this process, shared by the consumer thread and the
+event loop (aiokafka's `Assignment` idea).
+
+The event loop records what the function has completed (`complete`); the consumer thread commits
+it (`take_commit`/`mark_committed`). When the group revokes the partition, `revoke()` makes the
+assignment inactive for good: completions arriving later are refused, so a revoked owner never
+commits, and the shard consumer drops its buffered and in-flight work. Kafka fences once more
+on its side (a commit from an old generation is rejected).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, order=True)
+class TopicPartitionId:
+    topic: str
+    partition: int
+
+    def __str__(self) -> str:
+        return f"{self.topic}-{self.partition}"
+
+
+@dataclass
+class PartitionAssignment:
+    tp: TopicPartitionId
+    epoch: int
+    _active: bool = True
+    # Kafka's convention: the next offset to read (last processed + 1).
+    _completed: int | None = None
+    _committed: int | None = None
+    # Bytes handed to the event loop and not yet taken into a batch (flow control).
+    _buffered_bytes: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def active(self) -> bool:
+        return self._active
+
+    @property
+    def completed(self) -> int | None:
+        return self._completed
+
+    @property
+    def committed(self) -> int | None:
+        return self._committed
+
+    def revoke(self) -> None:
+        with self._lock:
+            self._active = False
+
+    def complete(self, next_offset: int) -> bool:
+        """Records that everything below `next_offset` succeeded. Refused (False) when the
+        assignment was revoked; an offset that does not move forward is ignored."""
+        with self._lock:
+            if not self._active:
+                return False
+            if self._completed is None or next_offset > self._completed:
+                self._completed = next_offset
+            return True
+
+    def take_commit(self) -> int | None:
+        """The offset to commit now, if the assignment is active and has moved past the last commit."""
+        with self._lock:
+            if not self._active or self._completed is None:
+                return None
+            if self._committed is not None and self._completed <= self._committed:
+                return None
+            return self._completed
+
+    def mark_committed(self, offset: int) -> None:
+        with self._lock:
+            if self._committed is None or offset > self._committed:
+                self._committed = offset
+
+    def add_buffered(self, delta: int) -> int:
+        with self._lock:
+            self._buffered_bytes += delta
+            return self._buffered_bytes
+
+    @property
+    def buffered_bytes(self) -> int:
+        return self._buffered_bytes

@@ -1,0 +1,1 @@
+"""Thin readers faithful to each client library."""
