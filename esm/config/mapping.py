@@ -1,0 +1,238 @@
+"""One event source mapping, with AWS CreateEventSourceMapping names, so AWS JSON can be pasted."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Annotated, Any, Self
+
+from pydantic import (
+    AfterValidator,
+    ModelWrapValidatorHandler,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails
+
+from esm.config import mapping_parts as parts
+from esm.config.arns import parse_event_source_arn, resolve_function_name
+from esm.config.aws_fields import AWS_ONLY_SETTINGS, strip_response_fields
+from esm.config.base import ConfigModel
+from esm.config.constraints import (
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    between,
+    minus_one_or_between,
+    one_of,
+    validated_by,
+)
+from esm.config.identity import check_uuid, derive_mapping_uuid
+from esm.config.kafka_properties import consumer_kwargs
+from esm.config.mapping_checks import mapping_shape_problems
+from esm.config.problems import problem, raise_combined
+from esm.config.sources import EventSource, KafkaSource, kafka_source_identity
+from esm.config.unsupported import NOT_SUPPORTED_YET, restriction_message, source_message
+
+# Lambda's default batching windows when MaximumBatchingWindowInSeconds is absent.
+KAFKA_DEFAULT_BATCHING_WINDOW_SECONDS = 0.5
+STREAMS_DEFAULT_BATCHING_WINDOW_SECONDS = 0.0
+
+
+def _check_event_source_arn(value: str) -> str:
+    try:
+        source = parse_event_source_arn(value)
+    except ValueError as error:
+        raise problem("arn", str(error)) from None
+    reason = source_message(source)
+    if reason is not None:
+        raise problem("not_supported_yet", reason)
+    return value
+
+
+def _check_kafka_properties(properties: dict[str, Any]) -> dict[str, Any]:
+    _, problems = consumer_kwargs(properties)
+    if problems:
+        details = [
+            InitErrorDetails(
+                type=problem("kafka_property", found.message), loc=(found.property,), input=properties
+            )
+            for found in problems
+        ]
+        raise ValidationError.from_exception_data("KafkaConsumerConfig", details)
+    return properties
+
+
+FunctionReference = Annotated[StrictStr, validated_by(resolve_function_name, "function")]
+MappingUuid = Annotated[StrictStr, validated_by(check_uuid, "uuid")]
+KafkaConsumerProperties = Annotated[dict[StrictStr, Any], AfterValidator(_check_kafka_properties)]
+
+
+class EventSourceMappingConfig(ConfigModel):
+    """A mapping: which source feeds which function, and how records are batched."""
+
+    FunctionName: FunctionReference | None = None
+    """A function name or Lambda function ARN (`arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]`),
+    resolved to NAME, which must be defined in Functions. Required unless FunctionArn is given."""
+    FunctionArn: FunctionReference | None = None
+    """AWS's response field; names the function when FunctionName is absent. Default: none."""
+    UUID: MappingUuid | None = None
+    """The mapping's id. Default: a UUID derived from the function name and the source, stable across
+    restarts (so the consumer group and checkpoints are found again)."""
+
+    SelfManagedEventSource: parts.SelfManagedEventSource | None = None
+    """A self-managed Kafka cluster: `{Endpoints: {KAFKA_BOOTSTRAP_SERVERS: [host:port, ...]}}`.
+    Exactly one of SelfManagedEventSource and EventSourceArn is required."""
+    EventSourceArn: Annotated[StrictStr, AfterValidator(_check_event_source_arn)] | None = None
+    """A Kinesis stream, DynamoDB stream or MSK cluster ARN (parsed; not supported yet)."""
+    Topics: parts.Topics | None = None
+    """Kafka: the topic, exactly one. Required with SelfManagedEventSource."""
+    SelfManagedKafkaEventSourceConfig: parts.SelfManagedKafkaEventSourceConfig | None = None
+    """Kafka: `{ConsumerGroupId: ...}`. Default: the consumer group is the mapping UUID."""
+    KafkaConsumerConfig: KafkaConsumerProperties | None = None
+    """esm extension: Kafka consumer properties by their Java names (`session.timeout.ms`, `sasl.mechanism`,
+    `ssl.truststore.location` with `ssl.truststore.type: PEM`, ...). Default: kafka-python's defaults."""
+
+    StartingPosition: Annotated[parts.StartingPosition, one_of(parts.StartingPosition)]
+    """TRIM_HORIZON, LATEST or AT_TIMESTAMP (Kafka: only used when the group has no offsets). Required."""
+    StartingPositionTimestamp: parts.Timestamp | None = None
+    """Epoch seconds or ISO-8601 (no zone means UTC). Required with AT_TIMESTAMP, an error otherwise."""
+    BatchSize: Annotated[StrictInt, between(1, 10000)] = 100
+    """Most records per invocation, 1-10000. Default: 100."""
+    MaximumBatchingWindowInSeconds: Annotated[StrictFloat, between(0, 300)] | None = None
+    """Longest wait to fill a batch, 0-300 s, fractions allowed. Default: 0.5 for Kafka, 0 for streams."""
+    Enabled: StrictBool = True
+    """Whether the mapping polls. Default: true."""
+
+    # Implemented next; until then only AWS's default is accepted (see unsupported.py).
+    MaximumRetryAttempts: Annotated[StrictInt, minus_one_or_between(0, 10000)] = -1
+    """Retries after a function error, -1 (until the record expires) or 0-10000. Default: -1."""
+    MaximumRecordAgeInSeconds: Annotated[StrictInt, minus_one_or_between(60, 604800)] = -1
+    """Oldest record sent to the function, -1 (no limit) or 60-604800 seconds. Default: -1."""
+    BisectBatchOnFunctionError: StrictBool = False
+    """Split a failed batch in two and retry each half. Default: false."""
+    FunctionResponseTypes: tuple[
+        Annotated[parts.FunctionResponseType, one_of(parts.FunctionResponseType)], ...
+    ] = ()
+    """`[ReportBatchItemFailures]` enables partial batch responses. Default: []."""
+    DestinationConfig: parts.DestinationConfig = parts.DestinationConfig()
+    """`{OnFailure: {Destination: ...}}` for batches that finally fail. Default: none."""
+    FilterCriteria: parts.FilterCriteria = parts.FilterCriteria()
+    """`{Filters: [{Pattern: ...}]}`; records matching no pattern are dropped. Default: no filtering."""
+    ParallelizationFactor: Annotated[StrictInt, between(1, 10)] = 1
+    """Concurrent batches per shard, 1-10. Default: 1."""
+    TumblingWindowInSeconds: Annotated[StrictInt, between(0, 900)] = 0
+    """Tumbling window for stateful aggregation, 0-900 seconds (0 = off). Default: 0."""
+
+    # AWS-only settings: accepted and ignored, each reported as a warning (see aws_fields.py).
+    ProvisionedPollerConfig: Any = None
+    """AWS-only, ignored with a warning."""
+    ScalingConfig: Any = None
+    """AWS-only, ignored with a warning."""
+    KMSKeyArn: Any = None
+    """AWS-only, ignored with a warning."""
+    SourceAccessConfigurations: Any = None
+    """AWS-only, ignored with a warning (Kafka credentials go in KafkaConsumerConfig)."""
+    Tags: Any = None
+    """AWS-only, ignored with a warning."""
+    AmazonManagedKafkaEventSourceConfig: Any = None
+    """AWS-only when empty, ignored with a warning."""
+    DocumentDBEventSourceConfig: Any = None
+    """AWS-only, ignored with a warning."""
+    Queues: Any = None
+    """AWS-only, ignored with a warning."""
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _check_whole_entry(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        if not isinstance(data, Mapping):
+            return handler(data)
+        entry = strip_response_fields(data)
+        shape_problems = mapping_shape_problems(entry)
+        try:
+            mapping = handler(entry)
+        except ValidationError as error:
+            raise_combined(error, shape_problems)
+        if shape_problems:
+            raise_combined(None, shape_problems)
+        return mapping
+
+    @field_validator(*NOT_SUPPORTED_YET)
+    @classmethod
+    def _only_default_for_now(cls, value: Any, info: Any) -> Any:
+        field: str = info.field_name
+        if not NOT_SUPPORTED_YET[field].accepts(value):
+            raise problem("not_supported_yet", restriction_message(field))
+        return value
+
+    # --- snake_case accessors for engine code ---
+
+    @property
+    def function_name(self) -> str:
+        reference = self.FunctionName or self.FunctionArn
+        assert reference is not None  # guaranteed by mapping_shape_problems
+        return resolve_function_name(reference)
+
+    @property
+    def uuid(self) -> str:
+        return self.UUID or derive_mapping_uuid(self.function_name, self._source_identity())
+
+    @property
+    def source(self) -> EventSource:
+        if self.SelfManagedEventSource is not None:
+            group = self.SelfManagedKafkaEventSourceConfig
+            return KafkaSource(
+                bootstrap_servers=self.SelfManagedEventSource.Endpoints.KAFKA_BOOTSTRAP_SERVERS,
+                topic=self._topic(),
+                consumer_group_id=(group.ConsumerGroupId if group else None) or self.uuid,
+            )
+        assert self.EventSourceArn is not None  # exactly one source, checked at validation
+        return parse_event_source_arn(self.EventSourceArn)
+
+    @property
+    def starting_position(self) -> parts.StartingPosition:
+        return self.StartingPosition
+
+    @property
+    def starting_position_timestamp(self) -> datetime | None:
+        return self.StartingPositionTimestamp
+
+    @property
+    def batch_size(self) -> int:
+        return self.BatchSize
+
+    @property
+    def batching_window_seconds(self) -> float:
+        if self.MaximumBatchingWindowInSeconds is not None:
+            return self.MaximumBatchingWindowInSeconds
+        if isinstance(self.source, KafkaSource):
+            return KAFKA_DEFAULT_BATCHING_WINDOW_SECONDS
+        return STREAMS_DEFAULT_BATCHING_WINDOW_SECONDS
+
+    @property
+    def enabled(self) -> bool:
+        return self.Enabled
+
+    def kafka_consumer_kwargs(self) -> dict[str, object]:
+        """KafkaConsumerConfig as kafka-python `KafkaConsumer` keyword arguments (esm adds those it owns)."""
+        kwargs, problems = consumer_kwargs(self.KafkaConsumerConfig or {})
+        if problems:  # unreachable: the same conversion ran at validation
+            raise ValueError("; ".join(f"{found.property}: {found.message}" for found in problems))
+        return kwargs
+
+    def aws_only_settings(self) -> list[str]:
+        """The AWS-only settings present in this entry (each deserves a warning)."""
+        return [field for field in AWS_ONLY_SETTINGS if getattr(self, field) is not None]
+
+    def _topic(self) -> str:
+        assert self.Topics is not None  # required with SelfManagedEventSource
+        return self.Topics[0]
+
+    def _source_identity(self) -> str:
+        if self.SelfManagedEventSource is not None:
+            servers = self.SelfManagedEventSource.Endpoints.KAFKA_BOOTSTRAP_SERVERS
+            return kafka_source_identity(servers, self._topic())
+        assert self.EventSourceArn is not None
+        return self.EventSourceArn
