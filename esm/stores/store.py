@@ -1,0 +1,27 @@
+"""The `Store`: one object per store URL, exposing one object per role.
+
+Today the only role is `permits`; leases, checkpoints, tumbling-window state and mapping status
+join it as further role attributes, each backed by both SQLite and Redis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from esm.stores.permits import PermitStore
+
+
+@dataclass(frozen=True, eq=False)
+class Store:
+    # The store's URL without any password, for logs and messages.
+    url: str
+    # True when the store lives on this host only (SQLite): processes on other hosts cannot
+    # share it, so a lone process may keep its limits in memory instead.
+    is_local: bool
+    permits: PermitStore
+    _close: Callable[[], Awaitable[None]] = field(repr=False)
+
+    async def close(self) -> None:
+        """Close the connection(s). The roles must not be used afterwards."""
+        await self._close()
