@@ -1,0 +1,138 @@
+"""(c) Produce-to-handler latency at a fixed rate, measured inside the function.
+
+The engine starts first and is warmed up (a `warmup` record per partition reaches the handler),
+so the figures show steady-state delivery, not group join. Records are then produced at a fixed
+rate with no producer batching, each stamped with CreateTime by the producer; the handler
+(benchmarks/handlers/latency.py) writes now - CreateTime per record.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from kafka import KafkaProducer
+
+from esm.embedded import create_topic
+from kafka_bench.engine import EngineUnavailable, MappingSpec, start_daemon, start_worker, write_config
+from kafka_bench.processes import ManagedProcess
+from kafka_bench.stats import percentile
+
+LATENCY_HANDLER = "benchmarks.handlers.latency:handler"
+LATENCY_DIR_ENV = "ESM_BENCH_LATENCY_DIR"  # the handler's contract: see benchmarks/handlers/latency.py
+WARMUP_KEY = b"warmup"
+WARMUP_TIMEOUT_S = 120.0
+DRAIN_TIMEOUT_S = 60.0
+FLUSH_EVERY = 5  # records per flush: small groups keep the producer from batching
+
+
+@dataclass(frozen=True)
+class LatencyResult:
+    records: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    max_ms: float
+
+
+def measure_latency(
+    bootstrap: str, topic: str, partitions: int, workdir: Path, rate_per_s: int, seconds: float
+) -> LatencyResult:
+    out_dir = workdir / "latency"
+    out_dir.mkdir()
+    create_topic(bootstrap, topic, partitions)
+    worker, endpoint = start_worker(
+        LATENCY_HANDLER, workdir, concurrency=4, env={LATENCY_DIR_ENV: str(out_dir)}
+    )
+    try:
+        mapping = MappingSpec(
+            bootstrap,
+            topic,
+            f"bench-latency-{topic}",
+            function_name="bench-latency",
+            worker_endpoint=endpoint,
+        )
+        daemon = start_daemon(write_config(workdir, mapping), workdir)
+        try:
+            producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks=1)
+            try:
+                _warm_up(producer, topic, partitions, out_dir, daemon)
+                count = _produce_paced(producer, topic, partitions, rate_per_s, seconds)
+            finally:
+                producer.close()
+            latencies = _wait_for_latencies(out_dir, count, daemon)
+        finally:
+            daemon.stop()
+    finally:
+        worker.stop()
+    return LatencyResult(
+        records=len(latencies),
+        p50_ms=percentile(latencies, 50),
+        p95_ms=percentile(latencies, 95),
+        p99_ms=percentile(latencies, 99),
+        max_ms=max(latencies),
+    )
+
+
+def _warm_up(
+    producer: KafkaProducer, topic: str, partitions: int, out_dir: Path, daemon: ManagedProcess
+) -> None:
+    """One warm-up record per partition; returns once the handler has seen all of them."""
+    for partition in range(partitions):
+        producer.send(topic, key=WARMUP_KEY, value=b"{}", partition=partition)
+    producer.flush()
+    _wait_until(
+        lambda: all((out_dir / f"warmup-{p}").exists() for p in range(partitions)),
+        daemon,
+        WARMUP_TIMEOUT_S,
+        lambda: f"the warm-up records did not reach the handler within {WARMUP_TIMEOUT_S}s",
+    )
+
+
+def _produce_paced(
+    producer: KafkaProducer, topic: str, partitions: int, rate_per_s: int, seconds: float
+) -> int:
+    """Send record i at start + i/rate (a schedule, so a slow send does not shift the ones after)."""
+    count = int(rate_per_s * seconds)
+    value = b"x" * 100
+    start = time.monotonic()
+    for i in range(count):
+        delay = start + i / rate_per_s - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)  # pacing the producer to the wall clock is the point here
+        producer.send(topic, value=value, partition=i % partitions)
+        if (i + 1) % FLUSH_EVERY == 0:
+            producer.flush()
+    producer.flush()
+    return count
+
+
+def _wait_for_latencies(out_dir: Path, expected: int, daemon: ManagedProcess) -> list[float]:
+    _wait_until(
+        lambda: len(_read_latencies(out_dir)) >= expected,
+        daemon,
+        DRAIN_TIMEOUT_S,
+        lambda: f"only {len(_read_latencies(out_dir))} of {expected} records reached the handler",
+    )
+    return _read_latencies(out_dir)  # read again: the last append may have been mid-write
+
+
+def _read_latencies(out_dir: Path) -> list[float]:
+    values: list[float] = []
+    for path in out_dir.glob("latency-*.txt"):
+        values.extend(float(line) for line in path.read_text().split())
+    return values
+
+
+def _wait_until(
+    done: Callable[[], bool], daemon: ManagedProcess, timeout_s: float, failure: Callable[[], str]
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not done():
+        if daemon.exit_code() is not None:
+            raise EngineUnavailable(daemon.describe_exit())
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{failure()}; {daemon.log_path} ends with:\n{daemon.log_tail()}")
+        time.sleep(0.05)

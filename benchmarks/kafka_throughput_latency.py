@@ -1,0 +1,213 @@
+"""Kafka throughput and latency: the engine against a plain kafka-python consumer.
+
+    .venv/bin/python benchmarks/kafka_throughput_latency.py [--records N] [--runs 3] [--json out]
+
+Starts its own embedded broker (Tansu). Each run: a fresh 4-partition topic with N records of
+100 bytes, then (a) baseline: one plain KafkaConsumer reads them all; (b) engine: `esm run` with
+a no-op function, timed until the group's committed offsets reach every partition's end;
+(c) latency: produce-to-handler latency at a fixed rate on a fresh topic. Prints a table of the
+runs and their medians; --json writes every figure. See benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from kafka_bench.baseline import BaselineResult, consume_all
+from kafka_bench.dataset import fill_topic
+from kafka_bench.engine import EngineUnavailable, require_engine
+from kafka_bench.engine_throughput import EngineResult, measure_engine
+from kafka_bench.latency import LatencyResult, measure_latency
+from kafka_bench.stats import median_or_none
+
+from esm.embedded import TansuBroker
+
+PARTITIONS = 4
+RECORD_BYTES = 100
+PARTS = ("baseline", "engine", "latency")
+RATIO_GOAL = 0.8
+
+
+@dataclass
+class RunResult:
+    baseline: BaselineResult | None = None
+    engine: EngineResult | None = None
+    latency: LatencyResult | None = None
+
+    @property
+    def ratio(self) -> float | None:
+        if self.baseline is None or self.engine is None:
+            return None
+        return self.engine.records_per_s / self.baseline.records_per_s
+
+    def figures(self) -> dict[str, float | None]:
+        """The numbers that get a median across runs."""
+        return {
+            "baseline_records_per_s": self.baseline.records_per_s if self.baseline else None,
+            "engine_records_per_s": self.engine.records_per_s if self.engine else None,
+            "engine_records_per_s_after_first_commit": (
+                self.engine.records_per_s_after_first_commit if self.engine else None
+            ),
+            "engine_to_baseline_ratio": self.ratio,
+            "latency_p50_ms": self.latency.p50_ms if self.latency else None,
+            "latency_p95_ms": self.latency.p95_ms if self.latency else None,
+            "latency_p99_ms": self.latency.p99_ms if self.latency else None,
+        }
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--records", type=int, default=200_000, help="records per throughput run")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--json", type=Path, default=None, help="write all runs and medians here")
+    parser.add_argument(
+        "--parts", default=",".join(PARTS), help=f"comma-separated subset of {','.join(PARTS)}"
+    )
+    parser.add_argument("--latency-rate", type=int, default=500, help="records/s during the latency run")
+    parser.add_argument("--latency-seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--engine-timeout",
+        type=float,
+        default=None,
+        help="seconds for (b) to commit everything (default scales with N)",
+    )
+    args = parser.parse_args(argv)
+    parts = tuple(p.strip() for p in args.parts.split(",") if p.strip())
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown or not parts:
+        parser.error(f"--parts: expected a comma-separated subset of {','.join(PARTS)}, got {args.parts!r}")
+    if args.records < 1 or args.runs < 1:
+        parser.error("--records and --runs must be at least 1")
+    args.parts = parts
+    return args
+
+
+def _one_run(args: argparse.Namespace, broker: TansuBroker, index: int, workdir: Path) -> RunResult:
+    result = RunResult()
+    topic = f"bench-{index}-{uuid.uuid4().hex[:8]}"
+    needs_data = "baseline" in args.parts or "engine" in args.parts
+    ends = fill_topic(broker.bootstrap, topic, PARTITIONS, args.records, RECORD_BYTES) if needs_data else {}
+    if "baseline" in args.parts:
+        _say(f"run {index}: (a) baseline consumer on {args.records} records")
+        result.baseline = consume_all(broker.bootstrap, topic, PARTITIONS, args.records)
+    if "engine" in args.parts:
+        _say(f"run {index}: (b) esm run on {args.records} records")
+        engine_dir = workdir / f"run{index}-engine"
+        engine_dir.mkdir()
+        timeout = args.engine_timeout or max(120.0, args.records / 2000)
+        result.engine = measure_engine(broker.bootstrap, topic, ends, engine_dir, timeout)
+    if "latency" in args.parts:
+        _say(f"run {index}: (c) latency at {args.latency_rate} records/s for {args.latency_seconds}s")
+        latency_dir = workdir / f"run{index}-latency"
+        latency_dir.mkdir()
+        result.latency = measure_latency(
+            broker.bootstrap,
+            f"{topic}-latency",
+            PARTITIONS,
+            latency_dir,
+            args.latency_rate,
+            args.latency_seconds,
+        )
+    return result
+
+
+def _medians(runs: list[RunResult]) -> dict[str, float | None]:
+    keys = runs[0].figures().keys()
+    return {key: median_or_none([run.figures()[key] for run in runs]) for key in keys}
+
+
+def _fmt(value: float | None, digits: int = 0) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def _table(runs: list[RunResult], medians: dict[str, float | None]) -> str:
+    header = (
+        f"{'run':>6} {'baseline rec/s':>15} {'engine rec/s':>13} {'after 1st commit':>17} {'ratio':>6} "
+        f"{'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7}"
+    )
+    rows = [header]
+    labelled: list[tuple[str, dict[str, float | None]]] = [
+        (str(i), r.figures()) for i, r in enumerate(runs, 1)
+    ]
+    labelled.append(("median", medians))
+    columns = [
+        ("baseline_records_per_s", 15, 0),
+        ("engine_records_per_s", 13, 0),
+        ("engine_records_per_s_after_first_commit", 17, 0),
+        ("engine_to_baseline_ratio", 6, 2),
+        ("latency_p50_ms", 7, 1),
+        ("latency_p95_ms", 7, 1),
+        ("latency_p99_ms", 7, 1),
+    ]
+    for label, figures in labelled:
+        cells = [f"{_fmt(figures[key], digits):>{width}}" for key, width, digits in columns]
+        rows.append(f"{label:>6} " + " ".join(cells))
+    ratio = medians["engine_to_baseline_ratio"]
+    if ratio is not None:
+        verdict = "meets" if ratio >= RATIO_GOAL else "misses"
+        rows.append(f"engine/baseline median {ratio:.2f}: {verdict} the goal of {RATIO_GOAL}")
+    return "\n".join(rows)
+
+
+def _report(args: argparse.Namespace, runs: list[RunResult], log_path: Path) -> dict[str, Any]:
+    return {
+        "settings": {
+            "records": args.records,
+            "runs": args.runs,
+            "parts": list(args.parts),
+            "partitions": PARTITIONS,
+            "record_bytes": RECORD_BYTES,
+            "latency_rate_per_s": args.latency_rate,
+            "latency_seconds": args.latency_seconds,
+            "broker": "tansu (embedded, memory storage)",
+            "broker_log": str(log_path),
+        },
+        "runs": [
+            {
+                "baseline": asdict(run.baseline) if run.baseline else None,
+                "engine": asdict(run.engine) if run.engine else None,
+                "latency": asdict(run.latency) if run.latency else None,
+                "figures": run.figures(),
+            }
+            for run in runs
+        ],
+        "median": _medians(runs),
+    }
+
+
+def _say(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
+    try:
+        if "engine" in args.parts or "latency" in args.parts:
+            require_engine()
+        with tempfile.TemporaryDirectory(prefix="esm-bench-") as tmp, TansuBroker() as broker:
+            workdir = Path(tmp)
+            _say(f"broker on {broker.bootstrap} (log {broker.log_path})")
+            runs = [_one_run(args, broker, i, workdir) for i in range(1, args.runs + 1)]
+            report = _report(args, runs, broker.log_path)
+    except EngineUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(_table(runs, report["median"]))
+    if args.json is not None:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        _say(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Runs every check the project has: lint, types, and the whole test suite against real services.
+#
+#   scripts/test.sh [pytest args...]     e.g. scripts/test.sh -x tests/embedded
+#
+# Works from any directory on a fresh Debian machine with Python 3.11+: creates .venv, installs
+# the package with its test extra, makes sure each service the tests need answers, then runs
+# ruff, mypy and pytest. Idempotent: a second run skips what is already in place.
+#
+# Services: each one is an `ensure_<name>` function listed in SERVICES below; to add one (e.g.
+# kinesis-mock or DynamoDB Local from npm) write its function and add its name to the list.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+REPO_ROOT=$(pwd)
+VENV="$REPO_ROOT/.venv"
+SERVICES=(redis)
+
+REDIS_HOST=127.0.0.1
+REDIS_PORT=6379
+
+say() { printf '==> %s\n' "$*"; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+is_root() { [[ $(id -u) -eq 0 ]]; }
+
+apt_install() {
+  is_root || die "need the Debian packages '$*' but not root: install them (sudo apt-get install -y $*) and run again"
+  say "installing $* with apt-get"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+find_python() {
+  local candidate
+  for candidate in python3.11 python3.12 python3.13 python3; do
+    if command -v "$candidate" >/dev/null 2>&1 &&
+      "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+      command -v "$candidate"
+      return 0
+    fi
+  done
+  die "Python 3.11 or newer is required (none of python3.11, python3.12, python3.13, python3 qualifies)"
+}
+
+# Creates .venv if missing and installs `-e .[EXTRA]`; a stamp keyed on pyproject.toml makes the
+# second run skip pip entirely.
+ensure_venv() {
+  local extra=$1
+  if [[ ! -x "$VENV/bin/python" ]]; then
+    local python
+    python=$(find_python)
+    say "creating $VENV with $python"
+    if ! "$python" -m venv "$VENV" 2>/dev/null; then
+      rm -rf "$VENV"
+      apt_install python3-venv
+      "$python" -m venv "$VENV"
+    fi
+  fi
+  local stamp="$VENV/.esm-installed-$extra"
+  local wanted
+  wanted=$(sha256sum pyproject.toml | cut -d' ' -f1)
+  if [[ -f "$stamp" && $(cat "$stamp") == "$wanted" ]]; then
+    return 0
+  fi
+  say "installing esm with the '$extra' extra into .venv"
+  "$VENV/bin/python" -m pip install -q -e ".[$extra]"
+  echo "$wanted" >"$stamp"
+}
+
+redis_answers() {
+  # A raw PING over bash's /dev/tcp: needs neither redis-cli nor Python packages.
+  local reply
+  { exec 3<>"/dev/tcp/$REDIS_HOST/$REDIS_PORT"; } 2>/dev/null || return 1
+  printf 'PING\r\n' >&3
+  read -r -t 2 reply <&3 || reply=
+  exec 3>&- 3<&-
+  [[ $reply == +PONG* ]]
+}
+
+ensure_redis() {
+  if redis_answers; then
+    return 0
+  fi
+  if ! command -v redis-server >/dev/null 2>&1; then
+    apt_install redis-server
+    redis_answers && return 0 # the package may have started its own service
+  fi
+  say "starting redis-server on $REDIS_HOST:$REDIS_PORT (no persistence)"
+  redis-server --bind "$REDIS_HOST" --port "$REDIS_PORT" --save '' --appendonly no \
+    --daemonize yes --logfile "$REPO_ROOT/.venv/redis.log" >/dev/null
+  local _
+  for _ in $(seq 50); do
+    redis_answers && return 0
+    sleep 0.1
+  done
+  die "redis-server did not answer on $REDIS_HOST:$REDIS_PORT within 5 s; see .venv/redis.log"
+}
+
+main() {
+  ensure_venv test
+  local service
+  for service in "${SERVICES[@]}"; do
+    "ensure_$service"
+  done
+  say "ruff check"
+  "$VENV/bin/ruff" check .
+  say "mypy"
+  "$VENV/bin/mypy"
+  say "pytest"
+  "$VENV/bin/pytest" -q "$@"
+}
+
+main "$@"
