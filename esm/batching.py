@@ -31,7 +31,9 @@ class BatchLimits:
         """Whether buffered records (count, estimated payload size) should go out now."""
         if count == 0:
             return False
-        return count >= self.max_records or size >= self.max_bytes or now - window_started >= self.window_seconds
+        return (
+            count >= self.max_records or size >= self.max_bytes or now - window_started >= self.window_seconds
+        )
 
     def take(self, sizes: list[int] | deque[int]) -> int:
         """How many of the leading records fit one batch (at least one: an oversize record goes alone)."""

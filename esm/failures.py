@@ -30,7 +30,7 @@ class Backoff:
 
     def delay(self, failures: int, rand: Callable[[], float]) -> float:
         base = min(self.cap_seconds, self.initial_seconds * (2 ** min(failures, 32)))
-        return base / 2 + rand() * base / 2
+        return float(base / 2 + rand() * base / 2)
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,9 @@ class FailurePolicy:
     function_error_backoff: Backoff = Backoff(initial_seconds=1.0, cap_seconds=30.0)
     transient_backoff: Backoff = Backoff(initial_seconds=0.05, cap_seconds=2.0)
 
-    def decide(self, outcome: InvokeOutcome, state: RetryState, rand: Callable[[], float] = random.random) -> Decision:
+    def decide(
+        self, outcome: InvokeOutcome, state: RetryState, rand: Callable[[], float] = random.random
+    ) -> Decision:
         if outcome.kind is OutcomeKind.SUCCESS:
             return Decision(DecisionKind.CHECKPOINT)
         if outcome.kind.function_ran:

@@ -46,7 +46,9 @@ class InvokeOutcome:
 
     @classmethod
     def success(cls, response: bytes, duration_seconds: float = 0.0, request_id: str = "") -> InvokeOutcome:
-        return cls(OutcomeKind.SUCCESS, response=response, duration_seconds=duration_seconds, request_id=request_id)
+        return cls(
+            OutcomeKind.SUCCESS, response=response, duration_seconds=duration_seconds, request_id=request_id
+        )
 
     def describe(self) -> str:
         if self.error is not None:

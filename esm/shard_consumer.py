@@ -43,12 +43,15 @@ class ShardSource(Protocol[R_contra]):
     def record_time(self, record: R_contra) -> float:
         """When the record entered the stream (epoch seconds), for iterator age."""
         ...
+
     async def checkpoint_after(self, records: Sequence[R_contra]) -> bool:
         """Marks everything up to the last of `records` done; False when ownership was lost."""
         ...
+
     def taken(self, size_bytes: int) -> None:
         """Buffered bytes left the buffer (flow control)."""
         ...
+
     @property
     def owned(self) -> bool: ...
 
@@ -57,12 +60,12 @@ class ShardSource(Protocol[R_contra]):
 class ShardMetrics:
     """Pre-labelled metric children for one mapping (shared by its shards)."""
 
-    records_invoked: "_Inc"
-    records_delivered: "_Inc"
-    records_dropped: "_Inc"
-    batch_size: "_Observe"
-    retries: "_Inc"
-    iterator_age: "_Set"
+    records_invoked: _Inc
+    records_delivered: _Inc
+    records_dropped: _Inc
+    batch_size: _Observe
+    retries: _Inc
+    iterator_age: _Set
 
 
 class _Inc(Protocol):
@@ -151,7 +154,9 @@ class ShardConsumer(Generic[R]):
         while True:
             self.retry_state = state
             self._metrics.records_invoked.inc(len(records))
-            self._metrics.iterator_age.set(max(0.0, self._wall_clock() - self._source.record_time(records[0])))
+            self._metrics.iterator_age.set(
+                max(0.0, self._wall_clock() - self._source.record_time(records[0]))
+            )
             outcome = await self._invoker.invoke(payload)
             if not self._source.owned or self.state is ShardState.LEASE_LOST:
                 self._metrics.records_dropped.inc(len(records))
@@ -182,10 +187,17 @@ class ShardConsumer(Generic[R]):
         if outcome.kind.function_ran:
             log.warning(
                 "shard %s: function failed (attempt %d): %s; retrying in %.2fs",
-                self.shard_id, state.attempts, outcome.describe(), delay,
+                self.shard_id,
+                state.attempts,
+                outcome.describe(),
+                delay,
             )
         elif state.transient_failures % _TRANSIENT_LOG_EVERY == 1:
             log.warning(
                 "shard %s: function not invoked (%s, %d times): %s; retrying in %.2fs",
-                self.shard_id, outcome.kind.value, state.transient_failures, outcome.describe(), delay,
+                self.shard_id,
+                outcome.kind.value,
+                state.transient_failures,
+                outcome.describe(),
+                delay,
             )

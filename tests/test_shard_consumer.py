@@ -57,7 +57,9 @@ class FakeSource:
 class ScriptedInvoker:
     """Answers with the given outcomes in turn (then success); can hold a call until released."""
 
-    def __init__(self, outcomes: list[InvokeOutcome] | None = None, hold: asyncio.Event | None = None) -> None:
+    def __init__(
+        self, outcomes: list[InvokeOutcome] | None = None, hold: asyncio.Event | None = None
+    ) -> None:
         self.outcomes = list(outcomes or [])
         self.payloads: list[bytes] = []
         self.hold = hold

@@ -99,12 +99,16 @@ class KafkaMappingRunner:
             consumer.request_shutdown()
             tasks.append(task)
         if tasks:
-            done, pending = await asyncio.wait(tasks, timeout=max(0.0, deadline - time.monotonic()))
+            _, pending = await asyncio.wait(tasks, timeout=max(0.0, deadline - time.monotonic()))
             for task in pending:
                 task.cancel()
             if pending:
-                log.warning("mapping %s: %d batches still in flight after the grace period; "
-                            "they will be re-delivered", self.mapping_id, len(pending))
+                log.warning(
+                    "mapping %s: %d batches still in flight after the grace period; "
+                    "they will be re-delivered",
+                    self.mapping_id,
+                    len(pending),
+                )
                 await asyncio.gather(*pending, return_exceptions=True)
         await asyncio.get_running_loop().run_in_executor(None, self._reader.close, 30.0)
 
@@ -115,8 +119,13 @@ class KafkaMappingRunner:
             self._drop(assignment.tp.partition)
             buffer: RecordBuffer[Any] = RecordBuffer(time.monotonic)
             consumer: ShardConsumer[Any] = ShardConsumer(
-                str(assignment.tp), buffer, self._limits, KafkaPartitionSource(assignment, self._builder),
-                self._invoker, self._policy, self._shard_metrics,
+                str(assignment.tp),
+                buffer,
+                self._limits,
+                KafkaPartitionSource(assignment, self._builder),
+                self._invoker,
+                self._policy,
+                self._shard_metrics,
             )
             task = asyncio.create_task(consumer.run(), name=f"shard-{assignment.tp}")
             task.add_done_callback(_log_crash)

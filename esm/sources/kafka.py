@@ -35,7 +35,9 @@ class PartitionEvents(Protocol):
 
     def partitions_assigned(self, assignments: list[PartitionAssignment]) -> None: ...
     def partitions_revoked(self, assignments: list[PartitionAssignment]) -> None: ...
-    def records_fetched(self, assignment: PartitionAssignment, records: list[Any], sizes: list[int]) -> None: ...
+    def records_fetched(
+        self, assignment: PartitionAssignment, records: list[Any], sizes: list[int]
+    ) -> None: ...
     def lag_measured(self, total_lag: int) -> None: ...
     def committed(self, count: int, failed: bool) -> None: ...
 
@@ -139,7 +141,9 @@ class KafkaGroupReader:
             self._commit_completed(consumer)
             self._init_new_partitions(consumer)
             self._flow_control(consumer)
-            batch = consumer.poll(timeout_ms=self._settings.poll_timeout_ms, max_records=self._settings.max_poll_records)
+            batch = consumer.poll(
+                timeout_ms=self._settings.poll_timeout_ms, max_records=self._settings.max_poll_records
+            )
             for tp, records in batch.items():
                 self._deliver(tp, records)
             now = time.monotonic()
@@ -171,7 +175,7 @@ class KafkaGroupReader:
             log.warning("offset commit for %s failed: %s", self._settings.topic, err)
             self._loop.call_soon_threadsafe(self._events.committed, 0, True)
             return
-        for tp, assignment, offset in pending:
+        for _, assignment, offset in pending:
             if offset is not None:
                 assignment.mark_committed(offset)
         self._loop.call_soon_threadsafe(self._events.committed, len(offsets), False)

@@ -41,8 +41,13 @@ class Collector:
 
 
 def settings(bootstrap: str, topic: str, group: str, **overrides: Any) -> ReaderSettings:
-    kwargs = dict(FAST_GROUP, bootstrap_servers=[bootstrap], group_id=group, enable_auto_commit=False,
-                  auto_offset_reset="earliest")
+    kwargs = dict(
+        FAST_GROUP,
+        bootstrap_servers=[bootstrap],
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
     return ReaderSettings(topic=topic, consumer_kwargs=kwargs, start="earliest", **overrides)
 
 
@@ -57,12 +62,15 @@ def records(n: int, partitions: int = 2) -> list[OutgoingRecord]:
     return [OutgoingRecord(value=f"v{i}".encode(), key=None, partition=i % partitions) for i in range(n)]
 
 
-async def test_delivers_in_offset_order_and_commits_only_completed(kafka_broker: str, new_topic: Callable[..., str]) -> None:
+async def test_delivers_in_offset_order_and_commits_only_completed(
+    kafka_broker: str, new_topic: Callable[..., str]
+) -> None:
     topic = new_topic(partitions=2)
     produce(kafka_broker, topic, records(200))
     events = Collector()
-    reader = KafkaGroupReader(settings(kafka_broker, topic, f"g-{topic}"), events, asyncio.get_running_loop(),
-                              estimated_record_size)
+    reader = KafkaGroupReader(
+        settings(kafka_broker, topic, f"g-{topic}"), events, asyncio.get_running_loop(), estimated_record_size
+    )
     reader.start()
     try:
         await until(lambda: events.total() == 200)
@@ -82,8 +90,9 @@ async def test_revoked_assignment_never_commits(kafka_broker: str, new_topic: Ca
     topic = new_topic(partitions=1)
     produce(kafka_broker, topic, records(10, partitions=1))
     events = Collector()
-    reader = KafkaGroupReader(settings(kafka_broker, topic, f"g-{topic}"), events, asyncio.get_running_loop(),
-                              estimated_record_size)
+    reader = KafkaGroupReader(
+        settings(kafka_broker, topic, f"g-{topic}"), events, asyncio.get_running_loop(), estimated_record_size
+    )
     reader.start()
     try:
         await until(lambda: events.total() == 10)
@@ -96,14 +105,26 @@ async def test_revoked_assignment_never_commits(kafka_broker: str, new_topic: Ca
     assert committed_offsets(kafka_broker, f"g-{topic}", topic) == {}
 
 
-async def test_paused_partition_resumes_after_its_buffer_drains(kafka_broker: str, new_topic: Callable[..., str]) -> None:
+async def test_paused_partition_resumes_after_its_buffer_drains(
+    kafka_broker: str, new_topic: Callable[..., str]
+) -> None:
     """kafka-python 3.0.12 can leave a resumed partition stuck (data parked while it was paused is
     never restored once another partition's records have passed through); the reader must not."""
     topic = new_topic(partitions=2)
-    produce(kafka_broker, topic, [OutgoingRecord(value=b"x" * 1000, key=None, partition=i % 2) for i in range(6000)])
+    produce(
+        kafka_broker,
+        topic,
+        [OutgoingRecord(value=b"x" * 1000, key=None, partition=i % 2) for i in range(6000)],
+    )
     events = Collector()
-    tight = settings(kafka_broker, topic, f"g-{topic}", buffer_high_bytes=50_000, buffer_low_bytes=20_000,
-                     max_poll_records=100)
+    tight = settings(
+        kafka_broker,
+        topic,
+        f"g-{topic}",
+        buffer_high_bytes=50_000,
+        buffer_low_bytes=20_000,
+        max_poll_records=100,
+    )
     reader = KafkaGroupReader(tight, events, asyncio.get_running_loop(), estimated_record_size)
     reader.start()
     try:

@@ -1,0 +1,157 @@
+"""Invokes a function over gRPC: concurrency permit, endpoint choice, and one `InvokeOutcome` per call.
+
+gRPC status codes are translated through `_STATUS_TABLE`, never by message text. Function errors
+come back in-band (status OK with `error` set) and are a different thing from transport errors:
+only the former mean the function ran.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import grpc
+
+from esm._proto.esm.v1 import function_pb2
+from esm.dispatch.endpoints import Endpoint, EndpointPool
+from esm.dispatch.limiter import ConcurrencyLimiter
+from esm.metrics import Metrics
+from esm.outcomes import FunctionError, InvokeOutcome, OutcomeKind
+
+log = logging.getLogger(__name__)
+
+# The worker reports a handler that ran past its Timeout with Lambda's error type.
+TIMEOUT_ERROR_TYPE = "Sandbox.Timedout"
+# Extra time on the gRPC deadline so the worker's own timeout (a clean function error) fires first.
+DEADLINE_MARGIN_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class _StatusRule:
+    kind: OutcomeKind
+    # The endpoint cannot take calls now: skip it for a while and try another one.
+    mark_down: bool
+    # Another endpoint may do better (the function did not run here).
+    try_next: bool
+
+
+_STATUS_TABLE: dict[grpc.StatusCode, _StatusRule] = {
+    grpc.StatusCode.UNAVAILABLE: _StatusRule(OutcomeKind.UNREACHABLE, mark_down=True, try_next=True),
+    grpc.StatusCode.RESOURCE_EXHAUSTED: _StatusRule(OutcomeKind.THROTTLED, mark_down=False, try_next=True),
+    grpc.StatusCode.DEADLINE_EXCEEDED: _StatusRule(OutcomeKind.TIMEOUT, mark_down=False, try_next=False),
+    grpc.StatusCode.UNIMPLEMENTED: _StatusRule(OutcomeKind.UNREACHABLE, mark_down=True, try_next=True),
+}
+_DEFAULT_RULE = _StatusRule(OutcomeKind.UNREACHABLE, mark_down=False, try_next=False)
+
+
+@dataclass(frozen=True)
+class FunctionIdentity:
+    name: str
+    timeout_seconds: float
+    memory_mb: int = 128
+    version: str = "$LATEST"
+
+    @property
+    def arn(self) -> str:
+        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "local"
+        return f"arn:aws:lambda:{region}:000000000000:function:{self.name}"
+
+
+class FunctionInvoker:
+    def __init__(
+        self,
+        function: FunctionIdentity,
+        endpoints: EndpointPool,
+        limiter: ConcurrencyLimiter,
+        metrics: Metrics,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.function = function
+        self._endpoints = endpoints
+        self._limiter = limiter
+        self._metrics = metrics
+        self._clock = clock
+        self._arn = function.arn
+        self._outcome_counters = {
+            kind: metrics.invocations.labels(function.name, kind.value) for kind in OutcomeKind
+        }
+        self._duration = metrics.invocation_duration.labels(function.name)
+        self._concurrent = metrics.concurrent_invocations.labels(function.name)
+        self._throttles = metrics.throttles.labels(function.name)
+
+    async def invoke(self, payload: bytes) -> InvokeOutcome:
+        """One invocation attempt. Waits for a concurrency permit first (counted as a throttle)."""
+        permit = await self._limiter.acquire()
+        if permit.waited:
+            self._throttles.inc()
+        self._concurrent.inc()
+        try:
+            outcome = await self._call(payload)
+        finally:
+            self._concurrent.dec()
+            await permit.release()
+        self._outcome_counters[outcome.kind].inc()
+        return outcome
+
+    async def _call(self, payload: bytes) -> InvokeOutcome:
+        request_id = str(uuid.uuid4())
+        request = function_pb2.InvokeRequest(
+            request_id=request_id,
+            function_name=self.function.name,
+            function_version=self.function.version,
+            invoked_function_arn=self._arn,
+            timeout_ms=int(self.function.timeout_seconds * 1000),
+            memory_limit_mb=self.function.memory_mb,
+            payload=payload,
+        )
+        tried: list[Endpoint] = []
+        last = InvokeOutcome(OutcomeKind.UNREACHABLE, detail="no endpoints")
+        while (endpoint := self._endpoints.pick(exclude=tried)) is not None:
+            tried.append(endpoint)
+            started = self._clock()
+            endpoint.in_flight += 1
+            try:
+                response = await endpoint.stub.Invoke(
+                    request, timeout=self.function.timeout_seconds + DEADLINE_MARGIN_SECONDS
+                )
+            except grpc.aio.AioRpcError as err:
+                rule = _STATUS_TABLE.get(err.code(), _DEFAULT_RULE)
+                if rule.mark_down:
+                    self._endpoints.mark_down(endpoint)
+                detail = f"{endpoint.address}: {err.code().name}: {err.details()}"
+                if rule.kind is OutcomeKind.TIMEOUT:
+                    last = InvokeOutcome(
+                        OutcomeKind.TIMEOUT,
+                        error=FunctionError(
+                            TIMEOUT_ERROR_TYPE,
+                            f"RequestId: {request_id} Error: no answer before the deadline ({detail})",
+                        ),
+                        duration_seconds=self._clock() - started,
+                        request_id=request_id,
+                    )
+                else:
+                    last = InvokeOutcome(rule.kind, detail=detail, request_id=request_id)
+                if not rule.try_next:
+                    return last
+                continue
+            finally:
+                endpoint.in_flight -= 1
+            self._endpoints.mark_up(endpoint)
+            duration = self._clock() - started
+            self._duration.observe(duration)
+            return _from_response(response, duration, request_id)
+        return last
+
+
+def _from_response(response: function_pb2.InvokeResponse, duration: float, request_id: str) -> InvokeOutcome:
+    if response.HasField("error"):
+        error = FunctionError(
+            response.error.error_type, response.error.error_message, tuple(response.error.stack_trace)
+        )
+        kind = OutcomeKind.TIMEOUT if error.error_type == TIMEOUT_ERROR_TYPE else OutcomeKind.FUNCTION_ERROR
+        return InvokeOutcome(kind, error=error, duration_seconds=duration, request_id=request_id)
+    return InvokeOutcome.success(response.payload, duration, request_id)

@@ -1,0 +1,132 @@
+"""One poller process: every enabled mapping's runner, the function invokers, two-phase shutdown.
+
+This is the composition root of a poller process: it builds the collaborators from the config
+and hands them to each other; nothing below it reads the config.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from typing import Any
+
+from esm.batching import BatchLimits
+from esm.config import EsmConfig, EventSourceMappingConfig, KafkaSource
+from esm.dispatch.endpoints import EndpointPool
+from esm.dispatch.invoker import FunctionIdentity, FunctionInvoker
+from esm.dispatch.limiter import ConcurrencyLimiter, make_limiter
+from esm.failures import FailurePolicy
+from esm.mappings.kafka import KafkaMappingRunner
+from esm.metrics import Metrics
+from esm.sources.kafka import ReaderSettings
+from esm.stores import Store, open_store
+
+log = logging.getLogger(__name__)
+
+# kafka-python settings esm owns; a mapping's KafkaConsumerConfig cannot set them.
+_AUTO_OFFSET_RESET = {"TRIM_HORIZON": "earliest", "LATEST": "latest", "AT_TIMESTAMP": "earliest"}
+
+
+def holder_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def reader_settings(mapping: EventSourceMappingConfig, source: KafkaSource) -> ReaderSettings:
+    position = mapping.starting_position.value
+    kwargs: dict[str, Any] = dict(mapping.kafka_consumer_kwargs())
+    kwargs.update(
+        bootstrap_servers=list(source.bootstrap_servers),
+        group_id=source.consumer_group_id,
+        enable_auto_commit=False,
+        auto_offset_reset=_AUTO_OFFSET_RESET[position],
+        client_id=kwargs.get("client_id", f"esm-{mapping.uuid[:8]}"),
+    )
+    start: str | int = kwargs["auto_offset_reset"]
+    timestamp = mapping.starting_position_timestamp
+    if position == "AT_TIMESTAMP" and timestamp is not None:
+        start = int(timestamp.timestamp() * 1000)
+    return ReaderSettings(topic=source.topic, consumer_kwargs=kwargs, start=start)
+
+
+class Poller:
+    def __init__(self, config: EsmConfig, metrics: Metrics, shared: bool) -> None:
+        """`shared`: other poller processes (or hosts) invoke the same functions."""
+        self._config = config
+        self._metrics = metrics
+        self._shared = shared
+        self._store: Store | None = None
+        self._limiters: list[ConcurrencyLimiter] = []
+        self._pools: list[EndpointPool] = []
+        self.runners: list[KafkaMappingRunner] = []
+
+    def _needs_store(self) -> bool:
+        limited = any(f.ReservedConcurrentExecutions is not None for f in self._config.Functions)
+        return limited and (self._shared or not self._config.Store.startswith("sqlite:"))
+
+    async def start(self) -> None:
+        if self._needs_store():
+            self._store = open_store(self._config.Store)
+        invokers: dict[str, FunctionInvoker] = {}
+        for function in self._config.Functions:
+            limiter = make_limiter(
+                function.ReservedConcurrentExecutions,
+                self._store,
+                function.FunctionName,
+                holder_id(),
+                float(function.Timeout),
+                self._shared,
+            )
+            pool = EndpointPool(function.Endpoints, time.monotonic)
+            self._limiters.append(limiter)
+            self._pools.append(pool)
+            identity = FunctionIdentity(function.FunctionName, float(function.Timeout), function.MemorySize)
+            invokers[function.FunctionName] = FunctionInvoker(identity, pool, limiter, self._metrics)
+        for mapping in self._config.EventSourceMappings:
+            if not mapping.Enabled:
+                log.info("mapping %s is disabled; not polling", mapping.uuid)
+                continue
+            source = mapping.source
+            if not isinstance(source, KafkaSource):
+                raise NotImplementedError(
+                    f"mapping {mapping.uuid}: {type(source).__name__} is not supported yet"
+                )
+            runner = KafkaMappingRunner(
+                mapping_id=mapping.uuid,
+                reader_settings=reader_settings(mapping, source),
+                bootstrap_servers=source.bootstrap_servers,
+                limits=BatchLimits(mapping.batch_size, mapping.batching_window_seconds),
+                invoker=invokers[mapping.function_name],
+                policy=FailurePolicy(),
+                metrics=self._metrics,
+            )
+            runner.start()
+            self.runners.append(runner)
+            log.info(
+                "mapping %s: %s topic %s -> function %s (group %s)",
+                mapping.uuid,
+                ",".join(source.bootstrap_servers),
+                source.topic,
+                mapping.function_name,
+                source.consumer_group_id,
+            )
+
+    async def shutdown(self, grace_seconds: float) -> None:
+        deadline = time.monotonic() + grace_seconds
+        await asyncio.gather(*(runner.shutdown(deadline) for runner in self.runners))
+        for limiter in self._limiters:
+            await limiter.close()
+        for pool in self._pools:
+            await pool.close()
+        if self._store is not None:
+            await self._store.close()
+
+
+async def run_poller(config: EsmConfig, metrics: Metrics, stop: asyncio.Event, shared: bool) -> None:
+    poller = Poller(config, metrics, shared)
+    await poller.start()
+    await stop.wait()
+    log.info("stopping: finishing batches in flight (grace %.0fs)", config.ShutdownGracePeriodSeconds)
+    await poller.shutdown(config.ShutdownGracePeriodSeconds)

@@ -1,0 +1,210 @@
+"""Running the real engine for integration tests: `esm worker` and `esm run` subprocesses, config
+files, and reading back what the handler saw and what the group committed."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from esm.embedded.topics import committed_offsets
+from esm.netutil import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+FAST_GROUP = {"session.timeout.ms": 1500, "heartbeat.interval.ms": 300, "fetch.max.wait.ms": 20}
+
+
+class EsmProcess:
+    """An `esm` subcommand as a subprocess; stderr collected line by line on a thread."""
+
+    def __init__(self, args: list[str], env: dict[str, str] | None = None, cwd: Path = REPO) -> None:
+        self.args = args
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "esm", *args],
+            cwd=cwd,
+            env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self._lines: list[str] = []
+        self._changed = threading.Condition()
+        self._reader = threading.Thread(target=self._collect, daemon=True)
+        self._reader.start()
+
+    def _collect(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            with self._changed:
+                self._lines.append(line.rstrip("\n"))
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    @property
+    def stderr(self) -> str:
+        with self._changed:
+            return "\n".join(self._lines)
+
+    def wait_for_line(self, pattern: str, timeout: float = 30.0) -> re.Match[str]:
+        regex = re.compile(pattern)
+        with self._changed:
+            self._changed.wait_for(
+                lambda: any(regex.search(line) for line in self._lines) or not self._reader.is_alive(),
+                timeout=timeout,
+            )
+            for line in self._lines:
+                if match := regex.search(line):
+                    return match
+        raise AssertionError(
+            f"no line matching {pattern!r} (exit {self.process.poll()}); stderr:\n{self.stderr}"
+        )
+
+    def stop(self, timeout: float = 40.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            code = self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            code = self.process.wait()
+        self._reader.join(timeout=5)
+        return code
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait()
+        self._reader.join(timeout=5)
+
+
+class Worker(EsmProcess):
+    def __init__(
+        self,
+        handler: str,
+        concurrency: int = 2,
+        env: dict[str, str] | None = None,
+        port: int | None = None,
+        function_name: str = "fn",
+    ) -> None:
+        self.port = port or free_port()
+        super().__init__(
+            [
+                "worker",
+                handler,
+                "--listen",
+                f"127.0.0.1:{self.port}",
+                "--concurrency",
+                str(concurrency),
+                "--function-name",
+                function_name,
+            ],
+            env=env,
+        )
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def wait_serving(self) -> Worker:
+        self.wait_for_line(r"esm worker: serving")
+        return self
+
+
+def mapping(bootstrap: str, topic: str, group: str, function: str = "fn", **overrides: Any) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "FunctionName": function,
+        "SelfManagedEventSource": {"Endpoints": {"KAFKA_BOOTSTRAP_SERVERS": [bootstrap]}},
+        "Topics": [topic],
+        "SelfManagedKafkaEventSourceConfig": {"ConsumerGroupId": group},
+        "StartingPosition": "TRIM_HORIZON",
+        "BatchSize": 100,
+        "MaximumBatchingWindowInSeconds": 0,
+        "KafkaConsumerConfig": dict(FAST_GROUP),
+    }
+    entry.update(overrides)
+    return entry
+
+
+def write_config(
+    path: Path,
+    functions: list[dict[str, Any]],
+    mappings: list[dict[str, Any]],
+    store: str | None = None,
+    **extra: Any,
+) -> Path:
+    config = {
+        "Store": store or f"sqlite:///{path.parent.resolve() / 'esm-state.db'}",
+        "Metrics": {"Port": free_port(), "Host": "127.0.0.1"},
+        "ShutdownGracePeriodSeconds": 10,
+        "Functions": functions,
+        "EventSourceMappings": mappings,
+        **extra,
+    }
+    path.write_text(json.dumps(config, indent=2))
+    return path
+
+
+def daemon(config: Path, processes: int = 1) -> EsmProcess:
+    return EsmProcess(["run", "-c", str(config), "--processes", str(processes)])
+
+
+@dataclass(frozen=True)
+class Delivered:
+    partition: int
+    offset: int
+    value: bytes
+
+
+def recorded(path: Path) -> list[Delivered]:
+    """Every Kafka record the recorder handler was invoked with, in invocation order per file line."""
+    out: list[Delivered] = []
+    if not path.exists():
+        return out
+    for line in path.read_text().splitlines():
+        event = json.loads(line)
+        for records in event["records"].values():
+            for r in records:
+                out.append(Delivered(r["partition"], r["offset"], base64.b64decode(r["value"])))
+    return out
+
+
+def wait_until(
+    condition: Callable[[], bool],
+    timeout: float = 60.0,
+    interval: float = 0.2,
+    message: str | Callable[[], str] = "condition",
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"timed out after {timeout}s waiting for {message if isinstance(message, str) else message()}"
+            )
+        time.sleep(interval)
+
+
+def wait_committed(
+    bootstrap: str, group: str, topic: str, total: int, timeout: float = 60.0
+) -> dict[int, int]:
+    seen: dict[int, int] = {}
+
+    def done() -> bool:
+        nonlocal seen
+        seen = committed_offsets(bootstrap, group, topic)
+        return sum(seen.values()) >= total
+
+    wait_until(done, timeout, message=lambda: f"{total} committed on {topic}, have {seen}")
+    return seen
+
+
+def unique_values(n: int, prefix: str = "r") -> Iterator[bytes]:
+    return (f"{prefix}{i}".encode() for i in range(n))
