@@ -3,7 +3,9 @@
 kafka-python's consumer is not thread-safe, so one thread owns it: it polls, hands records to the
 event loop, pauses partitions whose buffers are full, and commits what the event loop has marked
 complete. The group's rebalance callbacks (run on kafka-python's IO thread) only flip ownership
-flags and notify the event loop; they never block.
+flags and queue a notification; they never block. The consumer thread sends the notifications
+before the records it delivers next, so the event loop never sees records of a partition before
+it hears the partition was assigned.
 
 Commit protocol, per loop turn: (1) collect every active assignment's completed offset that is
 past its last commit, (2) commit them in one synchronous request, (3) record them as committed.
@@ -75,11 +77,16 @@ class KafkaGroupReader:
         self._lock = threading.Lock()
         self._assignments: dict[TopicPartition, PartitionAssignment] = {}
         self._needs_init: list[TopicPartition] = []
+        self._initialized: set[int] = set()  # epochs whose start position is set
         self._paused: set[TopicPartition] = set()
         self._next_offset: dict[TopicPartition, int] = {}
         self._epoch = 0
+        # Assignment changes wait here for the consumer thread, which sends them ahead of any
+        # records it delivers afterwards: a single sender keeps the event loop's view in order.
+        self._notifications: list[
+            tuple[Callable[[list[PartitionAssignment]], None], list[PartitionAssignment]]
+        ] = []
         self._fetching = True
-        self._consumer: Any = None
         self._closing = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"kafka-reader-{settings.topic}", daemon=True)
 
@@ -125,7 +132,6 @@ class KafkaGroupReader:
         while not self._closing.is_set():
             try:
                 consumer = self._consumer_factory(**self._settings.consumer_kwargs)
-                self._consumer = consumer
                 consumer.subscribe([self._settings.topic], listener=_Listener(self))
                 return consumer
             except KafkaError as err:
@@ -144,6 +150,7 @@ class KafkaGroupReader:
             batch = consumer.poll(
                 timeout_ms=self._settings.poll_timeout_ms, max_records=self._settings.max_poll_records
             )
+            self._send_notifications()
             for tp, records in batch.items():
                 self._deliver(tp, records)
             now = time.monotonic()
@@ -151,11 +158,19 @@ class KafkaGroupReader:
                 next_lag = now + self._settings.lag_interval_seconds
                 self._measure_lag(consumer)
 
+    def _send_notifications(self) -> None:
+        with self._lock:
+            pending, self._notifications = self._notifications, []
+        for callback, assignments in pending:
+            self._loop.call_soon_threadsafe(callback, assignments)
+
     def _deliver(self, tp: TopicPartition, records: list[Any]) -> None:
         with self._lock:
             assignment = self._assignments.get(tp)
         if assignment is None or not assignment.active or not records:
             return
+        if assignment.epoch not in self._initialized:
+            return  # fetched from a position older than this epoch's start; re-read after the seek
         self._next_offset[tp] = records[-1].offset + 1
         sizes = [self._record_size(r) for r in records]
         assignment.add_buffered(sum(sizes))
@@ -181,7 +196,14 @@ class KafkaGroupReader:
         self._loop.call_soon_threadsafe(self._events.committed, len(offsets), False)
 
     def _init_new_partitions(self, consumer: Any) -> None:
-        """Reads committed offsets of new partitions; applies AT_TIMESTAMP where there is none."""
+        """Starts each new ownership epoch at the group's committed offset.
+
+        kafka-python keeps its in-memory fetch position for a partition that is revoked and
+        assigned back to the same member, but the records between the last commit and that
+        position were dropped with the old epoch: reading on from there would skip them. So every
+        new assignment seeks to the committed offset, or to StartingPosition where the group has
+        none, and no record of it is delivered before that.
+        """
         with self._lock:
             new, self._needs_init = self._needs_init, []
         for tp in new:
@@ -189,17 +211,21 @@ class KafkaGroupReader:
             if assignment is None or not assignment.active:
                 continue
             committed = consumer.committed(tp)
+            start = self._settings.start
             if committed is not None:
                 assignment.mark_committed(committed)
-            start = self._settings.start
-            if isinstance(start, int):
-                if committed is None:
-                    found = consumer.offsets_for_times({tp: start}).get(tp)
-                    if found is not None:
-                        consumer.seek(tp, found.offset)
-                    else:
-                        consumer.seek_to_end(tp)
-                consumer.resume(tp)
+                consumer.seek(tp, committed)
+            elif start == "latest":
+                consumer.seek_to_end(tp)
+            elif isinstance(start, int):
+                found = consumer.offsets_for_times({tp: start}).get(tp)
+                if found is not None:
+                    consumer.seek(tp, found.offset)
+                else:
+                    consumer.seek_to_end(tp)
+            else:
+                consumer.seek_to_beginning(tp)
+            self._initialized.add(assignment.epoch)
 
     def _flow_control(self, consumer: Any) -> None:
         """Pauses partitions whose buffers are full and resumes drained ones.
@@ -256,12 +282,9 @@ class KafkaGroupReader:
                 self._next_offset.pop(tp, None)
                 self._paused.discard(tp)
                 created.append(assignment)
-        if isinstance(self._settings.start, int) and self._consumer is not None:
-            # Hold AT_TIMESTAMP partitions until the thread has looked up their start offset
-            # (pausing only sets a flag, so it is safe on the IO thread).
-            self._consumer.pause(*partitions)
         if created:
-            self._loop.call_soon_threadsafe(self._events.partitions_assigned, created)
+            with self._lock:
+                self._notifications.append((self._events.partitions_assigned, created))
 
     def _on_revoked(self, partitions: Sequence[TopicPartition]) -> None:
         revoked = []
@@ -270,15 +293,18 @@ class KafkaGroupReader:
                 assignment = self._assignments.pop(tp, None)
                 if assignment is not None:
                     assignment.revoke()
+                    self._initialized.discard(assignment.epoch)
                     revoked.append(assignment)
                 self._paused.discard(tp)
         if revoked:
-            self._loop.call_soon_threadsafe(self._events.partitions_revoked, revoked)
+            with self._lock:
+                self._notifications.append((self._events.partitions_revoked, revoked))
 
     def _lose_all(self) -> None:
         with self._lock:
             partitions = list(self._assignments)
         self._on_revoked(partitions)
+        self._send_notifications()
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]

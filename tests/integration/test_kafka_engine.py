@@ -214,7 +214,7 @@ def test_two_daemons_in_one_group_one_leaves_mid_stream(
                 or sum(history[-1].values()) >= 3000
             ),
             timeout=90,
-            message="all committed by the survivor",
+            message=lambda: f"all committed by the survivor: {history[-1]}\nA:\n{a.stderr}\nB:\n{b.stderr}",
         )
     finally:
         a.stop()

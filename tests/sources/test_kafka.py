@@ -143,3 +143,36 @@ async def test_paused_partition_resumes_after_its_buffer_drains(
         assert [r.offset for r in events.records[0]] == list(range(3000))
     finally:
         await asyncio.get_running_loop().run_in_executor(None, reader.close, 20.0)
+
+
+async def test_each_new_ownership_starts_at_the_committed_offset(
+    kafka_broker: str, new_topic: Callable[..., str]
+) -> None:
+    """A partition revoked and assigned back to the same member must be re-read from the group's
+    committed offset: kafka-python keeps its old fetch position, past records the engine dropped."""
+    topic = new_topic(partitions=4)
+    produce(kafka_broker, topic, records(400, partitions=4))
+    loop = asyncio.get_running_loop()
+    first, second = Collector(), Collector()
+    reader_a = KafkaGroupReader(
+        settings(kafka_broker, topic, f"g-{topic}"), first, loop, estimated_record_size
+    )
+    reader_b = KafkaGroupReader(
+        settings(kafka_broker, topic, f"g-{topic}"), second, loop, estimated_record_size
+    )
+    reader_a.start()
+    try:
+        await until(lambda: first.total() == 400)
+        for assignment in first.assigned:
+            assignment.complete(10)  # the function finished offsets 0..9 of every partition
+        await until(lambda: all(a.committed == 10 for a in first.assigned))
+        reader_b.start()
+        await until(lambda: len(first.revoked) == 4 and len(second.assigned) > 0)
+        await loop.run_in_executor(None, reader_b.close, 20.0)  # leaves the group
+        await until(lambda: len([a for a in first.assigned if a.active]) == 4)
+        await until(lambda: all(len(r) >= 100 + 90 for r in first.records.values()))
+    finally:
+        await loop.run_in_executor(None, reader_a.close, 20.0)
+    for partition_records in first.records.values():
+        # The last epoch read the partition again from its commit, in order, with nothing skipped.
+        assert [r.offset for r in partition_records[-90:]] == list(range(10, 100))
