@@ -10,7 +10,7 @@ is JSON null.
 
 from __future__ import annotations
 
-from base64 import b64encode
+from binascii import b2a_base64
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -60,32 +60,39 @@ def estimated_record_size(record: KafkaRecordLike) -> int:
     return size
 
 
-def record_to_event(record: KafkaRecordLike) -> dict[str, Any]:
-    entry: dict[str, Any] = {
-        "topic": record.topic,
-        "partition": record.partition,
-        "offset": record.offset,
-        "timestamp": record.timestamp,
-        "timestampType": _TIMESTAMP_TYPES.get(record.timestamp_type, "NO_TIMESTAMP_TYPE"),
-    }
-    if record.key is not None:
-        entry["key"] = b64encode(record.key).decode("ascii")
-    entry["value"] = None if record.value is None else b64encode(record.value).decode("ascii")
-    entry["headers"] = [{name: list(value or b"")} for name, value in record.headers]
-    return entry
-
-
 class KafkaEventBuilder:
-    """Builds the invocation payload for one partition's batch."""
+    """Builds the invocation payload for a batch (esm's batches hold one partition's records, but
+    records of several partitions are grouped correctly too)."""
 
     def __init__(self, bootstrap_servers: Sequence[str], event_source: str = "SelfManagedKafka") -> None:
         self._event_source = event_source
         self._bootstrap = ",".join(bootstrap_servers)
 
     def build(self, records: Sequence[KafkaRecordLike]) -> bytes:
+        # The hot path of the engine: one dict per record, C-level base64, no calls per record.
         by_partition: dict[str, list[dict[str, Any]]] = {}
+        topic, partition = "", -1
+        entries: list[dict[str, Any]] = []
+        types = _TIMESTAMP_TYPES
         for record in records:
-            by_partition.setdefault(f"{record.topic}-{record.partition}", []).append(record_to_event(record))
+            if record.partition != partition or record.topic != topic:
+                topic, partition = record.topic, record.partition
+                entries = by_partition.setdefault(f"{topic}-{partition}", [])
+            entry: dict[str, Any] = {
+                "topic": topic,
+                "partition": partition,
+                "offset": record.offset,
+                "timestamp": record.timestamp,
+                "timestampType": types.get(record.timestamp_type, "NO_TIMESTAMP_TYPE"),
+            }
+            key = record.key
+            if key is not None:
+                entry["key"] = b2a_base64(key, newline=False).decode("ascii")
+            value = record.value
+            entry["value"] = None if value is None else b2a_base64(value, newline=False).decode("ascii")
+            headers = record.headers
+            entry["headers"] = [{name: list(raw or b"")} for name, raw in headers] if headers else []
+            entries.append(entry)
         return orjson.dumps(
             {"eventSource": self._event_source, "bootstrapServers": self._bootstrap, "records": by_partition}
         )

@@ -57,6 +57,10 @@ class ReaderSettings:
     poll_timeout_ms: int = 100
     max_poll_records: int = 2000
     lag_interval_seconds: float = 1.0
+    # Completed offsets are committed at most this often (and always when the reader closes):
+    # a synchronous commit per batch would cost more than the batch; a crash re-delivers at most
+    # this much completed work.
+    commit_interval_seconds: float = 0.2
     reconnect_backoff_seconds: float = 1.0
 
 
@@ -142,9 +146,12 @@ class KafkaGroupReader:
         return None
 
     def _poll_loop(self, consumer: Any) -> None:
-        next_lag = 0.0
+        next_lag = next_commit = 0.0
         while not self._closing.is_set():
-            self._commit_completed(consumer)
+            now = time.monotonic()
+            if now >= next_commit:
+                next_commit = now + self._settings.commit_interval_seconds
+                self._commit_completed(consumer)
             self._init_new_partitions(consumer)
             self._flow_control(consumer)
             batch = consumer.poll(
@@ -153,7 +160,6 @@ class KafkaGroupReader:
             self._send_notifications()
             for tp, records in batch.items():
                 self._deliver(tp, records)
-            now = time.monotonic()
             if now >= next_lag:
                 next_lag = now + self._settings.lag_interval_seconds
                 self._measure_lag(consumer)
