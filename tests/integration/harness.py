@@ -80,6 +80,12 @@ class EsmProcess:
         self._reader.join(timeout=5)
         return code
 
+    def wait(self, timeout: float = 30.0) -> int:
+        """Waits for the process to end by itself."""
+        code = self.process.wait(timeout=timeout)
+        self._reader.join(timeout=5)
+        return code
+
     def kill(self) -> None:
         self.process.kill()
         self.process.wait()

@@ -268,11 +268,11 @@ def test_bad_config_is_a_clear_error(tmp_path: Path) -> None:
         "    SelfManagedEventSource: {Endpoints: {KAFKA_BOOTSTRAP_SERVERS: ['127.0.0.1:1']}}\n"
     )
     engine = daemon(config)
-    assert engine.stop() == 1
+    assert engine.wait() == 1
     assert "EventSourceMappings[0].BatchSize: must be between 1 and 10000, got 20000" in engine.stderr
 
 
 def test_unimportable_handler_fails_fast(tmp_path: Path) -> None:
     worker = Worker("tests.handlers.does_not_exist:handler")
-    assert worker.stop(timeout=30) == 1
+    assert worker.wait() == 1
     assert "tests.handlers.does_not_exist" in worker.stderr
