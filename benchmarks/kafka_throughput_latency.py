@@ -48,15 +48,27 @@ class RunResult:
             return None
         return self.engine.records_per_s / self.baseline.records_per_s
 
+    @property
+    def steady_ratio(self) -> float | None:
+        """Both rates without start-up (process start and group join for the engine)."""
+        if self.baseline is None or self.engine is None:
+            return None
+        engine = self.engine.records_per_s_after_first_commit
+        return None if engine is None else engine / self.baseline.records_per_s_after_first_poll
+
     def figures(self) -> dict[str, float | None]:
         """The numbers that get a median across runs."""
         return {
             "baseline_records_per_s": self.baseline.records_per_s if self.baseline else None,
+            "baseline_records_per_s_after_first_poll": (
+                self.baseline.records_per_s_after_first_poll if self.baseline else None
+            ),
             "engine_records_per_s": self.engine.records_per_s if self.engine else None,
             "engine_records_per_s_after_first_commit": (
                 self.engine.records_per_s_after_first_commit if self.engine else None
             ),
             "engine_to_baseline_ratio": self.ratio,
+            "steady_engine_to_baseline_ratio": self.steady_ratio,
             "latency_p50_ms": self.latency.p50_ms if self.latency else None,
             "latency_p95_ms": self.latency.p95_ms if self.latency else None,
             "latency_p99_ms": self.latency.p99_ms if self.latency else None,
@@ -132,8 +144,8 @@ def _fmt(value: float | None, digits: int = 0) -> str:
 
 def _table(runs: list[RunResult], medians: dict[str, float | None]) -> str:
     header = (
-        f"{'run':>6} {'baseline rec/s':>15} {'engine rec/s':>13} {'after 1st commit':>17} {'ratio':>6} "
-        f"{'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7}"
+        f"{'run':>6} {'baseline rec/s':>15} {'steady':>9} {'engine rec/s':>13} {'steady':>9} {'ratio':>6} "
+        f"{'steady':>7} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7}"
     )
     rows = [header]
     labelled: list[tuple[str, dict[str, float | None]]] = [
@@ -142,9 +154,11 @@ def _table(runs: list[RunResult], medians: dict[str, float | None]) -> str:
     labelled.append(("median", medians))
     columns = [
         ("baseline_records_per_s", 15, 0),
+        ("baseline_records_per_s_after_first_poll", 9, 0),
         ("engine_records_per_s", 13, 0),
-        ("engine_records_per_s_after_first_commit", 17, 0),
+        ("engine_records_per_s_after_first_commit", 9, 0),
         ("engine_to_baseline_ratio", 6, 2),
+        ("steady_engine_to_baseline_ratio", 7, 2),
         ("latency_p50_ms", 7, 1),
         ("latency_p95_ms", 7, 1),
         ("latency_p99_ms", 7, 1),
@@ -152,10 +166,14 @@ def _table(runs: list[RunResult], medians: dict[str, float | None]) -> str:
     for label, figures in labelled:
         cells = [f"{_fmt(figures[key], digits):>{width}}" for key, width, digits in columns]
         rows.append(f"{label:>6} " + " ".join(cells))
-    ratio = medians["engine_to_baseline_ratio"]
-    if ratio is not None:
-        verdict = "meets" if ratio >= RATIO_GOAL else "misses"
-        rows.append(f"engine/baseline median {ratio:.2f}: {verdict} the goal of {RATIO_GOAL}")
+    for key, what in (
+        ("engine_to_baseline_ratio", "from start"),
+        ("steady_engine_to_baseline_ratio", "steady state"),
+    ):
+        ratio = medians[key]
+        if ratio is not None:
+            verdict = "meets" if ratio >= RATIO_GOAL else "misses"
+            rows.append(f"engine/baseline median, {what}: {ratio:.2f} ({verdict} the goal of {RATIO_GOAL})")
     return "\n".join(rows)
 
 

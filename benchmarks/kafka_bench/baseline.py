@@ -17,10 +17,17 @@ BASELINE_TIMEOUT_S = 300.0
 class BaselineResult:
     records: int
     seconds: float
+    seconds_after_first_poll: float
+    """From the first poll that returned records to the last: the steady-state rate."""
+    records_after_first_poll: int
 
     @property
     def records_per_s(self) -> float:
         return rate(self.records, self.seconds)
+
+    @property
+    def records_per_s_after_first_poll(self) -> float:
+        return rate(self.records_after_first_poll, self.seconds_after_first_poll)
 
 
 def consume_all(bootstrap: str, topic: str, partitions: int, expected: int) -> BaselineResult:
@@ -39,6 +46,8 @@ def consume_all(bootstrap: str, topic: str, partitions: int, expected: int) -> B
     try:
         consumer.assign([TopicPartition(topic, p) for p in range(partitions)])
         received = 0
+        first_poll: float | None = None
+        first_count = 0
         while received < expected:
             if time.monotonic() - started > BASELINE_TIMEOUT_S:
                 raise RuntimeError(
@@ -46,6 +55,10 @@ def consume_all(bootstrap: str, topic: str, partitions: int, expected: int) -> B
                 )
             for records in consumer.poll(timeout_ms=200, max_records=10_000).values():
                 received += len(records)
-        return BaselineResult(records=received, seconds=time.monotonic() - started)
+            if first_poll is None and received:
+                first_poll, first_count = time.monotonic(), received
+        finished = time.monotonic()
+        assert first_poll is not None
+        return BaselineResult(received, finished - started, finished - first_poll, received - first_count)
     finally:
         consumer.close()

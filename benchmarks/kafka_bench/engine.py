@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,12 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # The consumer settings of the brief: a short session so Tansu's JoinGroup hold (half the session
 # timeout) costs ~0.75 s, and a short fetch wait because Tansu does not wake a waiting fetch.
 KAFKA_CONSUMER_CONFIG = {"session.timeout.ms": 1500, "heartbeat.interval.ms": 300, "fetch.max.wait.ms": 10}
+# For idle measurements: Kafka's default fetch wait, and the short group timings Tansu needs.
+KAFKA_CONSUMER_CONFIG_IDLE = {
+    "session.timeout.ms": 1500,
+    "heartbeat.interval.ms": 300,
+    "fetch.max.wait.ms": 500,
+}
 WORKER_READY_TIMEOUT_S = 60.0
 
 
@@ -67,6 +73,7 @@ class MappingSpec:
     worker_endpoint: str
     batch_size: int = 500
     batching_window_s: float = 0.0
+    consumer_config: Mapping[str, Any] = field(default_factory=lambda: dict(KAFKA_CONSUMER_CONFIG))
 
 
 def engine_config(store_url: str, metrics_port: int, mapping: MappingSpec) -> dict[str, Any]:
@@ -86,7 +93,7 @@ def engine_config(store_url: str, metrics_port: int, mapping: MappingSpec) -> di
                 "StartingPosition": "TRIM_HORIZON",
                 "BatchSize": mapping.batch_size,
                 "MaximumBatchingWindowInSeconds": mapping.batching_window_s,
-                "KafkaConsumerConfig": dict(KAFKA_CONSUMER_CONFIG),
+                "KafkaConsumerConfig": dict(mapping.consumer_config),
             }
         ],
     }
