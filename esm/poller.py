@@ -14,14 +14,15 @@ import time
 from typing import Any
 
 from esm.batching import BatchLimits
-from esm.config import EsmConfig, EventSourceMappingConfig, KafkaSource
+from esm.config import EsmConfig, EventSourceMappingConfig, KafkaClient, KafkaSource
 from esm.dispatch.endpoints import EndpointPool
 from esm.dispatch.invoker import FunctionIdentity, FunctionInvoker
 from esm.dispatch.limiter import ConcurrencyLimiter, make_limiter
 from esm.failures import FailurePolicy
 from esm.mappings.kafka import KafkaMappingRunner
 from esm.metrics import Metrics
-from esm.sources.kafka import ReaderSettings
+from esm.sources.kafka import KafkaGroupReader, ReaderSettings
+from esm.sources.kafka_group import GroupReader
 from esm.stores import Store, open_store
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,14 @@ def reader_settings(mapping: EventSourceMappingConfig, source: KafkaSource) -> R
     if position == "AT_TIMESTAMP" and timestamp is not None:
         start = int(timestamp.timestamp() * 1000)
     return ReaderSettings(topic=source.topic, consumer_kwargs=kwargs, start=start)
+
+
+def reader_class(mapping: EventSourceMappingConfig) -> type[GroupReader[Any]]:
+    if mapping.KafkaClient is KafkaClient.CONFLUENT_KAFKA:
+        from esm.sources.kafka_confluent import ConfluentGroupReader
+
+        return ConfluentGroupReader
+    return KafkaGroupReader
 
 
 class Poller:
@@ -96,6 +105,7 @@ class Poller:
             runner = KafkaMappingRunner(
                 mapping_id=mapping.uuid,
                 reader_settings=reader_settings(mapping, source),
+                reader_class=reader_class(mapping),
                 bootstrap_servers=source.bootstrap_servers,
                 limits=BatchLimits(mapping.batch_size, mapping.batching_window_seconds),
                 invoker=invokers[mapping.function_name],

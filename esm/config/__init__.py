@@ -3,7 +3,7 @@
 from esm.config.function import FunctionConfig
 from esm.config.loader import LoadedConfig, load_config, parse_config, validate_command
 from esm.config.mapping import EventSourceMappingConfig
-from esm.config.mapping_parts import StartingPosition
+from esm.config.mapping_parts import KafkaClient, StartingPosition
 from esm.config.model import EsmConfig, MetricsEndpoint
 from esm.config.problems import ConfigError
 from esm.config.sources import DynamoDBStreamsSource, EventSource, KafkaSource, KinesisSource, MskSource
@@ -15,6 +15,7 @@ __all__ = [
     "EventSource",
     "EventSourceMappingConfig",
     "FunctionConfig",
+    "KafkaClient",
     "KafkaSource",
     "KinesisSource",
     "LoadedConfig",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Self
@@ -31,8 +32,9 @@ from esm.config.constraints import (
 )
 from esm.config.identity import check_uuid, derive_mapping_uuid
 from esm.config.kafka_properties import consumer_kwargs
+from esm.config.librdkafka_properties import UnsupportedClientSetting, librdkafka_config
 from esm.config.mapping_checks import mapping_shape_problems
-from esm.config.problems import problem, raise_combined
+from esm.config.problems import Location, problem, raise_combined
 from esm.config.sources import EventSource, KafkaSource, kafka_source_identity
 from esm.config.unsupported import NOT_SUPPORTED_YET, restriction_message, source_message
 
@@ -95,6 +97,10 @@ class EventSourceMappingConfig(ConfigModel):
     """esm extension: Kafka consumer properties by their Java names (`session.timeout.ms`, `sasl.mechanism`,
     `ssl.truststore.location` with `ssl.truststore.type: PEM`, ...). Default: kafka-python's defaults."""
 
+    KafkaClient: Annotated[parts.KafkaClient, one_of(parts.KafkaClient)] = parts.KafkaClient.KAFKA_PYTHON
+    """esm extension: the Kafka client library, `kafka-python` (pure Python) or `confluent-kafka`
+    (librdkafka: several times the throughput; `pip install 'esm[confluent]'`). Default: kafka-python."""
+
     StartingPosition: Annotated[parts.StartingPosition, one_of(parts.StartingPosition)]
     """TRIM_HORIZON, LATEST or AT_TIMESTAMP (Kafka: only used when the group has no offsets). Required."""
     StartingPositionTimestamp: parts.Timestamp | None = None
@@ -155,8 +161,9 @@ class EventSourceMappingConfig(ConfigModel):
             mapping = handler(entry)
         except ValidationError as error:
             raise_combined(error, shape_problems)
-        if shape_problems:
-            raise_combined(None, shape_problems)
+        problems = shape_problems + _kafka_client_problems(mapping)
+        if problems:
+            raise_combined(None, problems)
         return mapping
 
     @field_validator(*NOT_SUPPORTED_YET)
@@ -222,6 +229,10 @@ class EventSourceMappingConfig(ConfigModel):
             raise ValueError("; ".join(f"{found.property}: {found.message}" for found in problems))
         return kwargs
 
+    def librdkafka_config(self) -> dict[str, object]:
+        """KafkaConsumerConfig as librdkafka properties, for `KafkaClient: confluent-kafka`."""
+        return librdkafka_config(self.kafka_consumer_kwargs())
+
     def aws_only_settings(self) -> list[str]:
         """The AWS-only settings present in this entry (each deserves a warning)."""
         return [field for field in AWS_ONLY_SETTINGS if getattr(self, field) is not None]
@@ -236,3 +247,15 @@ class EventSourceMappingConfig(ConfigModel):
             return kafka_source_identity(servers, self._topic())
         assert self.EventSourceArn is not None
         return self.EventSourceArn
+
+
+def _kafka_client_problems(mapping: EventSourceMappingConfig) -> list[tuple[Location, str]]:
+    if mapping.KafkaClient is not parts.KafkaClient.CONFLUENT_KAFKA:
+        return []
+    if importlib.util.find_spec("confluent_kafka") is None:
+        return [(("KafkaClient",), "confluent-kafka is not installed (pip install 'esm[confluent]')")]
+    try:
+        mapping.librdkafka_config()
+    except UnsupportedClientSetting as err:
+        return [(("KafkaConsumerConfig",), str(err))]
+    return []

@@ -20,6 +20,11 @@ class StartingPosition(StrEnum):
     AT_TIMESTAMP = "AT_TIMESTAMP"
 
 
+class KafkaClient(StrEnum):
+    KAFKA_PYTHON = "kafka-python"
+    CONFLUENT_KAFKA = "confluent-kafka"
+
+
 class FunctionResponseType(StrEnum):
     REPORT_BATCH_ITEM_FAILURES = "ReportBatchItemFailures"
 

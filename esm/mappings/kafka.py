@@ -10,12 +10,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from esm.batching import BatchLimits, RecordBuffer
-from esm.events.kafka import KafkaEventBuilder, estimated_record_size
+from esm.events.kafka import EventRecord, KafkaEventBuilder, estimated_entry_size
 from esm.failures import FailurePolicy
 from esm.metrics import Metrics
 from esm.ownership.kafka_assignment import PartitionAssignment
 from esm.shard_consumer import Invoker, ShardConsumer, ShardMetrics
 from esm.sources.kafka import KafkaGroupReader, ReaderSettings
+from esm.sources.kafka_group import GroupReader
 
 log = logging.getLogger(__name__)
 
@@ -26,16 +27,17 @@ class KafkaPartitionSource:
     def __init__(self, assignment: PartitionAssignment, builder: KafkaEventBuilder) -> None:
         self._assignment = assignment
         self._builder = builder
+        self._key = str(assignment.tp)
 
-    def build_event(self, records: Sequence[Any]) -> bytes:
-        return self._builder.build(records)
+    def build_event(self, records: Sequence[EventRecord]) -> bytes:
+        return self._builder.build(self._key, records)
 
-    def record_time(self, record: Any) -> float:
-        return float(record.timestamp) / 1000.0
+    def record_time(self, record: EventRecord) -> float:
+        return float(record["timestamp"]) / 1000.0
 
-    async def checkpoint_after(self, records: Sequence[Any]) -> bool:
+    async def checkpoint_after(self, records: Sequence[EventRecord]) -> bool:
         # Kafka's convention: commit the next offset to read. The reader thread commits it.
-        return self._assignment.complete(records[-1].offset + 1)
+        return self._assignment.complete(records[-1]["offset"] + 1)
 
     def taken(self, size_bytes: int) -> None:
         self._assignment.add_buffered(-size_bytes)
@@ -51,6 +53,7 @@ class KafkaMappingRunner:
         *,
         mapping_id: str,
         reader_settings: ReaderSettings,
+        reader_class: type[GroupReader[Any]] = KafkaGroupReader,
         bootstrap_servers: Sequence[str],
         limits: BatchLimits,
         invoker: Invoker,
@@ -59,6 +62,7 @@ class KafkaMappingRunner:
     ) -> None:
         self.mapping_id = mapping_id
         self._reader_settings = reader_settings
+        self._reader_class = reader_class
         self._builder = KafkaEventBuilder(bootstrap_servers)
         self._limits = limits
         self._invoker = invoker
@@ -78,7 +82,7 @@ class KafkaMappingRunner:
         self._commits = metrics.commits.labels(mapping_id)
         self._commit_failures = metrics.commit_failures.labels(mapping_id)
         self._shards: dict[int, tuple[PartitionAssignment, ShardConsumer[Any], asyncio.Task[None]]] = {}
-        self._reader: KafkaGroupReader | None = None
+        self._reader: GroupReader[Any] | None = None
 
     @property
     def shards(self) -> list[ShardConsumer[Any]]:
@@ -86,7 +90,7 @@ class KafkaMappingRunner:
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._reader = KafkaGroupReader(self._reader_settings, self, loop, estimated_record_size)
+        self._reader = self._reader_class(self._reader_settings, self, loop, estimated_entry_size)
         self._reader.start()
 
     async def shutdown(self, deadline: float) -> None:

@@ -1,31 +1,27 @@
 import base64
-from typing import NamedTuple
 
 import orjson
 from aws_lambda_powertools.utilities.data_classes import KafkaEvent
 
-from esm.events.kafka import KafkaEventBuilder, estimated_record_size
+from esm.events.kafka import KafkaEventBuilder, estimated_entry_size, event_record
 
-
-class Rec(NamedTuple):
-    topic: str
-    partition: int
-    offset: int
-    timestamp: int
-    timestamp_type: int
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes | None]]
-
-
-RECORDS = [
-    Rec("orders", 3, 15, 1545084650987, 0, b"recordKey", b'{"key":"value"}', [("headerKey", b"headerValue")]),
-    Rec("orders", 3, 16, 1545084650988, 1, None, None, []),
+ENTRIES = [
+    event_record(
+        "orders",
+        3,
+        15,
+        1545084650987,
+        "CREATE_TIME",
+        b"recordKey",
+        b'{"key":"value"}',
+        [("headerKey", b"headerValue")],
+    ),
+    event_record("orders", 3, 16, 1545084650988, "LOG_APPEND_TIME", None, None, None),
 ]
 
 
 def test_event_has_lambdas_self_managed_kafka_shape() -> None:
-    event = orjson.loads(KafkaEventBuilder(["b1:9092", "b2:9092"]).build(RECORDS))
+    event = orjson.loads(KafkaEventBuilder(["b1:9092", "b2:9092"]).build("orders-3", ENTRIES))
     assert event == {
         "eventSource": "SelfManagedKafka",
         "bootstrapServers": "b1:9092,b2:9092",
@@ -56,7 +52,7 @@ def test_event_has_lambdas_self_managed_kafka_shape() -> None:
 
 
 def test_powertools_reads_the_event() -> None:
-    event = KafkaEvent(orjson.loads(KafkaEventBuilder(["b1:9092"]).build(RECORDS[:1])))
+    event = KafkaEvent(orjson.loads(KafkaEventBuilder(["b1:9092"]).build("orders-3", ENTRIES[:1])))
     record = next(event.records)
     assert record.decoded_key == b"recordKey"
     assert record.json_value == {"key": "value"}
@@ -65,9 +61,11 @@ def test_powertools_reads_the_event() -> None:
 
 
 def test_size_estimate_is_an_upper_bound_of_the_json() -> None:
-    big = Rec("t", 0, 1, 1, 0, b"k" * 100, bytes(range(256)) * 40, [("h", b"\xff" * 50)])
-    built = KafkaEventBuilder(["b:1"]).build([big])
-    one_record_json = orjson.dumps(orjson.loads(built)["records"]["t-0"][0])
-    assert len(one_record_json) <= estimated_record_size(big)
-    assert estimated_record_size(big) < len(one_record_json) * 1.2
-    assert base64.b64decode(orjson.loads(one_record_json)["value"]) == big.value
+    value = bytes(range(256)) * 40
+    entry = event_record(
+        "t", 0, 123456789, 1700000000000, "CREATE_TIME", b"k" * 100, value, [("h", b"\xff" * 50)]
+    )
+    one_record_json = orjson.dumps(entry)
+    assert len(one_record_json) <= estimated_entry_size(entry)
+    assert estimated_entry_size(entry) < len(one_record_json) * 1.2
+    assert base64.b64decode(orjson.loads(one_record_json)["value"]) == value

@@ -9,9 +9,14 @@ from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from esm.embedded.topics import OutgoingRecord, committed_offsets, produce
 
 from .harness import Worker, daemon, mapping, recorded, wait_committed, wait_until, write_config
+
+# The tests that exercise ownership run once per Kafka client library.
+CLIENTS = pytest.mark.parametrize("client", ["kafka-python", "confluent-kafka"])
 
 
 def produce_numbered(bootstrap: str, topic: str, n: int, partitions: int = 4, start: int = 0) -> set[bytes]:
@@ -26,8 +31,9 @@ def function(worker: Worker, **extra: object) -> dict[str, object]:
     return {"FunctionName": "fn", "Endpoints": [worker.address], "Timeout": 30, **extra}
 
 
+@CLIENTS
 def test_ten_thousand_records_over_four_partitions_in_order(
-    kafka_broker: str, new_topic: Callable[..., str], tmp_path: Path
+    kafka_broker: str, new_topic: Callable[..., str], tmp_path: Path, client: str
 ) -> None:
     topic = new_topic(partitions=4)
     expected = produce_numbered(kafka_broker, topic, 10_000)
@@ -36,7 +42,9 @@ def test_ten_thousand_records_over_four_partitions_in_order(
         "tests.handlers.recorder:handler", concurrency=4, env={"ESM_RECORDER_FILE": str(out)}
     ).wait_serving()
     config = write_config(
-        tmp_path / "esm.json", [function(worker)], [mapping(kafka_broker, topic, f"g-{topic}", BatchSize=500)]
+        tmp_path / "esm.json",
+        [function(worker)],
+        [mapping(kafka_broker, topic, f"g-{topic}", BatchSize=500, KafkaClient=client)],
     )
     engine = daemon(config)
     try:
@@ -116,8 +124,9 @@ def test_restart_resumes_from_committed_offsets(
     assert {d.value for d in recorded(out)} == second
 
 
+@CLIENTS
 def test_kill_9_mid_stream_then_restart_loses_nothing(
-    kafka_broker: str, new_topic: Callable[..., str], tmp_path: Path
+    kafka_broker: str, new_topic: Callable[..., str], tmp_path: Path, client: str
 ) -> None:
     topic = new_topic(partitions=4)
     expected = produce_numbered(kafka_broker, topic, 4000)
@@ -128,7 +137,9 @@ def test_kill_9_mid_stream_then_restart_loses_nothing(
         env={"ESM_RECORDER_FILE": str(out), "ESM_SLOW_SECONDS": "0.02"},
     ).wait_serving()
     config = write_config(
-        tmp_path / "esm.json", [function(worker)], [mapping(kafka_broker, topic, f"g-{topic}", BatchSize=50)]
+        tmp_path / "esm.json",
+        [function(worker)],
+        [mapping(kafka_broker, topic, f"g-{topic}", BatchSize=50, KafkaClient=client)],
     )
     try:
         engine = daemon(config)
@@ -177,8 +188,9 @@ def test_concurrency_limit_holds_across_mappings_and_processes(
     assert max_in_flight == 2  # reached, never exceeded
 
 
+@CLIENTS
 def test_two_daemons_in_one_group_one_leaves_mid_stream(
-    kafka_broker: str, new_topic: Callable[..., str], tmp_path: Path
+    kafka_broker: str, new_topic: Callable[..., str], tmp_path: Path, client: str
 ) -> None:
     topic = new_topic(partitions=4)
     expected = produce_numbered(kafka_broker, topic, 3000)
@@ -190,10 +202,14 @@ def test_two_daemons_in_one_group_one_leaves_mid_stream(
     ).wait_serving()
     group = f"g-{topic}"
     config_a = write_config(
-        tmp_path / "a.json", [function(worker)], [mapping(kafka_broker, topic, group, BatchSize=25)]
+        tmp_path / "a.json",
+        [function(worker)],
+        [mapping(kafka_broker, topic, group, BatchSize=25, KafkaClient=client)],
     )
     config_b = write_config(
-        tmp_path / "b.json", [function(worker)], [mapping(kafka_broker, topic, group, BatchSize=25)]
+        tmp_path / "b.json",
+        [function(worker)],
+        [mapping(kafka_broker, topic, group, BatchSize=25, KafkaClient=client)],
     )
     history: list[dict[int, int]] = []
     a = daemon(config_a)

@@ -1,13 +1,27 @@
-"""The Kafka group reader against a real broker (Tansu): delivery, fenced commits, flow control."""
+"""The Kafka group readers (kafka-python and confluent-kafka) against a real broker (Tansu):
+delivery, fenced commits, flow control, hand-over between members."""
 
 import asyncio
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from esm.embedded.topics import OutgoingRecord, committed_offsets, produce
-from esm.events.kafka import estimated_record_size
+from esm.events.kafka import estimated_entry_size
 from esm.ownership.kafka_assignment import PartitionAssignment
 from esm.sources.kafka import KafkaGroupReader, ReaderSettings
+from esm.sources.kafka_confluent import ConfluentGroupReader
+from esm.sources.kafka_group import GroupReader
+
+ReaderClass = type[GroupReader[Any]]
+
+
+@pytest.fixture(params=[KafkaGroupReader, ConfluentGroupReader], ids=["kafka-python", "confluent-kafka"])
+def reader_class(request: pytest.FixtureRequest) -> ReaderClass:
+    cls: ReaderClass = request.param
+    return cls
+
 
 FAST_GROUP = {"session_timeout_ms": 1500, "heartbeat_interval_ms": 300, "fetch_max_wait_ms": 20}
 
@@ -63,19 +77,19 @@ def records(n: int, partitions: int = 2) -> list[OutgoingRecord]:
 
 
 async def test_delivers_in_offset_order_and_commits_only_completed(
-    kafka_broker: str, new_topic: Callable[..., str]
+    kafka_broker: str, new_topic: Callable[..., str], reader_class: ReaderClass
 ) -> None:
     topic = new_topic(partitions=2)
     produce(kafka_broker, topic, records(200))
     events = Collector()
-    reader = KafkaGroupReader(
-        settings(kafka_broker, topic, f"g-{topic}"), events, asyncio.get_running_loop(), estimated_record_size
+    reader = reader_class(
+        settings(kafka_broker, topic, f"g-{topic}"), events, asyncio.get_running_loop(), estimated_entry_size
     )
     reader.start()
     try:
         await until(lambda: events.total() == 200)
         for partition_records in events.records.values():
-            offsets = [r.offset for r in partition_records]
+            offsets = [r["offset"] for r in partition_records]
             assert offsets == list(range(100))
         by_partition = {a.tp.partition: a for a in events.assigned}
         by_partition[0].complete(40)  # the function finished offsets 0..39 of partition 0
@@ -86,12 +100,14 @@ async def test_delivers_in_offset_order_and_commits_only_completed(
         await asyncio.get_running_loop().run_in_executor(None, reader.close, 20.0)
 
 
-async def test_revoked_assignment_never_commits(kafka_broker: str, new_topic: Callable[..., str]) -> None:
+async def test_revoked_assignment_never_commits(
+    kafka_broker: str, new_topic: Callable[..., str], reader_class: ReaderClass
+) -> None:
     topic = new_topic(partitions=1)
     produce(kafka_broker, topic, records(10, partitions=1))
     events = Collector()
-    reader = KafkaGroupReader(
-        settings(kafka_broker, topic, f"g-{topic}"), events, asyncio.get_running_loop(), estimated_record_size
+    reader = reader_class(
+        settings(kafka_broker, topic, f"g-{topic}"), events, asyncio.get_running_loop(), estimated_entry_size
     )
     reader.start()
     try:
@@ -106,7 +122,7 @@ async def test_revoked_assignment_never_commits(kafka_broker: str, new_topic: Ca
 
 
 async def test_paused_partition_resumes_after_its_buffer_drains(
-    kafka_broker: str, new_topic: Callable[..., str]
+    kafka_broker: str, new_topic: Callable[..., str], reader_class: ReaderClass
 ) -> None:
     """kafka-python 3.0.12 can leave a resumed partition stuck (data parked while it was paused is
     never restored once another partition's records have passed through); the reader must not."""
@@ -125,11 +141,15 @@ async def test_paused_partition_resumes_after_its_buffer_drains(
         buffer_low_bytes=20_000,
         max_poll_records=100,
     )
-    reader = KafkaGroupReader(tight, events, asyncio.get_running_loop(), estimated_record_size)
+    reader = reader_class(tight, events, asyncio.get_running_loop(), estimated_entry_size)
     reader.start()
     try:
         await until(lambda: len(events.assigned) == 2)
-        for turn in range(400):
+        # Bounded by time, not turns: each pause costs librdkafka a fresh fetch.
+        deadline = asyncio.get_running_loop().time() + 40
+        turn = 0
+        while events.total() < 6000 and asyncio.get_running_loop().time() < deadline:
+            turn += 1
             await asyncio.sleep(0.02)
             for assignment in events.assigned:
                 assert assignment.buffered_bytes < 50_000 + 100 * 1300, "flow control did not pause"
@@ -137,16 +157,14 @@ async def test_paused_partition_resumes_after_its_buffer_drains(
                 # while partition 1's records keep passing through the consumer.
                 if assignment.tp.partition == 1 or turn % 10 == 0:
                     assignment.add_buffered(-assignment.buffered_bytes)
-            if events.total() == 6000:
-                break
         assert {p: len(r) for p, r in events.records.items()} == {0: 3000, 1: 3000}
-        assert [r.offset for r in events.records[0]] == list(range(3000))
+        assert [r["offset"] for r in events.records[0]] == list(range(3000))
     finally:
         await asyncio.get_running_loop().run_in_executor(None, reader.close, 20.0)
 
 
 async def test_each_new_ownership_starts_at_the_committed_offset(
-    kafka_broker: str, new_topic: Callable[..., str]
+    kafka_broker: str, new_topic: Callable[..., str], reader_class: ReaderClass
 ) -> None:
     """A partition revoked and assigned back to the same member must be re-read from the group's
     committed offset: kafka-python keeps its old fetch position, past records the engine dropped."""
@@ -154,12 +172,8 @@ async def test_each_new_ownership_starts_at_the_committed_offset(
     produce(kafka_broker, topic, records(400, partitions=4))
     loop = asyncio.get_running_loop()
     first, second = Collector(), Collector()
-    reader_a = KafkaGroupReader(
-        settings(kafka_broker, topic, f"g-{topic}"), first, loop, estimated_record_size
-    )
-    reader_b = KafkaGroupReader(
-        settings(kafka_broker, topic, f"g-{topic}"), second, loop, estimated_record_size
-    )
+    reader_a = reader_class(settings(kafka_broker, topic, f"g-{topic}"), first, loop, estimated_entry_size)
+    reader_b = reader_class(settings(kafka_broker, topic, f"g-{topic}"), second, loop, estimated_entry_size)
     reader_a.start()
     try:
         await until(lambda: first.total() == 400)
@@ -175,4 +189,4 @@ async def test_each_new_ownership_starts_at_the_committed_offset(
         await loop.run_in_executor(None, reader_a.close, 20.0)
     for partition_records in first.records.values():
         # The last epoch read the partition again from its commit, in order, with nothing skipped.
-        assert [r.offset for r in partition_records[-90:]] == list(range(10, 100))
+        assert [r["offset"] for r in partition_records[-90:]] == list(range(10, 100))

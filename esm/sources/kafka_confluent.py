@@ -1,0 +1,148 @@
+"""The confluent-kafka client (librdkafka) behind `GroupReader`: the fast option.
+
+Fetching and decoding run in librdkafka's own threads, outside the GIL, which leaves the
+poller's Python time to batching, events and invocations (benchmarks/ shows the difference).
+Rebalance callbacks run inside `consume()` on the reader's thread, so a new assignment is
+positioned (committed offset, else StartingPosition) before librdkafka fetches anything for it.
+Install with `pip install 'esm[confluent]'` and select with `KafkaClient: confluent-kafka`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from esm.config.librdkafka_properties import librdkafka_config
+from esm.events.kafka import LIBRDKAFKA_TIMESTAMP_TYPES, NO_TIMESTAMP_TYPE, event_record
+from esm.ownership.kafka_assignment import TopicPartitionId
+from esm.sources.kafka_group import ClientError, GroupReader
+
+log = logging.getLogger(__name__)
+
+
+class ConfluentGroupReader(GroupReader[Any]):
+    def __init__(self, *args: Any, consumer_factory: Callable[..., Any] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._config = librdkafka_config(self._settings.consumer_kwargs)
+        if consumer_factory is None:
+            from confluent_kafka import Consumer
+
+            consumer_factory = Consumer
+        self._consumer_factory = consumer_factory
+
+    def _connect(self) -> Any:
+        from confluent_kafka import KafkaException
+
+        try:
+            consumer = self._consumer_factory(self._config, logger=logging.getLogger("esm.librdkafka"))
+            consumer.subscribe(
+                [self._settings.topic], on_assign=self._assign, on_revoke=self._revoke, on_lost=self._revoke
+            )
+        except KafkaException as err:
+            raise ClientError(str(err)) from err
+        return consumer
+
+    def _poll(self, client: Any, timeout_ms: int) -> dict[TopicPartitionId, list[Any]]:
+        # consume() waits until it has num_messages or the timeout passes, which would hold
+        # records back: wait for the first one, then take what is already there.
+        first = client.poll(timeout_ms / 1000)
+        if first is None:
+            return {}
+        messages = [first, *client.consume(num_messages=self._settings.max_poll_records - 1, timeout=0)]
+        batch: dict[TopicPartitionId, list[Any]] = {}
+        current: list[Any] = []
+        topic, partition = "", -1
+        types = LIBRDKAFKA_TIMESTAMP_TYPES
+        for m in messages:
+            if m.error() is not None:
+                log.warning("kafka fetch error on %s: %s", self._settings.topic, m.error())
+                continue
+            if m.partition() != partition or m.topic() != topic:
+                topic, partition = m.topic(), m.partition()
+                current = batch.setdefault(TopicPartitionId(topic, partition), [])
+            kind, timestamp = m.timestamp()
+            current.append(
+                event_record(
+                    topic,
+                    partition,
+                    m.offset(),
+                    timestamp,
+                    types.get(kind, NO_TIMESTAMP_TYPE),
+                    m.key(),
+                    m.value(),
+                    m.headers(),
+                )
+            )
+        return batch
+
+    def _commit(self, client: Any, offsets: dict[TopicPartitionId, int]) -> None:
+        from confluent_kafka import KafkaException, TopicPartition
+
+        try:
+            client.commit(
+                offsets=[TopicPartition(tp.topic, tp.partition, offset) for tp, offset in offsets.items()],
+                asynchronous=False,
+            )
+        except KafkaException as err:
+            raise ClientError(str(err)) from err
+
+    def _position_at_start(self, client: Any, tp: TopicPartitionId) -> int | None:
+        raise AssertionError("confluent-kafka partitions are positioned while they are assigned")
+
+    def _pause(self, client: Any, tps: Sequence[TopicPartitionId]) -> None:
+        from confluent_kafka import TopicPartition
+
+        client.pause([TopicPartition(tp.topic, tp.partition) for tp in tps])
+
+    def _resume(self, client: Any, tp: TopicPartitionId, next_offset: int | None) -> None:
+        # librdkafka drops what it prefetched for a paused partition; a seek makes it fetch again
+        # at once (a plain resume was seen to wait about a second).
+        from confluent_kafka import TopicPartition
+
+        client.resume([TopicPartition(tp.topic, tp.partition)])
+        if next_offset is not None:
+            client.seek(TopicPartition(tp.topic, tp.partition, next_offset))
+
+    def _highwater(self, client: Any, tp: TopicPartitionId) -> int | None:
+        from confluent_kafka import TopicPartition
+
+        _, high = client.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), cached=True)
+        return int(high) if high is not None and high >= 0 else None
+
+    def _close_client(self, client: Any) -> None:
+        client.close()
+
+    # -- rebalance callbacks: inside consume(), on the reader's thread -----------------------
+
+    def _assign(self, client: Any, partitions: list[Any]) -> None:
+        from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, TopicPartition
+
+        committed = {
+            TopicPartitionId(p.topic, p.partition): p.offset for p in client.committed(partitions, timeout=30)
+        }
+        start = self._settings.start
+        positioned = []
+        for p in partitions:
+            tp = TopicPartitionId(p.topic, p.partition)
+            offset = committed.get(tp, -1)
+            if offset < 0:
+                if start == "latest":
+                    offset = OFFSET_END
+                elif isinstance(start, int):
+                    found = client.offsets_for_times(
+                        [TopicPartition(p.topic, p.partition, start)], timeout=30
+                    )[0]
+                    offset = found.offset if found.offset >= 0 else OFFSET_END
+                else:
+                    offset = OFFSET_BEGINNING
+            positioned.append(TopicPartition(p.topic, p.partition, offset))
+        client.assign(positioned)
+        self._on_assigned(
+            [TopicPartitionId(p.topic, p.partition) for p in partitions],
+            committed={tp: offset for tp, offset in committed.items() if offset >= 0},
+        )
+
+    def _revoke(self, client: Any, partitions: list[Any]) -> None:
+        self._on_revoked([TopicPartitionId(p.topic, p.partition) for p in partitions])
+        client.unassign()

@@ -1,0 +1,365 @@
+"""A Kafka consumer-group member on a thread of its own: the part every Kafka client shares.
+
+Kafka clients are not thread-safe, so one thread owns the consumer: it polls, hands records to
+the event loop, pauses partitions whose buffers are full, and commits what the event loop has
+marked complete. Subclasses adapt one client library (`esm.sources.kafka` for kafka-python,
+`esm.sources.kafka_confluent` for confluent-kafka); this class holds the ownership bookkeeping
+so both behave the same.
+
+- Ownership: each assignment of a partition is a new `PartitionAssignment` (an epoch). Rebalance
+  callbacks only flip flags and queue a notification; the consumer thread sends notifications
+  before the records it delivers next, so the event loop never sees records of a partition
+  before it hears the partition was assigned. No record of an epoch is delivered before the
+  client has been positioned at the epoch's start (the group's committed offset, else
+  StartingPosition).
+- Commit protocol, at most every `commit_interval_seconds` and when closing: (1) collect every
+  active assignment's completed offset that is past its last commit, (2) commit them in one
+  synchronous request, (3) record them as committed. A revoked assignment yields nothing to
+  commit, and Kafka rejects a commit from an old generation.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
+
+from esm.ownership.kafka_assignment import PartitionAssignment, TopicPartitionId
+
+log = logging.getLogger(__name__)
+
+Client = TypeVar("Client")
+
+
+class PartitionEvents(Protocol):
+    """What the reader tells the event loop (each call is made on the loop)."""
+
+    def partitions_assigned(self, assignments: list[PartitionAssignment]) -> None: ...
+    def partitions_revoked(self, assignments: list[PartitionAssignment]) -> None: ...
+    def records_fetched(
+        self, assignment: PartitionAssignment, records: list[Any], sizes: list[int]
+    ) -> None: ...
+    def lag_measured(self, total_lag: int) -> None: ...
+    def committed(self, count: int, failed: bool) -> None: ...
+
+
+@dataclass(frozen=True)
+class ReaderSettings:
+    topic: str
+    # The client's own settings (kafka-python keyword arguments; translated for other clients).
+    consumer_kwargs: dict[str, Any]
+    # Where a partition starts when the group has no committed offset: "earliest", "latest",
+    # or an epoch-milliseconds timestamp (AT_TIMESTAMP).
+    start: str | int
+    # Per-partition flow control: pause fetching above `high`, resume below `low` buffered bytes.
+    buffer_high_bytes: int = 4 * 1024 * 1024
+    buffer_low_bytes: int = 1 * 1024 * 1024
+    # How long a poll waits when nothing arrives (records end the wait at once); also bounds how
+    # late a commit or an assignment notification can be.
+    poll_timeout_ms: int = 250
+    # While a partition is paused the thread must notice soon that its buffer drained, and no
+    # client can be woken from a poll: poll in short steps then.
+    paused_poll_timeout_ms: int = 10
+    # When every partition's buffer is full the thread stops polling for up to this long before
+    # it pauses them (see `_flow_control`).
+    hold_before_pause_seconds: float = 1.0
+    max_poll_records: int = 2000
+    lag_interval_seconds: float = 1.0
+    # Completed offsets are committed at most this often (and always when the reader closes):
+    # a synchronous commit per batch would cost more than the batch; a crash re-delivers at most
+    # this much completed work.
+    commit_interval_seconds: float = 0.2
+    reconnect_backoff_seconds: float = 1.0
+
+
+class ClientError(Exception):
+    """A client call failed in a way the reader survives (reconnect, or retry the commit)."""
+
+
+class GroupReader(abc.ABC, Generic[Client]):
+    def __init__(
+        self,
+        settings: ReaderSettings,
+        events: PartitionEvents,
+        loop: asyncio.AbstractEventLoop,
+        record_size: Callable[[Any], int],
+    ) -> None:
+        self._settings = settings
+        self._events = events
+        self._loop = loop
+        self._record_size = record_size
+        self._lock = threading.Lock()
+        self._assignments: dict[TopicPartitionId, PartitionAssignment] = {}
+        self._needs_init: list[TopicPartitionId] = []
+        self._initialized: set[int] = set()  # epochs whose start position is set
+        self._paused: set[TopicPartitionId] = set()
+        self._next_offset: dict[TopicPartitionId, int] = {}
+        self._epoch = 0
+        self._notifications: list[
+            tuple[Callable[[list[PartitionAssignment]], None], list[PartitionAssignment]]
+        ] = []
+        self._fetching = True
+        self._all_full_since: float | None = None
+        self._closing = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"kafka-reader-{settings.topic}", daemon=True)
+
+    # -- what a client adapter provides -----------------------------------------------------
+
+    @abc.abstractmethod
+    def _connect(self) -> Client:
+        """A new consumer subscribed to the topic; raises ClientError when Kafka cannot be reached."""
+
+    @abc.abstractmethod
+    def _poll(self, client: Client, timeout_ms: int) -> dict[TopicPartitionId, list[Any]]:
+        """Records by partition as event entries (`esm.events.kafka.event_record`), in offset
+        order; waits at most `timeout_ms` for the first one."""
+
+    @abc.abstractmethod
+    def _commit(self, client: Client, offsets: dict[TopicPartitionId, int]) -> None:
+        """Commits synchronously; raises ClientError when the group refuses it."""
+
+    @abc.abstractmethod
+    def _position_at_start(self, client: Client, tp: TopicPartitionId) -> int | None:
+        """Positions a new assignment at the committed offset (returned) or StartingPosition."""
+
+    @abc.abstractmethod
+    def _pause(self, client: Client, tps: Sequence[TopicPartitionId]) -> None: ...
+
+    @abc.abstractmethod
+    def _resume(self, client: Client, tp: TopicPartitionId, next_offset: int | None) -> None:
+        """Fetches again from `next_offset` (the first record not delivered), if known."""
+
+    @abc.abstractmethod
+    def _highwater(self, client: Client, tp: TopicPartitionId) -> int | None: ...
+
+    @abc.abstractmethod
+    def _close_client(self, client: Client) -> None: ...
+
+    # -- control, from the event loop -------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop_fetching(self) -> None:
+        """Phase one of shutdown: no new records; commits go on."""
+        self._fetching = False
+
+    def close(self, timeout: float) -> None:
+        """Phase two: commit what completed, leave the group, end the thread (blocking)."""
+        self._closing.set()
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.warning("kafka reader for %s did not stop within %.1fs", self._settings.topic, timeout)
+
+    # -- the consumer thread ----------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._closing.is_set():
+            client = self._connect_with_backoff()
+            if client is None:
+                return
+            try:
+                self._poll_loop(client)
+            except Exception:
+                log.exception("kafka reader for %s failed; reconnecting", self._settings.topic)
+                self._closing.wait(self._settings.reconnect_backoff_seconds)
+            finally:
+                self._commit_completed(client)
+                try:
+                    self._close_client(client)
+                except Exception:
+                    log.debug("closing the kafka consumer failed", exc_info=True)
+                self._lose_all()
+
+    def _connect_with_backoff(self) -> Client | None:
+        backoff = self._settings.reconnect_backoff_seconds
+        while not self._closing.is_set():
+            try:
+                return self._connect()
+            except ClientError as err:
+                log.error(
+                    "cannot reach Kafka for topic %s (%s); retrying in %.0fs",
+                    self._settings.topic,
+                    err,
+                    backoff,
+                )
+                self._closing.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
+        return None
+
+    def _poll_loop(self, client: Client) -> None:
+        next_lag = next_commit = 0.0
+        while not self._closing.is_set():
+            now = time.monotonic()
+            if now >= next_commit:
+                next_commit = now + self._settings.commit_interval_seconds
+                self._commit_completed(client)
+            if now >= next_lag:
+                next_lag = now + self._settings.lag_interval_seconds
+                self._measure_lag(client)
+            self._init_new_partitions(client)
+            if self._flow_control(client, now):
+                self._closing.wait(self._settings.paused_poll_timeout_ms / 1000)
+                continue
+            timeout = (
+                self._settings.paused_poll_timeout_ms if self._paused else self._settings.poll_timeout_ms
+            )
+            batch = self._poll(client, timeout)
+            self._send_notifications()
+            for tp, records in batch.items():
+                self._deliver(tp, records)
+
+    def _send_notifications(self) -> None:
+        with self._lock:
+            pending, self._notifications = self._notifications, []
+        for callback, assignments in pending:
+            self._loop.call_soon_threadsafe(callback, assignments)
+
+    def _deliver(self, tp: TopicPartitionId, records: list[Any]) -> None:
+        with self._lock:
+            assignment = self._assignments.get(tp)
+        if assignment is None or not assignment.active or not records:
+            return
+        if assignment.epoch not in self._initialized:
+            return  # fetched from a position older than this epoch's start; re-read after positioning
+        self._next_offset[tp] = records[-1]["offset"] + 1
+        sizes = [self._record_size(r) for r in records]
+        assignment.add_buffered(sum(sizes))
+        self._loop.call_soon_threadsafe(self._events.records_fetched, assignment, records, sizes)
+
+    def _commit_completed(self, client: Client) -> None:
+        with self._lock:
+            pending = [(tp, a, a.take_commit()) for tp, a in self._assignments.items()]
+        offsets = {tp: offset for tp, _, offset in pending if offset is not None}
+        if not offsets:
+            return
+        try:
+            self._commit(client, offsets)
+        except ClientError as err:
+            # Typically a rebalance in progress: the partitions' new owner re-reads from the
+            # last successful commit (at-least-once).
+            log.warning("offset commit for %s failed: %s", self._settings.topic, err)
+            self._loop.call_soon_threadsafe(self._events.committed, 0, True)
+            return
+        for _, assignment, offset in pending:
+            if offset is not None:
+                assignment.mark_committed(offset)
+        self._loop.call_soon_threadsafe(self._events.committed, len(offsets), False)
+
+    def _init_new_partitions(self, client: Client) -> None:
+        """Starts each new ownership epoch at the group's committed offset.
+
+        A client may keep its in-memory fetch position for a partition that is revoked and
+        assigned back to the same member (kafka-python does), but the records between the last
+        commit and that position were dropped with the old epoch: reading on from there would
+        skip them. So every new assignment is positioned at its start before any of its records
+        is delivered.
+        """
+        with self._lock:
+            new, self._needs_init = self._needs_init, []
+        for tp in new:
+            assignment = self._assignments.get(tp)
+            if assignment is None or not assignment.active:
+                continue
+            committed = self._position_at_start(client, tp)
+            if committed is not None:
+                assignment.mark_committed(committed)
+            self._initialized.add(assignment.epoch)
+
+    def _flow_control(self, client: Client, now: float) -> bool:
+        """Pauses partitions whose buffers are full and resumes drained ones.
+
+        Pausing makes both clients drop what they prefetched and fetch it again on resume, which
+        at full speed (every buffer full, batches in flight) costs more than it saves. So while
+        every partition is full the thread first just stops polling (returns True); only when
+        that lasts past `hold_before_pause_seconds` (a stuck function) are they paused, so the
+        thread can poll again: group membership needs regular polls.
+        """
+        with self._lock:
+            assignments = list(self._assignments.items())
+        high = self._settings.buffer_high_bytes
+        if self._fetching and assignments and all(a.buffered_bytes > high for _, a in assignments):
+            if self._all_full_since is None:
+                self._all_full_since = now
+            if now - self._all_full_since < self._settings.hold_before_pause_seconds:
+                return True
+        else:
+            self._all_full_since = None
+        for tp, assignment in assignments:
+            buffered = assignment.buffered_bytes
+            if tp not in self._paused and buffered > self._settings.buffer_high_bytes:
+                self._pause(client, [tp])
+                self._paused.add(tp)
+            elif tp in self._paused and buffered < self._settings.buffer_low_bytes and self._fetching:
+                self._paused.discard(tp)
+                self._resume(client, tp, self._next_offset.get(tp))
+        if not self._fetching:
+            unpaused = [tp for tp, _ in assignments if tp not in self._paused]
+            if unpaused:
+                self._pause(client, unpaused)
+                self._paused.update(unpaused)
+        return False
+
+    def _measure_lag(self, client: Client) -> None:
+        total = 0
+        with self._lock:
+            assignments = list(self._assignments.items())
+        for tp, assignment in assignments:
+            highwater = self._highwater(client, tp) if assignment.active else None
+            base = assignment.completed if assignment.completed is not None else assignment.committed
+            if highwater is not None and base is not None:
+                total += max(0, highwater - base)
+        self._loop.call_soon_threadsafe(self._events.lag_measured, total)
+
+    # -- rebalance callbacks: flags and notifications only ----------------------------------
+
+    def _on_assigned(
+        self, partitions: Sequence[TopicPartitionId], committed: dict[TopicPartitionId, int] | None = None
+    ) -> list[PartitionAssignment]:
+        """New epochs for `partitions`. `committed` is given by a client that positioned the
+        partitions itself while assigning them (their records may be delivered at once); without
+        it the consumer thread positions them before delivering anything."""
+        created = []
+        with self._lock:
+            for tp in partitions:
+                if tp in self._assignments and self._assignments[tp].active:
+                    continue  # kept across a cooperative rebalance
+                self._epoch += 1
+                assignment = PartitionAssignment(tp, self._epoch)
+                self._assignments[tp] = assignment
+                if committed is None:
+                    self._needs_init.append(tp)
+                else:
+                    if tp in committed:
+                        assignment.mark_committed(committed[tp])
+                    self._initialized.add(assignment.epoch)
+                self._next_offset.pop(tp, None)
+                self._paused.discard(tp)
+                created.append(assignment)
+            if created:
+                self._notifications.append((self._events.partitions_assigned, created))
+        return created
+
+    def _on_revoked(self, partitions: Sequence[TopicPartitionId]) -> None:
+        revoked = []
+        with self._lock:
+            for tp in partitions:
+                assignment = self._assignments.pop(tp, None)
+                if assignment is not None:
+                    assignment.revoke()
+                    self._initialized.discard(assignment.epoch)
+                    revoked.append(assignment)
+                self._paused.discard(tp)
+            if revoked:
+                self._notifications.append((self._events.partitions_revoked, revoked))
+
+    def _lose_all(self) -> None:
+        with self._lock:
+            partitions = list(self._assignments)
+        self._on_revoked(partitions)
+        self._send_notifications()
