@@ -85,6 +85,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--parts", default=",".join(PARTS), help=f"comma-separated subset of {','.join(PARTS)}"
     )
+    parser.add_argument(
+        "--kafka-client",
+        choices=("kafka-python", "confluent-kafka"),
+        default="kafka-python",
+        help="the engine's Kafka client (the baseline is always plain kafka-python)",
+    )
     parser.add_argument("--latency-rate", type=int, default=500, help="records/s during the latency run")
     parser.add_argument("--latency-seconds", type=float, default=10.0)
     parser.add_argument(
@@ -117,7 +123,7 @@ def _one_run(args: argparse.Namespace, broker: TansuBroker, index: int, workdir:
         engine_dir = workdir / f"run{index}-engine"
         engine_dir.mkdir()
         timeout = args.engine_timeout or max(120.0, args.records / 2000)
-        result.engine = measure_engine(broker.bootstrap, topic, ends, engine_dir, timeout)
+        result.engine = measure_engine(broker.bootstrap, topic, ends, engine_dir, timeout, args.kafka_client)
     if "latency" in args.parts:
         _say(f"run {index}: (c) latency at {args.latency_rate} records/s for {args.latency_seconds}s")
         latency_dir = workdir / f"run{index}-latency"
@@ -129,6 +135,7 @@ def _one_run(args: argparse.Namespace, broker: TansuBroker, index: int, workdir:
             latency_dir,
             args.latency_rate,
             args.latency_seconds,
+            args.kafka_client,
         )
     return result
 
@@ -181,6 +188,7 @@ def _report(args: argparse.Namespace, runs: list[RunResult], log_path: Path) -> 
     return {
         "settings": {
             "records": args.records,
+            "kafka_client": args.kafka_client,
             "runs": args.runs,
             "parts": list(args.parts),
             "partitions": PARTITIONS,
@@ -220,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     except EngineUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    print(f"engine Kafka client: {args.kafka_client}; baseline: plain kafka-python consumer")
     print(_table(runs, report["median"]))
     if args.json is not None:
         args.json.write_text(json.dumps(report, indent=2) + "\n")

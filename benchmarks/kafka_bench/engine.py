@@ -74,6 +74,7 @@ class MappingSpec:
     batch_size: int = 500
     batching_window_s: float = 0.0
     consumer_config: Mapping[str, Any] = field(default_factory=lambda: dict(KAFKA_CONSUMER_CONFIG))
+    kafka_client: str = "kafka-python"
 
 
 def engine_config(store_url: str, metrics_port: int, mapping: MappingSpec) -> dict[str, Any]:
@@ -94,6 +95,7 @@ def engine_config(store_url: str, metrics_port: int, mapping: MappingSpec) -> di
                 "BatchSize": mapping.batch_size,
                 "MaximumBatchingWindowInSeconds": mapping.batching_window_s,
                 "KafkaConsumerConfig": dict(mapping.consumer_config),
+                "KafkaClient": mapping.kafka_client,
             }
         ],
     }

@@ -38,14 +38,21 @@ class EngineResult:
 
 
 def measure_engine(
-    bootstrap: str, topic: str, ends: dict[int, int], workdir: Path, timeout_s: float
+    bootstrap: str, topic: str, ends: dict[int, int], workdir: Path, timeout_s: float, kafka_client: str
 ) -> EngineResult:
     worker, endpoint = start_worker(NOOP_HANDLER, workdir, concurrency=4)
     try:
         group = f"bench-engine-{topic}"
         config = write_config(
             workdir,
-            MappingSpec(bootstrap, topic, group, function_name="bench-noop", worker_endpoint=endpoint),
+            MappingSpec(
+                bootstrap,
+                topic,
+                group,
+                function_name="bench-noop",
+                worker_endpoint=endpoint,
+                kafka_client=kafka_client,
+            ),
         )
         daemon = start_daemon(config, workdir)
         try:

@@ -38,7 +38,13 @@ class LatencyResult:
 
 
 def measure_latency(
-    bootstrap: str, topic: str, partitions: int, workdir: Path, rate_per_s: int, seconds: float
+    bootstrap: str,
+    topic: str,
+    partitions: int,
+    workdir: Path,
+    rate_per_s: int,
+    seconds: float,
+    kafka_client: str,
 ) -> LatencyResult:
     out_dir = workdir / "latency"
     out_dir.mkdir()
@@ -53,6 +59,7 @@ def measure_latency(
             f"bench-latency-{topic}",
             function_name="bench-latency",
             worker_endpoint=endpoint,
+            kafka_client=kafka_client,
         )
         daemon = start_daemon(write_config(workdir, mapping), workdir)
         try:
