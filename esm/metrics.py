@@ -56,6 +56,19 @@ class Metrics:
         self.retries = Counter(
             "esm_batch_retries", "Batches retried after a failed attempt.", ["mapping"], registry=r
         )
+        self.bisects = Counter(
+            "esm_batch_bisects",
+            "Failed batches split in two (BisectBatchOnFunctionError).",
+            ["mapping"],
+            registry=r,
+        )
+        self.records_discarded = Counter(
+            "esm_records_discarded",
+            "Records given up on (retries or record age exhausted): sent to the on-failure destination,"
+            " or dropped when there is none.",
+            ["mapping"],
+            registry=r,
+        )
         self.offset_lag = Gauge(
             "esm_offset_lag",
             "Records in the source not yet checkpointed (Kafka OffsetLag), summed over owned partitions.",

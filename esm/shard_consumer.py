@@ -17,13 +17,16 @@ import asyncio
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from functools import partial
+from typing import Any, Generic, Protocol, TypeVar
 
+from esm.batch_response import SUCCEEDED, read_batch_response
 from esm.batching import BatchLimits, RecordBuffer
-from esm.failures import DecisionKind, FailurePolicy, RetryState
-from esm.outcomes import InvokeOutcome
+from esm.failures import Attempts, Decision, DecisionKind, FailurePolicy, WorkItem
+from esm.outcomes import InvokeOutcome, OutcomeKind
 from esm.shard_state import ShardEvent, ShardState, next_state
 
 log = logging.getLogger(__name__)
@@ -41,11 +44,15 @@ class ShardSource(Protocol[R_contra]):
 
     def build_event(self, records: Sequence[R_contra]) -> bytes: ...
     def record_time(self, record: R_contra) -> float:
-        """When the record entered the stream (epoch seconds), for iterator age."""
+        """When the record entered the stream (epoch seconds): iterator age and record age."""
         ...
 
-    async def checkpoint_after(self, records: Sequence[R_contra]) -> bool:
-        """Marks everything up to the last of `records` done; False when ownership was lost."""
+    def index_of(self, records: Sequence[R_contra], identifier: Any) -> int | None:
+        """Where a partial batch response's itemIdentifier is in `records`, None if absent."""
+        ...
+
+    async def checkpoint_after(self, record: R_contra) -> bool:
+        """Marks everything up to `record` done; False when ownership was lost."""
         ...
 
     def taken(self, size_bytes: int) -> None:
@@ -56,16 +63,28 @@ class ShardSource(Protocol[R_contra]):
     def owned(self) -> bool: ...
 
 
-@dataclass(frozen=True)
-class ShardMetrics:
-    """Pre-labelled metric children for one mapping (shared by its shards)."""
+class FailureSink(Protocol[R_contra]):
+    """Where records go when the policy gives up on them (the on-failure destination)."""
 
-    records_invoked: _Inc
-    records_delivered: _Inc
-    records_dropped: _Inc
-    batch_size: _Observe
-    retries: _Inc
-    iterator_age: _Set
+    async def send(
+        self, records: Sequence[R_contra], decision: Decision, last_outcome: InvokeOutcome | None
+    ) -> None:
+        """Returns once the records are written somewhere durable (retrying while it cannot)."""
+        ...
+
+
+class DroppingSink:
+    """No destination configured: as in Lambda, records given up on are dropped (and counted)."""
+
+    async def send(
+        self, records: Sequence[Any], decision: Decision, last_outcome: InvokeOutcome | None
+    ) -> None:
+        log.warning(
+            "%d records dropped (%s after %d invocations; no on-failure destination)",
+            len(records),
+            decision.condition,
+            decision.invoke_count,
+        )
 
 
 class _Inc(Protocol):
@@ -78,6 +97,20 @@ class _Observe(Protocol):
 
 class _Set(Protocol):
     def set(self, value: float) -> None: ...
+
+
+@dataclass(frozen=True)
+class ShardMetrics:
+    """Pre-labelled metric children for one mapping (shared by its shards)."""
+
+    records_invoked: _Inc
+    records_delivered: _Inc
+    records_dropped: _Inc
+    batch_size: _Observe
+    retries: _Inc
+    iterator_age: _Set
+    bisects: _Inc
+    records_discarded: _Inc
 
 
 # Transient failures (worker down, throttled) are logged on the first and then every Nth retry.
@@ -94,6 +127,8 @@ class ShardConsumer(Generic[R]):
         invoker: Invoker,
         policy: FailurePolicy,
         metrics: ShardMetrics,
+        failure_sink: FailureSink[R] | None = None,
+        report_batch_item_failures: bool = False,
         initial_state: ShardState = ShardState.INITIALIZING,
         wall_clock: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
@@ -105,13 +140,15 @@ class ShardConsumer(Generic[R]):
         self._invoker = invoker
         self._policy = policy
         self._metrics = metrics
+        self._sink: FailureSink[R] = failure_sink or DroppingSink()
+        self._report_item_failures = report_batch_item_failures
         self._wall_clock = wall_clock
         self._rand = rand
         self.state = initial_state
         # Set when the shard must stop taking batches (lost or shutting down).
         self._halt = asyncio.Event()
         self.last_error: str | None = None
-        self.retry_state = RetryState()
+        self.attempts = Attempts()
 
     def _transition(self, event: ShardEvent) -> None:
         before = self.state
@@ -148,56 +185,91 @@ class ShardConsumer(Generic[R]):
                 self._transition(ShardEvent.DRAINED)
 
     async def _process(self, records: list[R]) -> None:
-        payload = self._source.build_event(records)
-        state = RetryState()
+        """Works through one batch until every record is checkpointed or given up on (sent to
+        the failure sink), or the shard is lost or shut down."""
         self._metrics.batch_size.observe(len(records))
-        while True:
-            self.retry_state = state
-            self._metrics.records_invoked.inc(len(records))
-            self._metrics.iterator_age.set(
-                max(0.0, self._wall_clock() - self._source.record_time(records[0]))
-            )
-            outcome = await self._invoker.invoke(payload)
-            if not self._source.owned or self.state is ShardState.LEASE_LOST:
-                self._metrics.records_dropped.inc(len(records))
+        items: deque[WorkItem] = deque([WorkItem(0, len(records))])
+        while items:
+            item = items[0]
+            self.attempts = item.attempts
+            oldest = self._source.record_time(records[item.start])
+            decision = self._policy.before_invoke(item, oldest, self._wall_clock())
+            outcome: InvokeOutcome | None = None
+            if decision is None:
+                chunk = records[item.start : item.end]
+                self._metrics.records_invoked.inc(item.size)
+                self._metrics.iterator_age.set(max(0.0, self._wall_clock() - oldest))
+                outcome = await self._invoker.invoke(self._source.build_event(chunk))
+                if not self._source.owned or self.state is ShardState.LEASE_LOST:
+                    self._metrics.records_dropped.inc(len(records) - item.start)
+                    return
+                response = SUCCEEDED
+                if self._report_item_failures and outcome.kind is OutcomeKind.SUCCESS:
+                    response = read_batch_response(outcome.response, partial(self._source.index_of, chunk))
+                decision = self._policy.decide(
+                    item, outcome, self._wall_clock(), oldest, response, self._rand
+                )
+            if decision.checkpoint_to is not None and not await self._checkpoint(
+                records, item.start, decision.checkpoint_to
+            ):
                 return
-            decision = self._policy.decide(outcome, state, self._rand)
             if decision.kind is DecisionKind.CHECKPOINT:
                 self.last_error = None
-                self.retry_state = RetryState()
-                if await self._source.checkpoint_after(records):
-                    self._metrics.records_delivered.inc(len(records))
-                else:
-                    self._metrics.records_dropped.inc(len(records))
-                    self.lease_lost()
-                return
-            self.last_error = outcome.describe()
-            self._log_retry(outcome, decision.next_state, decision.delay_seconds)
-            self._metrics.retries.inc()
-            state = decision.next_state
-            if self.state is not ShardState.PROCESSING:
-                return  # shutting down: the batch is re-read from the last checkpoint
-            try:
-                await asyncio.wait_for(self._halt.wait(), timeout=decision.delay_seconds)
-                return  # halted while waiting to retry
-            except TimeoutError:
-                pass
+                if not await self._checkpoint(records, item.start, item.end):
+                    return
+                items.popleft()
+            elif decision.kind is DecisionKind.SPLIT:
+                self._metrics.bisects.inc()
+                items.popleft()
+                items.extendleft(reversed(decision.next_items))
+            elif decision.kind is DecisionKind.DISCARD:
+                given_up = records[decision.discard_from : item.end]
+                await self._sink.send(given_up, decision, outcome)
+                self._metrics.records_discarded.inc(len(given_up))
+                if not await self._checkpoint(records, decision.discard_from, item.end):
+                    return
+                items.popleft()
+            else:
+                assert outcome is not None
+                items[0] = decision.next_items[0]
+                self.last_error = outcome.describe()
+                self._log_retry(outcome, decision.next_items[0].attempts, decision.delay_seconds)
+                self._metrics.retries.inc()
+                if self.state is not ShardState.PROCESSING:
+                    return  # shutting down: the batch is re-read from the last checkpoint
+                try:
+                    await asyncio.wait_for(self._halt.wait(), timeout=decision.delay_seconds)
+                    return  # halted while waiting to retry
+                except TimeoutError:
+                    pass
+        self.attempts = Attempts()
 
-    def _log_retry(self, outcome: InvokeOutcome, state: RetryState, delay: float) -> None:
-        if outcome.kind.function_ran:
+    async def _checkpoint(self, records: list[R], start: int, end: int) -> bool:
+        """Checkpoints through records[end - 1]; False (and the shard is lost) when refused."""
+        if end <= start:
+            return True
+        if await self._source.checkpoint_after(records[end - 1]):
+            self._metrics.records_delivered.inc(end - start)
+            return True
+        self._metrics.records_dropped.inc(len(records) - start)
+        self.lease_lost()
+        return False
+
+    def _log_retry(self, outcome: InvokeOutcome, attempts: Attempts, delay: float) -> None:
+        if outcome.kind.function_ran or outcome.kind is OutcomeKind.SUCCESS:
             log.warning(
-                "shard %s: function failed (attempt %d): %s; retrying in %.2fs",
+                "shard %s: function failed (retry %d): %s; retrying in %.2fs",
                 self.shard_id,
-                state.attempts,
+                attempts.retries,
                 outcome.describe(),
                 delay,
             )
-        elif state.transient_failures % _TRANSIENT_LOG_EVERY == 1:
+        elif attempts.transient_failures % _TRANSIENT_LOG_EVERY == 1:
             log.warning(
                 "shard %s: function not invoked (%s, %d times): %s; retrying in %.2fs",
                 self.shard_id,
                 outcome.kind.value,
-                state.transient_failures,
+                attempts.transient_failures,
                 outcome.describe(),
                 delay,
             )

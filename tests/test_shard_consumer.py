@@ -5,13 +5,15 @@ import asyncio
 import time
 from collections.abc import Sequence
 
+import orjson
+
 from esm.batching import BatchLimits, RecordBuffer
-from esm.failures import Backoff, FailurePolicy
+from esm.failures import Backoff, Decision, FailurePolicy
 from esm.outcomes import FunctionError, InvokeOutcome, OutcomeKind
 from esm.shard_consumer import ShardConsumer, ShardMetrics
 from esm.shard_state import ShardState
 
-FAST = FailurePolicy(Backoff(0.001, 0.001), Backoff(0.001, 0.001))
+FAST = FailurePolicy(function_error_backoff=Backoff(0.001, 0.001), transient_backoff=Backoff(0.001, 0.001))
 
 
 class Counter:
@@ -29,7 +31,7 @@ class Counter:
 
 
 def metrics() -> ShardMetrics:
-    return ShardMetrics(Counter(), Counter(), Counter(), Counter(), Counter(), Counter())
+    return ShardMetrics(*(Counter() for _ in range(8)))
 
 
 class FakeSource:
@@ -44,10 +46,13 @@ class FakeSource:
     def record_time(self, record: int) -> float:
         return time.time()
 
-    async def checkpoint_after(self, records: Sequence[int]) -> bool:
+    def index_of(self, records: Sequence[int], identifier: object) -> int | None:
+        return records.index(identifier) if identifier in records else None
+
+    async def checkpoint_after(self, record: int) -> bool:
         if not self.owned:
             return False
-        self.checkpoints.append(records[-1])
+        self.checkpoints.append(record)
         return True
 
     def taken(self, size_bytes: int) -> None:
@@ -139,7 +144,7 @@ async def test_shutdown_finishes_the_batch_in_flight_and_leaves_the_rest() -> No
 
 
 async def test_shutdown_abandons_a_batch_waiting_to_retry() -> None:
-    slow = FailurePolicy(Backoff(60.0, 60.0), Backoff(60.0, 60.0))
+    slow = FailurePolicy(function_error_backoff=Backoff(60.0, 60.0), transient_backoff=Backoff(60.0, 60.0))
     error = InvokeOutcome(OutcomeKind.FUNCTION_ERROR, error=FunctionError("E", "x"))
     source, invoker = FakeSource(), ScriptedInvoker([error])
     buffer: RecordBuffer[int] = RecordBuffer(time.monotonic)
@@ -152,3 +157,116 @@ async def test_shutdown_abandons_a_batch_waiting_to_retry() -> None:
     shard.request_shutdown()
     await asyncio.wait_for(task, 1)  # no 60 s wait
     assert source.checkpoints == []
+
+
+class RecordingSink:
+    def __init__(self) -> None:
+        self.sent: list[tuple[list[int], str, int]] = []
+
+    async def send(
+        self, records: Sequence[int], decision: Decision, last_outcome: InvokeOutcome | None
+    ) -> None:
+        self.sent.append((list(records), decision.condition, decision.invoke_count))
+
+
+class PoisonInvoker:
+    """Fails any batch holding the poison record; optionally answers with a partial response
+    naming it (as a ReportBatchItemFailures handler does)."""
+
+    def __init__(self, poison: int, partial: bool = False) -> None:
+        self.poison = poison
+        self.partial = partial
+        self.batches: list[list[int]] = []
+
+    async def invoke(self, payload: bytes) -> InvokeOutcome:
+        batch = [int(x) for x in payload.decode().split(",")]
+        self.batches.append(batch)
+        if self.poison not in batch:
+            return InvokeOutcome.success(b"null")
+        if self.partial:
+            return InvokeOutcome.success(
+                orjson.dumps({"batchItemFailures": [{"itemIdentifier": self.poison}]})
+            )
+        return InvokeOutcome(
+            OutcomeKind.FUNCTION_ERROR, error=FunctionError("ValueError", f"poison {self.poison}")
+        )
+
+
+async def run_until_checkpointed(shard: ShardConsumer[int], source: FakeSource, last: int) -> None:
+    task = asyncio.create_task(shard.run())
+    while source.checkpoints[-1:] != [last]:
+        await asyncio.sleep(0.001)
+    shard.request_shutdown()
+    await asyncio.wait_for(task, 1)
+
+
+async def test_bisect_sends_only_the_poison_record_to_the_sink() -> None:
+    policy = FailurePolicy(
+        maximum_retry_attempts=1,
+        bisect_on_function_error=True,
+        function_error_backoff=Backoff(0.001, 0.001),
+        transient_backoff=Backoff(0.001, 0.001),
+    )
+    source, invoker, sink = FakeSource(), PoisonInvoker(poison=5), RecordingSink()
+    shard = ShardConsumer(
+        "t-0",
+        RecordBuffer(time.monotonic),
+        BatchLimits(8, 0.0),
+        source,
+        invoker,
+        policy,
+        metrics(),
+        failure_sink=sink,
+    )
+    shard.buffer.extend(list(range(8)), [1] * 8)
+    await run_until_checkpointed(shard, source, 7)
+    assert sink.sent == [([5], "RetryAttemptsExhausted", 5)]  # 3 bisect levels + 2 invocations of [5]
+    assert source.checkpoints == sorted(source.checkpoints)  # in order
+    delivered = [r for batch in invoker.batches if 5 not in batch for r in batch]
+    assert sorted(delivered) == [0, 1, 2, 3, 4, 6, 7]
+
+
+async def test_partial_response_redelivers_from_the_failed_record_only() -> None:
+    policy = FailurePolicy(
+        maximum_retry_attempts=2,
+        function_error_backoff=Backoff(0.001, 0.001),
+        transient_backoff=Backoff(0.001, 0.001),
+    )
+    source, invoker, sink = FakeSource(), PoisonInvoker(poison=3, partial=True), RecordingSink()
+    shard = ShardConsumer(
+        "t-0",
+        RecordBuffer(time.monotonic),
+        BatchLimits(6, 0.0),
+        source,
+        invoker,
+        policy,
+        metrics(),
+        failure_sink=sink,
+        report_batch_item_failures=True,
+    )
+    shard.buffer.extend(list(range(6)), [1] * 6)
+    await run_until_checkpointed(shard, source, 5)
+    # the head [0, 1, 2] is checkpointed once and never re-driven; [3, 4, 5] is retried twice
+    assert invoker.batches == [[0, 1, 2, 3, 4, 5], [3, 4, 5], [3, 4, 5]]
+    assert source.checkpoints == [2, 5]
+    assert sink.sent == [([3, 4, 5], "RetryAttemptsExhausted", 3)]
+
+
+async def test_records_past_the_age_limit_are_not_invoked() -> None:
+    policy = FailurePolicy(maximum_record_age_seconds=60)
+    source, invoker, sink = FakeSource(), ScriptedInvoker(), RecordingSink()
+    source.record_time = lambda record: time.time() - 3600  # type: ignore[method-assign]
+    shard = ShardConsumer(
+        "t-0",
+        RecordBuffer(time.monotonic),
+        BatchLimits(5, 0.0),
+        source,
+        invoker,
+        policy,
+        metrics(),
+        failure_sink=sink,
+    )
+    shard.buffer.extend([1, 2], [1, 1])
+    await run_until_checkpointed(shard, source, 2)
+    assert invoker.payloads == []
+    assert sink.sent == [([1, 2], "RecordAgeExceeded", 0)]

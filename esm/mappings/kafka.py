@@ -35,9 +35,21 @@ class KafkaPartitionSource:
     def record_time(self, record: EventRecord) -> float:
         return float(record["timestamp"]) / 1000.0
 
-    async def checkpoint_after(self, records: Sequence[EventRecord]) -> bool:
+    def index_of(self, records: Sequence[EventRecord], identifier: Any) -> int | None:
+        """Kafka's itemIdentifier: `{"partition": "<topic>-<partition>", "offset": N}`."""
+        if not isinstance(identifier, dict) or identifier.get("partition") != self._key:
+            return None
+        offset = identifier.get("offset")
+        if not isinstance(offset, int) or isinstance(offset, bool) or not records:
+            return None
+        guess: int = offset - int(records[0]["offset"])  # consecutive unless the topic is compacted
+        if 0 <= guess < len(records) and records[guess]["offset"] == offset:
+            return guess
+        return next((i for i, record in enumerate(records) if record["offset"] == offset), None)
+
+    async def checkpoint_after(self, record: EventRecord) -> bool:
         # Kafka's convention: commit the next offset to read. The reader thread commits it.
-        return self._assignment.complete(records[-1]["offset"] + 1)
+        return self._assignment.complete(record["offset"] + 1)
 
     def taken(self, size_bytes: int) -> None:
         self._assignment.add_buffered(-size_bytes)
@@ -75,6 +87,8 @@ class KafkaMappingRunner:
             batch_size=metrics.batch_size.labels(mapping_id),
             retries=metrics.retries.labels(mapping_id),
             iterator_age=metrics.iterator_age.labels(mapping_id),
+            bisects=metrics.bisects.labels(mapping_id),
+            records_discarded=metrics.records_discarded.labels(mapping_id),
         )
         self._polled = metrics.records_polled.labels(mapping_id)
         self._lag = metrics.offset_lag.labels(mapping_id)
