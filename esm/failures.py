@@ -113,6 +113,18 @@ class FailurePolicy:
             return _discard(item, item.start, RECORD_AGE_EXCEEDED, None, item.attempts.invocations)
         return None
 
+    def oversize(self, item: WorkItem) -> Decision:
+        """The item's event passes the invoke payload limit: a single record goes to the
+        destination (MaximumPayloadSizeExceeded) and the shard moves on; more are split."""
+        if item.size == 1:
+            return _discard(item, item.start, MAXIMUM_PAYLOAD_SIZE_EXCEEDED, None, item.attempts.invocations)
+        middle = item.start + item.size // 2
+        return Decision(
+            DecisionKind.SPLIT,
+            0.0,
+            (WorkItem(item.start, middle, item.attempts), WorkItem(middle, item.end, item.attempts)),
+        )
+
     def decide(
         self,
         item: WorkItem,

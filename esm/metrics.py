@@ -62,6 +62,18 @@ class Metrics:
             ["mapping"],
             registry=r,
         )
+        self.records_filtered = Counter(
+            "esm_records_filtered",
+            "Records FilterCriteria dropped (checkpointed, not invoked).",
+            ["mapping"],
+            registry=r,
+        )
+        self.destination_failures = Counter(
+            "esm_destination_failures",
+            "Failed writes to the on-failure destination (retried until they succeed).",
+            ["mapping"],
+            registry=r,
+        )
         self.records_discarded = Counter(
             "esm_records_discarded",
             "Records given up on (retries or record age exhausted): sent to the on-failure destination,"

@@ -15,11 +15,12 @@ from typing import Any
 
 from esm.batching import BatchLimits
 from esm.config import EsmConfig, EventSourceMappingConfig, KafkaClient, KafkaSource
+from esm.destinations import open_destination
 from esm.dispatch.endpoints import EndpointPool
 from esm.dispatch.invoker import FunctionIdentity, FunctionInvoker
 from esm.dispatch.limiter import ConcurrencyLimiter, make_limiter
-from esm.failures import FailurePolicy
-from esm.mappings.kafka import KafkaMappingRunner
+from esm.failures import Backoff, FailurePolicy
+from esm.mappings.kafka import FailureHandling, KafkaMappingRunner
 from esm.metrics import Metrics
 from esm.sources.kafka import KafkaGroupReader, ReaderSettings
 from esm.sources.kafka_group import GroupReader
@@ -50,6 +51,15 @@ def reader_settings(mapping: EventSourceMappingConfig, source: KafkaSource) -> R
     if position == "AT_TIMESTAMP" and timestamp is not None:
         start = int(timestamp.timestamp() * 1000)
     return ReaderSettings(topic=source.topic, consumer_kwargs=kwargs, start=start)
+
+
+def failure_policy(mapping: EventSourceMappingConfig) -> FailurePolicy:
+    return FailurePolicy(
+        maximum_retry_attempts=mapping.MaximumRetryAttempts,
+        maximum_record_age_seconds=mapping.MaximumRecordAgeInSeconds,
+        bisect_on_function_error=mapping.BisectBatchOnFunctionError,
+        function_error_backoff=Backoff(initial_seconds=1.0, cap_seconds=mapping.MaximumRetryBackoffInSeconds),
+    )
 
 
 def reader_class(mapping: EventSourceMappingConfig) -> type[GroupReader[Any]]:
@@ -109,8 +119,19 @@ class Poller:
                 bootstrap_servers=source.bootstrap_servers,
                 limits=BatchLimits(mapping.batch_size, mapping.batching_window_seconds),
                 invoker=invokers[mapping.function_name],
-                policy=FailurePolicy(),
+                policy=failure_policy(mapping),
                 metrics=self._metrics,
+                failure_handling=FailureHandling(
+                    record_filter=mapping.record_filter(),
+                    report_batch_item_failures=mapping.report_batch_item_failures,
+                    destination=(
+                        open_destination(mapping.on_failure_destination, source.bootstrap_servers)
+                        if mapping.on_failure_destination
+                        else None
+                    ),
+                    function_arn=invokers[mapping.function_name].function.arn,
+                    include_payload=mapping.include_payload_in_failures,
+                ),
             )
             runner.start()
             self.runners.append(runner)

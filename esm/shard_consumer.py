@@ -24,7 +24,7 @@ from functools import partial
 from typing import Any, Generic, Protocol, TypeVar
 
 from esm.batch_response import SUCCEEDED, read_batch_response
-from esm.batching import BatchLimits, RecordBuffer
+from esm.batching import INVOKE_PAYLOAD_LIMIT_BYTES, BatchLimits, RecordBuffer
 from esm.failures import Attempts, Decision, DecisionKind, FailurePolicy, WorkItem
 from esm.outcomes import InvokeOutcome, OutcomeKind
 from esm.shard_state import ShardEvent, ShardState, next_state
@@ -39,19 +39,23 @@ class Invoker(Protocol):
     async def invoke(self, payload: bytes) -> InvokeOutcome: ...
 
 
-class ShardSource(Protocol[R_contra]):
+class ShardSource(Protocol[R]):
     """What a source supplies to process its records."""
 
-    def build_event(self, records: Sequence[R_contra]) -> bytes: ...
-    def record_time(self, record: R_contra) -> float:
+    def build_event(self, records: Sequence[R]) -> bytes: ...
+    def record_time(self, record: R) -> float:
         """When the record entered the stream (epoch seconds): iterator age and record age."""
         ...
 
-    def index_of(self, records: Sequence[R_contra], identifier: Any) -> int | None:
+    def select(self, records: list[R]) -> list[R]:
+        """The records FilterCriteria lets through (the others are checkpointed, not invoked)."""
+        ...
+
+    def index_of(self, records: Sequence[R], identifier: Any) -> int | None:
         """Where a partial batch response's itemIdentifier is in `records`, None if absent."""
         ...
 
-    async def checkpoint_after(self, record: R_contra) -> bool:
+    async def checkpoint_after(self, record: R) -> bool:
         """Marks everything up to `record` done; False when ownership was lost."""
         ...
 
@@ -71,6 +75,10 @@ class FailureSink(Protocol[R_contra]):
     ) -> None:
         """Returns once the records are written somewhere durable (retrying while it cannot)."""
         ...
+
+
+class FailureSinkError(Exception):
+    """The failure sink could not write the records now; the shard retries."""
 
 
 class DroppingSink:
@@ -111,6 +119,8 @@ class ShardMetrics:
     iterator_age: _Set
     bisects: _Inc
     records_discarded: _Inc
+    records_filtered: _Inc
+    destination_failures: _Inc
 
 
 # Transient failures (worker down, throttled) are logged on the first and then every Nth retry.
@@ -179,14 +189,29 @@ class ShardConsumer(Generic[R]):
                     break
                 records, size = self.buffer.take(self._limits)
                 self._source.taken(size)
-                await self._process(records)
+                selected = self._source.select(records)
+                if len(selected) < len(records):
+                    self._metrics.records_filtered.inc(len(records) - len(selected))
+                if selected and not await self._process(selected):
+                    continue  # lost or halted: nothing more is checkpointed
+                if (not selected or selected[-1] is not records[-1]) and not await self._checkpoint_filtered(
+                    records
+                ):
+                    continue
         finally:
             if self.state is not ShardState.SHUT_DOWN:
                 self._transition(ShardEvent.DRAINED)
 
-    async def _process(self, records: list[R]) -> None:
+    async def _checkpoint_filtered(self, records: list[R]) -> bool:
+        """Moves the checkpoint past a batch's trailing records that the filter dropped."""
+        if await self._source.checkpoint_after(records[-1]):
+            return True
+        self.lease_lost()
+        return False
+
+    async def _process(self, records: list[R]) -> bool:
         """Works through one batch until every record is checkpointed or given up on (sent to
-        the failure sink), or the shard is lost or shut down."""
+        the failure sink): True. False when the shard is lost or shut down first."""
         self._metrics.batch_size.observe(len(records))
         items: deque[WorkItem] = deque([WorkItem(0, len(records))])
         while items:
@@ -195,14 +220,17 @@ class ShardConsumer(Generic[R]):
             oldest = self._source.record_time(records[item.start])
             decision = self._policy.before_invoke(item, oldest, self._wall_clock())
             outcome: InvokeOutcome | None = None
+            chunk = records[item.start : item.end]
+            payload = self._source.build_event(chunk) if decision is None else b""
+            if decision is None and len(payload) > INVOKE_PAYLOAD_LIMIT_BYTES:
+                decision = self._policy.oversize(item)
             if decision is None:
-                chunk = records[item.start : item.end]
                 self._metrics.records_invoked.inc(item.size)
                 self._metrics.iterator_age.set(max(0.0, self._wall_clock() - oldest))
-                outcome = await self._invoker.invoke(self._source.build_event(chunk))
+                outcome = await self._invoker.invoke(payload)
                 if not self._source.owned or self.state is ShardState.LEASE_LOST:
                     self._metrics.records_dropped.inc(len(records) - item.start)
-                    return
+                    return False
                 response = SUCCEEDED
                 if self._report_item_failures and outcome.kind is OutcomeKind.SUCCESS:
                     response = read_batch_response(outcome.response, partial(self._source.index_of, chunk))
@@ -212,11 +240,11 @@ class ShardConsumer(Generic[R]):
             if decision.checkpoint_to is not None and not await self._checkpoint(
                 records, item.start, decision.checkpoint_to
             ):
-                return
+                return False
             if decision.kind is DecisionKind.CHECKPOINT:
                 self.last_error = None
                 if not await self._checkpoint(records, item.start, item.end):
-                    return
+                    return False
                 items.popleft()
             elif decision.kind is DecisionKind.SPLIT:
                 self._metrics.bisects.inc()
@@ -224,10 +252,10 @@ class ShardConsumer(Generic[R]):
                 items.extendleft(reversed(decision.next_items))
             elif decision.kind is DecisionKind.DISCARD:
                 given_up = records[decision.discard_from : item.end]
-                await self._sink.send(given_up, decision, outcome)
-                self._metrics.records_discarded.inc(len(given_up))
+                if not await self._give_up(given_up, decision, outcome):
+                    return False
                 if not await self._checkpoint(records, decision.discard_from, item.end):
-                    return
+                    return False
                 items.popleft()
             else:
                 assert outcome is not None
@@ -235,14 +263,42 @@ class ShardConsumer(Generic[R]):
                 self.last_error = outcome.describe()
                 self._log_retry(outcome, decision.next_items[0].attempts, decision.delay_seconds)
                 self._metrics.retries.inc()
-                if self.state is not ShardState.PROCESSING:
-                    return  # shutting down: the batch is re-read from the last checkpoint
-                try:
-                    await asyncio.wait_for(self._halt.wait(), timeout=decision.delay_seconds)
-                    return  # halted while waiting to retry
-                except TimeoutError:
-                    pass
+                if self.state is not ShardState.PROCESSING or await self._halted_within(
+                    decision.delay_seconds
+                ):
+                    return False  # shutting down or lost: the batch is re-read from the last checkpoint
         self.attempts = Attempts()
+        return True
+
+    async def _halted_within(self, seconds: float) -> bool:
+        try:
+            await asyncio.wait_for(self._halt.wait(), timeout=seconds)
+        except TimeoutError:
+            return False
+        return True
+
+    async def _give_up(self, records: list[R], decision: Decision, outcome: InvokeOutcome | None) -> bool:
+        """Hands records to the failure sink, retrying while it cannot take them: a record is never
+        dropped without being written somewhere. False when the shard stops first."""
+        failures = 0
+        while True:
+            try:
+                await self._sink.send(records, decision, outcome)
+            except FailureSinkError as err:
+                failures += 1
+                self._metrics.destination_failures.inc()
+                delay = self._policy.transient_backoff.delay(failures, self._rand)
+                log.warning(
+                    "shard %s: on-failure destination failed (%s); retrying in %.2fs",
+                    self.shard_id,
+                    err,
+                    delay,
+                )
+                if await self._halted_within(delay):
+                    return False
+                continue
+            self._metrics.records_discarded.inc(len(records))
+            return True
 
     async def _checkpoint(self, records: list[R], start: int, end: int) -> bool:
         """Checkpoints through records[end - 1]; False (and the shard is lost) when refused."""

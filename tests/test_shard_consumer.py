@@ -31,7 +31,7 @@ class Counter:
 
 
 def metrics() -> ShardMetrics:
-    return ShardMetrics(*(Counter() for _ in range(8)))
+    return ShardMetrics(*(Counter() for _ in range(10)))
 
 
 class FakeSource:
@@ -39,12 +39,16 @@ class FakeSource:
         self.owned = True
         self.checkpoints: list[int] = []
         self.taken_bytes = 0
+        self.filtered_out: set[int] = set()
 
     def build_event(self, records: Sequence[int]) -> bytes:
         return ",".join(map(str, records)).encode()
 
     def record_time(self, record: int) -> float:
         return time.time()
+
+    def select(self, records: list[int]) -> list[int]:
+        return [r for r in records if r not in self.filtered_out]
 
     def index_of(self, records: Sequence[int], identifier: object) -> int | None:
         return records.index(identifier) if identifier in records else None
@@ -270,3 +274,32 @@ async def test_records_past_the_age_limit_are_not_invoked() -> None:
     await run_until_checkpointed(shard, source, 2)
     assert invoker.payloads == []
     assert sink.sent == [([1, 2], "RecordAgeExceeded", 0)]
+
+
+async def test_filtered_records_are_checkpointed_not_invoked() -> None:
+    source, invoker = FakeSource(), ScriptedInvoker()
+    source.filtered_out = {2, 4, 5}
+    shard = consumer(invoker, source, batch=5)
+    shard.buffer.extend([1, 2, 3, 4, 5, 6], [1] * 6)
+    await run_until_checkpointed(shard, source, 6)
+    assert invoker.payloads == [b"1,3", b"6"]
+    assert source.checkpoints == [3, 5, 6]  # the trailing filtered records 4, 5 are passed too
+
+
+async def test_a_record_over_the_payload_limit_goes_to_the_sink_alone() -> None:
+    source, invoker, sink = FakeSource(), ScriptedInvoker(), RecordingSink()
+    source.build_event = lambda records: b"x" * (7 * 1024 * 1024) if 9 in records else b"ok"  # type: ignore[method-assign]
+    shard = ShardConsumer(
+        "t-0",
+        RecordBuffer(time.monotonic),
+        BatchLimits(5, 0.0),
+        source,
+        invoker,
+        FAST,
+        metrics(),
+        failure_sink=sink,
+    )
+    shard.buffer.extend([8, 9, 10], [1] * 3)
+    await run_until_checkpointed(shard, source, 10)
+    assert sink.sent == [([9], "MaximumPayloadSizeExceeded", 0)]
+    assert invoker.payloads == [b"ok", b"ok"]  # [8] and [10], after halving the oversize batch

@@ -35,8 +35,17 @@ from esm.config.kafka_properties import consumer_kwargs
 from esm.config.librdkafka_properties import UnsupportedClientSetting, librdkafka_config
 from esm.config.mapping_checks import mapping_shape_problems
 from esm.config.problems import Location, problem, raise_combined
-from esm.config.sources import EventSource, KafkaSource, kafka_source_identity
+from esm.config.sources import (
+    DynamoDBStreamsSource,
+    EventSource,
+    KafkaSource,
+    KinesisSource,
+    kafka_source_identity,
+)
 from esm.config.unsupported import NOT_SUPPORTED_YET, restriction_message, source_message
+from esm.destinations.errors import DestinationError
+from esm.destinations.uri import parse_destination_uri
+from esm.filtering import FilterPatternError, RecordFilter, compile_filters
 
 # Lambda's default batching windows when MaximumBatchingWindowInSeconds is absent.
 KAFKA_DEFAULT_BATCHING_WINDOW_SECONDS = 0.5
@@ -111,6 +120,10 @@ class EventSourceMappingConfig(ConfigModel):
     """Longest wait to fill a batch, 0-300 s, fractions allowed. Default: 0.5 for Kafka, 0 for streams."""
     Enabled: StrictBool = True
     """Whether the mapping polls. Default: true."""
+    MaximumRetryBackoffInSeconds: Annotated[StrictFloat, between(1, 900)] = 30.0
+    """esm extension: the cap of the exponential backoff between retries of a failed batch (from
+    1 s, doubling). Default: 30."""
+    """Whether the mapping polls. Default: true."""
 
     # Implemented next; until then only AWS's default is accepted (see unsupported.py).
     MaximumRetryAttempts: Annotated[StrictInt, minus_one_or_between(0, 10000)] = -1
@@ -161,7 +174,7 @@ class EventSourceMappingConfig(ConfigModel):
             mapping = handler(entry)
         except ValidationError as error:
             raise_combined(error, shape_problems)
-        problems = shape_problems + _kafka_client_problems(mapping)
+        problems = shape_problems or (_kafka_client_problems(mapping) + _failure_handling_problems(mapping))
         if problems:
             raise_combined(None, problems)
         return mapping
@@ -229,6 +242,34 @@ class EventSourceMappingConfig(ConfigModel):
             raise ValueError("; ".join(f"{found.property}: {found.message}" for found in problems))
         return kwargs
 
+    @property
+    def on_failure_destination(self) -> str | None:
+        on_failure = self.DestinationConfig.OnFailure
+        return None if on_failure is None else on_failure.Destination
+
+    @property
+    def include_payload_in_failures(self) -> bool:
+        on_failure = self.DestinationConfig.OnFailure
+        return True if on_failure is None else on_failure.IncludePayload
+
+    @property
+    def report_batch_item_failures(self) -> bool:
+        return parts.FunctionResponseType.REPORT_BATCH_ITEM_FAILURES in self.FunctionResponseTypes
+
+    @property
+    def kafka_bootstrap_servers(self) -> tuple[str, ...] | None:
+        source = self.source
+        return source.bootstrap_servers if isinstance(source, KafkaSource) else None
+
+    def record_filter(self) -> RecordFilter:
+        """FilterCriteria compiled (FilterPatternError for an invalid pattern)."""
+        json_fields: tuple[str, ...] = ()
+        if isinstance(self.source, KinesisSource):
+            json_fields = ("data",)
+        elif isinstance(self.source, DynamoDBStreamsSource):
+            json_fields = ("dynamodb",)
+        return compile_filters([f.Pattern for f in self.FilterCriteria.Filters], json_fields=json_fields)
+
     def librdkafka_config(self) -> dict[str, object]:
         """KafkaConsumerConfig as librdkafka properties, for `KafkaClient: confluent-kafka`."""
         return librdkafka_config(self.kafka_consumer_kwargs())
@@ -259,3 +300,18 @@ def _kafka_client_problems(mapping: EventSourceMappingConfig) -> list[tuple[Loca
     except UnsupportedClientSetting as err:
         return [(("KafkaConsumerConfig",), str(err))]
     return []
+
+
+def _failure_handling_problems(mapping: EventSourceMappingConfig) -> list[tuple[Location, str]]:
+    problems: list[tuple[Location, str]] = []
+    uri = mapping.on_failure_destination
+    if uri is not None:
+        try:
+            parse_destination_uri(uri, mapping.kafka_bootstrap_servers)
+        except DestinationError as err:
+            problems.append((("DestinationConfig", "OnFailure", "Destination"), str(err)))
+    try:
+        mapping.record_filter()
+    except FilterPatternError as err:
+        problems.append((("FilterCriteria",), str(err)))
+    return problems

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BeforeValidator
 
 from esm.config.base import ConfigModel
-from esm.config.constraints import HostPort, StrictStr, matching, non_empty
+from esm.config.constraints import HostPort, StrictBool, StrictStr, matching, non_empty
 from esm.config.problems import describe, problem
 
 
@@ -85,7 +85,11 @@ class SelfManagedKafkaEventSourceConfig(ConfigModel):
 
 class OnFailureDestination(ConfigModel):
     Destination: StrictStr | None = None
-    """Where descriptions of failed batches go. Default: none."""
+    """Where descriptions of failed batches go: `kafka://host:port/topic`, `kafka://topic` (the
+    mapping's own cluster), `redis://host:port/db?stream=NAME` or `file:///path.jsonl`. Default: none."""
+    IncludePayload: StrictBool = True
+    """esm extension: put the failed invocation's event in the record (`payload`), so nothing is
+    lost once the stream's retention passes. Default: true."""
 
 
 class DestinationConfig(ConfigModel):

@@ -21,17 +21,7 @@ class Restriction:
     """How the accepted default reads in the message: `(only <default_text> is accepted)`."""
 
 
-def _is_empty_destination(value: Any) -> bool:
-    return value.OnFailure is None or value.OnFailure.Destination is None
-
-
 NOT_SUPPORTED_YET: Mapping[str, Restriction] = {
-    "MaximumRetryAttempts": Restriction(lambda value: value == -1, "-1"),
-    "MaximumRecordAgeInSeconds": Restriction(lambda value: value == -1, "-1"),
-    "BisectBatchOnFunctionError": Restriction(lambda value: value is False, "false"),
-    "FunctionResponseTypes": Restriction(lambda value: len(value) == 0, "[]"),
-    "DestinationConfig": Restriction(_is_empty_destination, "{} or {OnFailure: {}}"),
-    "FilterCriteria": Restriction(lambda value: len(value.Filters) == 0, "{} or {Filters: []}"),
     "ParallelizationFactor": Restriction(lambda value: value == 1, "1"),
     "TumblingWindowInSeconds": Restriction(lambda value: value == 0, "0"),
 }

@@ -71,6 +71,7 @@ class KafkaEventBuilder:
 
     def __init__(self, bootstrap_servers: Sequence[str], event_source: str = "SelfManagedKafka") -> None:
         self._event_source = event_source
+        self.bootstrap_servers = tuple(bootstrap_servers)
         self._bootstrap = ",".join(bootstrap_servers)
 
     def build(self, partition_key: str, entries: Sequence[EventRecord]) -> bytes:

@@ -7,11 +7,15 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from esm.batching import BatchLimits, RecordBuffer
+from esm.destinations import Destination
 from esm.events.kafka import EventRecord, KafkaEventBuilder, estimated_entry_size
 from esm.failures import FailurePolicy
+from esm.filtering import RecordFilter, compile_filters, kafka_filter_view
+from esm.mappings.kafka_failures import KafkaFailureSink
 from esm.metrics import Metrics
 from esm.ownership.kafka_assignment import PartitionAssignment
 from esm.shard_consumer import Invoker, ShardConsumer, ShardMetrics
@@ -24,10 +28,19 @@ log = logging.getLogger(__name__)
 class KafkaPartitionSource:
     """The Kafka side of one partition's shard consumer: event shape, fenced completion, flow control."""
 
-    def __init__(self, assignment: PartitionAssignment, builder: KafkaEventBuilder) -> None:
+    def __init__(
+        self, assignment: PartitionAssignment, builder: KafkaEventBuilder, record_filter: RecordFilter
+    ) -> None:
         self._assignment = assignment
         self._builder = builder
+        self._filter = record_filter
         self._key = str(assignment.tp)
+
+    def select(self, records: list[EventRecord]) -> list[EventRecord]:
+        if self._filter.accepts_all:
+            return records
+        matches = self._filter.matches
+        return [record for record in records if matches(kafka_filter_view(record))]
 
     def build_event(self, records: Sequence[EventRecord]) -> bytes:
         return self._builder.build(self._key, records)
@@ -59,6 +72,17 @@ class KafkaPartitionSource:
         return self._assignment.active
 
 
+@dataclass(frozen=True)
+class FailureHandling:
+    """A mapping's settings for what the failure policy does not decide itself."""
+
+    record_filter: RecordFilter = field(default_factory=lambda: compile_filters([]))
+    report_batch_item_failures: bool = False
+    destination: Destination | None = None
+    function_arn: str = ""
+    include_payload: bool = True
+
+
 class KafkaMappingRunner:
     def __init__(
         self,
@@ -71,8 +95,10 @@ class KafkaMappingRunner:
         invoker: Invoker,
         policy: FailurePolicy,
         metrics: Metrics,
+        failure_handling: FailureHandling | None = None,
     ) -> None:
         self.mapping_id = mapping_id
+        self._failures = failure_handling or FailureHandling()
         self._reader_settings = reader_settings
         self._reader_class = reader_class
         self._builder = KafkaEventBuilder(bootstrap_servers)
@@ -89,6 +115,8 @@ class KafkaMappingRunner:
             iterator_age=metrics.iterator_age.labels(mapping_id),
             bisects=metrics.bisects.labels(mapping_id),
             records_discarded=metrics.records_discarded.labels(mapping_id),
+            records_filtered=metrics.records_filtered.labels(mapping_id),
+            destination_failures=metrics.destination_failures.labels(mapping_id),
         )
         self._polled = metrics.records_polled.labels(mapping_id)
         self._lag = metrics.offset_lag.labels(mapping_id)
@@ -129,6 +157,20 @@ class KafkaMappingRunner:
                 )
                 await asyncio.gather(*pending, return_exceptions=True)
         await asyncio.get_running_loop().run_in_executor(None, self._reader.close, 30.0)
+        if self._failures.destination is not None:
+            await self._failures.destination.close()
+
+    def _failure_sink(self, partition_key: str) -> KafkaFailureSink | None:
+        destination = self._failures.destination
+        if destination is None:
+            return None
+        return KafkaFailureSink(
+            destination,
+            partition_key,
+            self._builder,
+            self._failures.function_arn,
+            self._failures.include_payload,
+        )
 
     # -- PartitionEvents: called on the loop by the reader ---------------------------------
 
@@ -140,10 +182,12 @@ class KafkaMappingRunner:
                 str(assignment.tp),
                 buffer,
                 self._limits,
-                KafkaPartitionSource(assignment, self._builder),
+                KafkaPartitionSource(assignment, self._builder, self._failures.record_filter),
                 self._invoker,
                 self._policy,
                 self._shard_metrics,
+                failure_sink=self._failure_sink(str(assignment.tp)),
+                report_batch_item_failures=self._failures.report_batch_item_failures,
             )
             task = asyncio.create_task(consumer.run(), name=f"shard-{assignment.tp}")
             task.add_done_callback(_log_crash)

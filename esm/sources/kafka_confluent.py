@@ -9,31 +9,35 @@ Install with `pip install 'esm[confluent]'` and select with `KafkaClient: conflu
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, TopicPartition
+
 from esm.config.librdkafka_properties import librdkafka_config
 from esm.events.kafka import LIBRDKAFKA_TIMESTAMP_TYPES, NO_TIMESTAMP_TYPE, event_record
 from esm.ownership.kafka_assignment import TopicPartitionId
-from esm.sources.kafka_group import ClientError, GroupReader
+from esm.sources.kafka_group import ClientError, GroupReader, PartitionEvents, ReaderSettings
 
 log = logging.getLogger(__name__)
 
 
 class ConfluentGroupReader(GroupReader[Any]):
-    def __init__(self, *args: Any, consumer_factory: Callable[..., Any] | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._config = librdkafka_config(self._settings.consumer_kwargs)
-        if consumer_factory is None:
-            from confluent_kafka import Consumer
-
-            consumer_factory = Consumer
+    def __init__(
+        self,
+        settings: ReaderSettings,
+        events: PartitionEvents,
+        loop: asyncio.AbstractEventLoop,
+        record_size: Callable[[Any], int],
+        consumer_factory: Callable[..., Any] = Consumer,
+    ) -> None:
+        super().__init__(settings, events, loop, record_size)
+        self._config = librdkafka_config(settings.consumer_kwargs)
         self._consumer_factory = consumer_factory
 
     def _connect(self) -> Any:
-        from confluent_kafka import KafkaException
-
         try:
             consumer = self._consumer_factory(self._config, logger=logging.getLogger("esm.librdkafka"))
             consumer.subscribe(
@@ -77,8 +81,6 @@ class ConfluentGroupReader(GroupReader[Any]):
         return batch
 
     def _commit(self, client: Any, offsets: dict[TopicPartitionId, int]) -> None:
-        from confluent_kafka import KafkaException, TopicPartition
-
         try:
             client.commit(
                 offsets=[TopicPartition(tp.topic, tp.partition, offset) for tp, offset in offsets.items()],
@@ -91,22 +93,16 @@ class ConfluentGroupReader(GroupReader[Any]):
         raise AssertionError("confluent-kafka partitions are positioned while they are assigned")
 
     def _pause(self, client: Any, tps: Sequence[TopicPartitionId]) -> None:
-        from confluent_kafka import TopicPartition
-
         client.pause([TopicPartition(tp.topic, tp.partition) for tp in tps])
 
     def _resume(self, client: Any, tp: TopicPartitionId, next_offset: int | None) -> None:
         # librdkafka drops what it prefetched for a paused partition; a seek makes it fetch again
         # at once (a plain resume was seen to wait about a second).
-        from confluent_kafka import TopicPartition
-
         client.resume([TopicPartition(tp.topic, tp.partition)])
         if next_offset is not None:
             client.seek(TopicPartition(tp.topic, tp.partition, next_offset))
 
     def _highwater(self, client: Any, tp: TopicPartitionId) -> int | None:
-        from confluent_kafka import TopicPartition
-
         _, high = client.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), cached=True)
         return int(high) if high is not None and high >= 0 else None
 
@@ -116,8 +112,6 @@ class ConfluentGroupReader(GroupReader[Any]):
     # -- rebalance callbacks: inside consume(), on the reader's thread -----------------------
 
     def _assign(self, client: Any, partitions: list[Any]) -> None:
-        from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, TopicPartition
-
         committed = {
             TopicPartitionId(p.topic, p.partition): p.offset for p in client.committed(partitions, timeout=30)
         }

@@ -227,31 +227,18 @@ def test_mapping_problems(changes: dict[str, Any], drop: tuple[str, ...], proble
 @pytest.mark.parametrize(
     ("changes", "problem"),
     [
-        ({"MaximumRetryAttempts": 3}, "MaximumRetryAttempts: not supported yet (only -1 is accepted)"),
         (
             {"MaximumRetryAttempts": 10001},
             "MaximumRetryAttempts: must be -1 or between 0 and 10000, got 10001",
         ),
         ({"MaximumRetryAttempts": -2}, "MaximumRetryAttempts: must be -1 or between 0 and 10000, got -2"),
         (
-            {"MaximumRecordAgeInSeconds": 60},
-            "MaximumRecordAgeInSeconds: not supported yet (only -1 is accepted)",
-        ),
-        (
             {"MaximumRecordAgeInSeconds": 59},
             "MaximumRecordAgeInSeconds: must be -1 or between 60 and 604800, got 59",
         ),
         (
-            {"BisectBatchOnFunctionError": True},
-            "BisectBatchOnFunctionError: not supported yet (only false is accepted)",
-        ),
-        (
             {"BisectBatchOnFunctionError": "no"},
             "BisectBatchOnFunctionError: expected true or false, got 'no'",
-        ),
-        (
-            {"FunctionResponseTypes": ["ReportBatchItemFailures"]},
-            "FunctionResponseTypes: not supported yet (only [] is accepted)",
         ),
         (
             {"FunctionResponseTypes": ["Other"]},
@@ -259,11 +246,11 @@ def test_mapping_problems(changes: dict[str, Any], drop: tuple[str, ...], proble
         ),
         (
             {"DestinationConfig": {"OnFailure": {"Destination": "arn:aws:sqs:us-east-1:123456789012:dlq"}}},
-            "DestinationConfig: not supported yet (only {} or {OnFailure: {}} is accepted)",
+            "DestinationConfig.OnFailure.Destination: ",
         ),
         (
-            {"FilterCriteria": {"Filters": [{"Pattern": '{"value": {"a": [1]}}'}]}},
-            "FilterCriteria: not supported yet (only {} or {Filters: []} is accepted)",
+            {"FilterCriteria": {"Filters": [{"Pattern": '{"value": {"a": [{"numeric": [">", "x"]}]}}'}]}},
+            "FilterCriteria: Filters[0].Pattern.value.a",
         ),
         ({"ParallelizationFactor": 2}, "ParallelizationFactor: not supported yet (only 1 is accepted)"),
         ({"ParallelizationFactor": 11}, "ParallelizationFactor: must be between 1 and 10, got 11"),
@@ -380,7 +367,7 @@ def test_function_without_mapping_is_fine() -> None:
 
 def test_all_problems_are_collected_in_one_pass() -> None:
     data = build_config(
-        {"BatchSize": 20000, "BatchSzie": 1, "StartingPosition": "FOO", "MaximumRetryAttempts": 3},
+        {"BatchSize": 20000, "BatchSzie": 1, "StartingPosition": "FOO", "ParallelizationFactor": 3},
         function_changes={"Endpoints": ["localhost"]},
         drop=("Topics",),
     )
@@ -395,7 +382,7 @@ def test_all_problems_are_collected_in_one_pass() -> None:
         "Functions[0].Endpoints[0]: expected host:port, got 'localhost'",
         f"{M0}.StartingPosition: must be one of TRIM_HORIZON, LATEST, AT_TIMESTAMP, got 'FOO'",
         f"{M0}.BatchSize: must be between 1 and 10000, got 20000",
-        f"{M0}.MaximumRetryAttempts: not supported yet (only -1 is accepted)",
+        f"{M0}.ParallelizationFactor: not supported yet (only 1 is accepted)",
         f"{M0}: unknown field 'BatchSzie'",
         f"{M0}.Topics: is required with SelfManagedEventSource",
         "EventSourceMappings[1].FunctionName: function 'ghost' is not defined in Functions",
