@@ -104,7 +104,7 @@ def measure_plain(bootstrap: str, topic: str, workdir: Path, seconds: float) -> 
 
 
 def measure_engine(
-    bootstrap: str, topic: str, partitions: int, workdir: Path, seconds: float
+    bootstrap: str, topic: str, partitions: int, workdir: Path, seconds: float, kafka_client: str
 ) -> tuple[float, float, float]:
     worker, endpoint = start_worker("benchmarks.handlers.noop:handler", workdir, concurrency=1)
     try:
@@ -112,7 +112,13 @@ def measure_engine(
         config = write_config(
             workdir,
             MappingSpec(
-                bootstrap, topic, group, "bench-noop", endpoint, consumer_config=KAFKA_CONSUMER_CONFIG_IDLE
+                bootstrap,
+                topic,
+                group,
+                "bench-noop",
+                endpoint,
+                consumer_config=KAFKA_CONSUMER_CONFIG_IDLE,
+                kafka_client=kafka_client,
             ),
         )
         daemon = start_daemon(config, workdir)
@@ -160,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=20.0, help="idle measurement window")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--kafka-client", choices=("kafka-python", "confluent-kafka"), default="kafka-python")
     args = parser.parse_args(argv)
     require_engine()
     runs: list[ScaleRun] = []
@@ -178,11 +185,12 @@ def main(argv: list[str] | None = None) -> int:
             plain_cpu, plain_rss = measure_plain(broker.bootstrap, topic, workdir, args.seconds)
             print(f"run {index}: engine on {args.partitions} partitions", file=sys.stderr, flush=True)
             engine_cpu, daemon_rss, total_rss = measure_engine(
-                broker.bootstrap, topic, args.partitions, workdir, args.seconds
+                broker.bootstrap, topic, args.partitions, workdir, args.seconds, args.kafka_client
             )
             runs.append(ScaleRun(plain_cpu, plain_rss, engine_cpu, daemon_rss, total_rss))
     medians = {key: median(getattr(r, key) for r in runs) for key in asdict(runs[0])}
     medians["idle_cpu_ratio"] = median(r.idle_cpu_ratio for r in runs)
+    print(f"engine Kafka client: {args.kafka_client}; baseline: a plain kafka-python group member")
     print(_table(runs, medians))
     if args.json is not None:
         args.json.write_text(
