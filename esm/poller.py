@@ -24,12 +24,17 @@ from esm.mappings.kafka import FailureHandling, KafkaMappingRunner
 from esm.metrics import Metrics
 from esm.sources.kafka import KafkaGroupReader, ReaderSettings
 from esm.sources.kafka_group import GroupReader
-from esm.stores import Store, open_store
+from esm.stores import Store, StoreError, open_store
 
 log = logging.getLogger(__name__)
 
 # kafka-python settings esm owns; a mapping's KafkaConsumerConfig cannot set them.
 _AUTO_OFFSET_RESET = {"TRIM_HORIZON": "earliest", "LATEST": "latest", "AT_TIMESTAMP": "earliest"}
+
+
+# Shard reports are refreshed this often and expire unless refreshed (owner gone).
+STATUS_INTERVAL_SECONDS = 1.0
+STATUS_TTL_SECONDS = 5.0
 
 
 def holder_id() -> str:
@@ -79,15 +84,11 @@ class Poller:
         self._store: Store | None = None
         self._limiters: list[ConcurrencyLimiter] = []
         self._pools: list[EndpointPool] = []
+        self._status_task: asyncio.Task[None] | None = None
         self.runners: list[KafkaMappingRunner] = []
 
-    def _needs_store(self) -> bool:
-        limited = any(f.ReservedConcurrentExecutions is not None for f in self._config.Functions)
-        return limited and (self._shared or not self._config.Store.startswith("sqlite:"))
-
     async def start(self) -> None:
-        if self._needs_store():
-            self._store = open_store(self._config.Store)
+        self._store = open_store(self._config.Store)
         invokers: dict[str, FunctionInvoker] = {}
         for function in self._config.Functions:
             limiter = make_limiter(
@@ -135,6 +136,9 @@ class Poller:
             )
             runner.start()
             self.runners.append(runner)
+            self._status_task = self._status_task or asyncio.create_task(
+                self._publish_status(), name="status"
+            )
             log.info(
                 "mapping %s: %s topic %s -> function %s (group %s)",
                 mapping.uuid,
@@ -144,7 +148,23 @@ class Poller:
                 source.consumer_group_id,
             )
 
+    async def _publish_status(self) -> None:
+        """Reports the owned shards to the store for `esm status`, every STATUS_INTERVAL_SECONDS."""
+        assert self._store is not None
+        owner = holder_id()
+        while True:
+            for runner in self.runners:
+                try:
+                    await self._store.status.publish(
+                        runner.mapping_id, runner.status_reports(owner), STATUS_TTL_SECONDS, time.time()
+                    )
+                except StoreError as err:
+                    log.warning("cannot publish shard status: %s", err)
+            await asyncio.sleep(STATUS_INTERVAL_SECONDS)
+
     async def shutdown(self, grace_seconds: float) -> None:
+        if self._status_task is not None:
+            self._status_task.cancel()
         deadline = time.monotonic() + grace_seconds
         await asyncio.gather(*(runner.shutdown(deadline) for runner in self.runners))
         for limiter in self._limiters:

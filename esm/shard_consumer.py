@@ -123,6 +123,14 @@ class ShardMetrics:
     destination_failures: _Inc
 
 
+_FUNCTION_CALL_FAILED = "PROBLEM: Function call failed"
+# Lambda's LastProcessingResult wording by what went wrong (a failing partial response is a
+# function call that failed).
+_PROCESSING_RESULTS = {
+    OutcomeKind.UNREACHABLE: "PROBLEM: Connection error",
+    OutcomeKind.THROTTLED: "PROBLEM: Function throttled",
+}
+
 # Transient failures (worker down, throttled) are logged on the first and then every Nth retry.
 _TRANSIENT_LOG_EVERY = 20
 
@@ -159,6 +167,9 @@ class ShardConsumer(Generic[R]):
         self._halt = asyncio.Event()
         self.last_error: str | None = None
         self.attempts = Attempts()
+        # For `esm status`: the batch being worked on, and Lambda's LastProcessingResult.
+        self.current: list[R] | None = None
+        self.last_processing_result = "No records processed"
 
     def _transition(self, event: ShardEvent) -> None:
         before = self.state
@@ -213,6 +224,13 @@ class ShardConsumer(Generic[R]):
         """Works through one batch until every record is checkpointed or given up on (sent to
         the failure sink): True. False when the shard is lost or shut down first."""
         self._metrics.batch_size.observe(len(records))
+        self.current = records
+        try:
+            return await self._work_through(records)
+        finally:
+            self.current = None
+
+    async def _work_through(self, records: list[R]) -> bool:
         items: deque[WorkItem] = deque([WorkItem(0, len(records))])
         while items:
             item = items[0]
@@ -243,6 +261,7 @@ class ShardConsumer(Generic[R]):
                 return False
             if decision.kind is DecisionKind.CHECKPOINT:
                 self.last_error = None
+                self.last_processing_result = "OK"
                 if not await self._checkpoint(records, item.start, item.end):
                     return False
                 items.popleft()
@@ -261,6 +280,7 @@ class ShardConsumer(Generic[R]):
                 assert outcome is not None
                 items[0] = decision.next_items[0]
                 self.last_error = outcome.describe()
+                self.last_processing_result = _PROCESSING_RESULTS.get(outcome.kind, _FUNCTION_CALL_FAILED)
                 self._log_retry(outcome, decision.next_items[0].attempts, decision.delay_seconds)
                 self._metrics.retries.inc()
                 if self.state is not ShardState.PROCESSING or await self._halted_within(

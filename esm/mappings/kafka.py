@@ -160,6 +160,29 @@ class KafkaMappingRunner:
         if self._failures.destination is not None:
             await self._failures.destination.close()
 
+    def status_reports(self, owner: str) -> dict[str, dict[str, Any]]:
+        """What `esm status` shows of each partition this process owns."""
+        reports: dict[str, dict[str, Any]] = {}
+        for assignment, consumer, _ in self._shards.values():
+            batch = consumer.current
+            reports[str(assignment.tp.partition)] = {
+                "owner": owner,
+                "state": consumer.state.value,
+                "completed": assignment.completed,
+                "committed": assignment.committed,
+                "buffered": len(consumer.buffer),
+                "in_flight": (
+                    None
+                    if not batch
+                    else {"first": batch[0]["offset"], "last": batch[-1]["offset"], "records": len(batch)}
+                ),
+                "retries": consumer.attempts.retries,
+                "invocations": consumer.attempts.invocations,
+                "last_error": consumer.last_error,
+                "last_processing_result": consumer.last_processing_result,
+            }
+        return reports
+
     def _failure_sink(self, partition_key: str) -> KafkaFailureSink | None:
         destination = self._failures.destination
         if destination is None:

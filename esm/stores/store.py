@@ -1,7 +1,8 @@
 """The `Store`: one object per store URL, exposing one object per role.
 
-Today the only role is `permits`; leases, checkpoints, tumbling-window state and mapping status
-join it as further role attributes, each backed by both SQLite and Redis.
+Roles: `permits` (concurrency limits) and `status` (shard reports for `esm status`); leases,
+checkpoints and tumbling-window state join them as further role attributes, each backed by
+both SQLite and Redis.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from esm.stores.permits import PermitStore
+from esm.stores.status import ShardStatusStore
 
 
 @dataclass(frozen=True, eq=False)
@@ -20,6 +22,7 @@ class Store:
     # share it, so a lone process may keep its limits in memory instead.
     is_local: bool
     permits: PermitStore
+    status: ShardStatusStore
     _close: Callable[[], Awaitable[None]] = field(repr=False)
 
     async def close(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from esm.stores.redis.connection import connect
 from esm.stores.redis.permits import RedisPermitStore
+from esm.stores.redis.status import RedisShardStatusStore
 from esm.stores.store import Store
 from esm.stores.url import RedisLocation
 
@@ -14,6 +15,7 @@ def open_redis_store(location: RedisLocation) -> Store:
         url=location.display_url,
         is_local=False,
         permits=RedisPermitStore(client, location.prefix, location.display_url),
+        status=RedisShardStatusStore(client, location.prefix, location.display_url),
         _close=client.aclose,
     )
 

@@ -1,0 +1,73 @@
+"""`esm status` against a running daemon: one partition stuck retrying a poison record while the
+other keeps flowing, as the owner reports it and as Kafka holds it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from esm.embedded.topics import OutgoingRecord, committed_offsets, produce
+
+from .harness import REPO, Worker, daemon, mapping, wait_until, write_config
+
+
+def status(config: Path) -> list[dict[str, Any]]:
+    result = subprocess.run(
+        [sys.executable, "-m", "esm", "status", "-c", str(config), "--json"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    parsed: list[dict[str, Any]] = json.loads(result.stdout)
+    return parsed
+
+
+def test_status_shows_a_partition_retrying_while_the_other_flows(
+    kafka_broker: str, new_topic: Callable[..., str], tmp_path: Path
+) -> None:
+    topic = new_topic(partitions=2)
+    values = [b"poison" if i == 21 else f"r{i}".encode() for i in range(60)]  # partition 1, offset 10
+    produce(kafka_broker, topic, [OutgoingRecord(value=v, partition=i % 2) for i, v in enumerate(values)])
+    worker = Worker(
+        "tests.handlers.recorder:handler",
+        env={"ESM_RECORDER_FILE": str(tmp_path / "e.jsonl"), "ESM_RECORDER_FAIL_VALUE": "poison"},
+    ).wait_serving()
+    config = write_config(
+        tmp_path / "esm.json",
+        [{"FunctionName": "fn", "Endpoints": [worker.address]}],
+        [mapping(kafka_broker, topic, f"g-{topic}", BatchSize=5, MaximumRetryBackoffInSeconds=1)],
+    )
+    engine = daemon(config)
+    try:
+        # partition 0 is fully processed although partition 1 is stuck on offset 10
+        wait_until(
+            lambda: committed_offsets(kafka_broker, f"g-{topic}", topic).get(0) == 30,
+            message="partition 0 done",
+        )
+        seen: list[dict[str, Any]] = []
+
+        def stuck_partition_reported() -> bool:
+            seen[:] = status(config)
+            p1 = seen[0]["partitions"][1]
+            return bool(p1["retries"]) and p1["in_flight"] is not None
+
+        wait_until(stuck_partition_reported, timeout=30, message=lambda: f"status shows the retry: {seen}")
+    finally:
+        engine.stop()
+        worker.stop()
+    [entry] = seen
+    assert entry["state"] == "Enabled" and entry["topic"] == topic and entry["function"] == "fn"
+    p0, p1 = entry["partitions"]
+    assert (p0["committed"], p0["end"], p0["lag"]) == (30, 30, 0)
+    assert p0["last_processing_result"] == "OK"
+    assert p1["committed"] == 10 and p1["lag"] == 20
+    assert p1["in_flight"]["first"] == 10
+    assert p1["last_processing_result"] == "PROBLEM: Function call failed"
+    assert "poison" in p1["last_error"]
+    assert p1["owner"] and p1["owner"] == p0["owner"]
