@@ -74,10 +74,23 @@ class Metrics:
             ["mapping"],
             registry=r,
         )
-        self.records_discarded = Counter(
-            "esm_records_discarded",
-            "Records given up on (retries or record age exhausted): sent to the on-failure destination,"
-            " or dropped when there is none.",
+        self.records_failed_invoke = Counter(
+            "esm_records_failed_invoke",
+            "Records in invocations that failed (error, timeout, failing partial response):"
+            " FailedInvokeEventCount.",
+            ["mapping"],
+            registry=r,
+        )
+        self.records_to_destination = Counter(
+            "esm_records_to_destination",
+            "Records given up on and written to the on-failure destination:"
+            " OnFailureDestinationDeliveredEventCount.",
+            ["mapping"],
+            registry=r,
+        )
+        self.records_dropped = Counter(
+            "esm_records_dropped",
+            "Records given up on with no on-failure destination configured: DroppedEventCount.",
             ["mapping"],
             registry=r,
         )

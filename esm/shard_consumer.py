@@ -72,8 +72,9 @@ class FailureSink(Protocol[R_contra]):
 
     async def send(
         self, records: Sequence[R_contra], decision: Decision, last_outcome: InvokeOutcome | None
-    ) -> None:
-        """Returns once the records are written somewhere durable (retrying while it cannot)."""
+    ) -> bool:
+        """Writes the records durably and returns True, or returns False when it drops them by
+        design (no destination configured); raises FailureSinkError when it cannot write now."""
         ...
 
 
@@ -86,13 +87,14 @@ class DroppingSink:
 
     async def send(
         self, records: Sequence[Any], decision: Decision, last_outcome: InvokeOutcome | None
-    ) -> None:
+    ) -> bool:
         log.warning(
             "%d records dropped (%s after %d invocations; no on-failure destination)",
             len(records),
             decision.condition,
             decision.invoke_count,
         )
+        return False
 
 
 class _Inc(Protocol):
@@ -118,9 +120,11 @@ class ShardMetrics:
     retries: _Inc
     iterator_age: _Set
     bisects: _Inc
-    records_discarded: _Inc
+    records_to_destination: _Inc
+    records_dropped_no_destination: _Inc
     records_filtered: _Inc
     destination_failures: _Inc
+    records_failed_invoke: _Inc
 
 
 _FUNCTION_CALL_FAILED = "PROBLEM: Function call failed"
@@ -252,6 +256,8 @@ class ShardConsumer(Generic[R]):
                 response = SUCCEEDED
                 if self._report_item_failures and outcome.kind is OutcomeKind.SUCCESS:
                     response = read_batch_response(outcome.response, partial(self._source.index_of, chunk))
+                if outcome.kind.function_ran or response is not SUCCEEDED:
+                    self._metrics.records_failed_invoke.inc(item.size)
                 decision = self._policy.decide(
                     item, outcome, self._wall_clock(), oldest, response, self._rand
                 )
@@ -303,7 +309,7 @@ class ShardConsumer(Generic[R]):
         failures = 0
         while True:
             try:
-                await self._sink.send(records, decision, outcome)
+                written = await self._sink.send(records, decision, outcome)
             except FailureSinkError as err:
                 failures += 1
                 self._metrics.destination_failures.inc()
@@ -317,7 +323,12 @@ class ShardConsumer(Generic[R]):
                 if await self._halted_within(delay):
                     return False
                 continue
-            self._metrics.records_discarded.inc(len(records))
+            counter = (
+                self._metrics.records_to_destination
+                if written
+                else self._metrics.records_dropped_no_destination
+            )
+            counter.inc(len(records))
             return True
 
     async def _checkpoint(self, records: list[R], start: int, end: int) -> bool:

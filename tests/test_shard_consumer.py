@@ -31,7 +31,7 @@ class Counter:
 
 
 def metrics() -> ShardMetrics:
-    return ShardMetrics(*(Counter() for _ in range(10)))
+    return ShardMetrics(*(Counter() for _ in range(12)))
 
 
 class FakeSource:
@@ -169,8 +169,9 @@ class RecordingSink:
 
     async def send(
         self, records: Sequence[int], decision: Decision, last_outcome: InvokeOutcome | None
-    ) -> None:
+    ) -> bool:
         self.sent.append((list(records), decision.condition, decision.invoke_count))
+        return True
 
 
 class PoisonInvoker:

@@ -114,7 +114,9 @@ class KafkaMappingRunner:
             retries=metrics.retries.labels(mapping_id),
             iterator_age=metrics.iterator_age.labels(mapping_id),
             bisects=metrics.bisects.labels(mapping_id),
-            records_discarded=metrics.records_discarded.labels(mapping_id),
+            records_to_destination=metrics.records_to_destination.labels(mapping_id),
+            records_dropped_no_destination=metrics.records_dropped.labels(mapping_id),
+            records_failed_invoke=metrics.records_failed_invoke.labels(mapping_id),
             records_filtered=metrics.records_filtered.labels(mapping_id),
             destination_failures=metrics.destination_failures.labels(mapping_id),
         )

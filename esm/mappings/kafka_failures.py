@@ -42,7 +42,7 @@ class KafkaFailureSink:
 
     async def send(
         self, records: Sequence[EventRecord], decision: Decision, last_outcome: InvokeOutcome | None
-    ) -> None:
+    ) -> bool:
         payload = self._builder.build(self._key, records)
         context = FailureContext(
             request_id=(
@@ -78,3 +78,4 @@ class KafkaFailureSink:
             await self._destination.send(record)
         except DestinationError as err:
             raise FailureSinkError(str(err)) from err
+        return True

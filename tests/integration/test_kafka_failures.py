@@ -193,3 +193,103 @@ def test_filters_on_kafka_json_values(
     amounts = sorted(json.loads(d.value)["amount"] for d in recorded(out))
     assert amounts == list(range(10, 20))
     assert committed_offsets(kafka_broker, f"g-{topic}", topic) == {0: 21, 1: 20}
+
+
+def test_a_destination_that_fails_holds_the_partition_until_it_recovers(
+    kafka_broker: str, new_topic: Callable[..., str], tmp_path: Path
+) -> None:
+    topic = new_topic(partitions=1)
+    produce_with_poison(kafka_broker, topic, 20, poison_at=5, partitions=1)
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the destination's directory should be")
+    target = blocker / "failures.jsonl"
+    worker = Worker(
+        "tests.handlers.recorder:handler",
+        env={"ESM_RECORDER_FILE": str(tmp_path / "e.jsonl"), "ESM_RECORDER_FAIL_VALUE": "poison"},
+    ).wait_serving()
+    config = write_config(
+        tmp_path / "esm.json",
+        [function(worker)],
+        [
+            mapping(
+                kafka_broker,
+                topic,
+                f"g-{topic}",
+                BatchSize=1,
+                MaximumRetryAttempts=0,
+                DestinationConfig={"OnFailure": {"Destination": f"file://{target}"}},
+            )
+        ],
+    )
+    engine = daemon(config)
+    try:
+        engine.wait_for_line(r"on-failure destination failed")
+        wait_committed(kafka_broker, f"g-{topic}", topic, 5)
+        assert committed_offsets(kafka_broker, f"g-{topic}", topic) == {0: 5}  # held at the poison record
+        blocker.unlink()  # the destination recovers
+        blocker.mkdir()
+        wait_committed(kafka_broker, f"g-{topic}", topic, 20)
+    finally:
+        engine.stop()
+        worker.stop()
+    [failure] = read_all(f"file://{target}")
+    assert failure["KafkaBatchInfo"]["recordsInfo"][f"{topic}-0"]["firstRecordOffset"] == "5"
+
+
+def test_records_older_than_the_maximum_age_go_to_the_destination_uninvoked(
+    kafka_broker: str, new_topic: Callable[..., str], tmp_path: Path
+) -> None:
+    topic = new_topic(partitions=1)
+    old = 1_600_000_000_000  # 2020: far past MaximumRecordAgeInSeconds
+    produce(
+        kafka_broker,
+        topic,
+        [OutgoingRecord(value=f"old{i}".encode(), partition=0, timestamp_ms=old) for i in range(3)],
+    )
+    produce(kafka_broker, topic, [OutgoingRecord(value=f"new{i}".encode(), partition=0) for i in range(3)])
+    out, failed = tmp_path / "e.jsonl", tmp_path / "failed.jsonl"
+    worker = Worker("tests.handlers.recorder:handler", env={"ESM_RECORDER_FILE": str(out)}).wait_serving()
+    config = write_config(
+        tmp_path / "esm.json",
+        [function(worker)],
+        [
+            mapping(
+                kafka_broker,
+                topic,
+                f"g-{topic}",
+                BatchSize=3,
+                MaximumRecordAgeInSeconds=60,
+                DestinationConfig={"OnFailure": {"Destination": f"file://{failed}"}},
+            )
+        ],
+    )
+    engine = daemon(config)
+    try:
+        wait_committed(kafka_broker, f"g-{topic}", topic, 6)
+    finally:
+        engine.stop()
+        worker.stop()
+    assert sorted(d.value for d in recorded(out)) == [b"new0", b"new1", b"new2"]
+    [failure] = read_all(f"file://{failed}")
+    assert failure["requestContext"]["condition"] == "RecordAgeExceeded"
+    assert failure["requestContext"]["approximateInvokeCount"] == 0
+    assert "responseContext" not in failure
+    assert failure["KafkaBatchInfo"]["batchSize"] == 3
+
+
+def test_a_disabled_mapping_does_not_poll(
+    kafka_broker: str, new_topic: Callable[..., str], tmp_path: Path
+) -> None:
+    topic = new_topic(partitions=1)
+    produce(kafka_broker, topic, [OutgoingRecord(value=b"x", partition=0)])
+    config = write_config(
+        tmp_path / "esm.json",
+        [{"FunctionName": "fn", "Endpoints": ["127.0.0.1:1"]}],
+        [mapping(kafka_broker, topic, f"g-{topic}", Enabled=False)],
+    )
+    engine = daemon(config)
+    try:
+        engine.wait_for_line(r"is disabled; not polling")
+    finally:
+        assert engine.stop() == 0
+    assert committed_offsets(kafka_broker, f"g-{topic}", topic) == {}
