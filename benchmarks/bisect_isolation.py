@@ -46,7 +46,9 @@ def invocations_to_isolate(policy: FailurePolicy, size: int, bad: int) -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--retries", type=int, default=2, help="MaximumRetryAttempts")
     args = parser.parse_args()
@@ -63,7 +65,8 @@ def main() -> int:
     }
     print(json.dumps(report))
     print(
-        f"batch {args.batch}, MaximumRetryAttempts {args.retries}: {report['min']}-{report['max']} invocations "
+        f"batch {args.batch}, MaximumRetryAttempts {args.retries}: "
+        f"{report['min']}-{report['max']} invocations "
         f"(median {report['median']}) to isolate one bad record; goal about {goal:.1f}"
     )
     return 0

@@ -28,6 +28,18 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--function-name", default=None, help="context.function_name (default: the handler)")
     worker.add_argument("--concurrency", type=int, default=1, help="execution environments (processes)")
 
+    replay = sub.add_parser(
+        "replay",
+        help="re-drive failed records kept in an on-failure destination (read only: it is never modified)",
+    )
+    replay.add_argument("--from", dest="source", required=True, help="the destination URI to read")
+    replay.add_argument("--to", dest="function", required=True, help="the function (a name in the config)")
+    replay.add_argument("-c", "--config", required=True)
+
+    status = sub.add_parser("status", help="per mapping and partition: owner, position, lag, retries, errors")
+    status.add_argument("-c", "--config", required=True)
+    status.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
     demo = sub.add_parser("demo", help="run the whole pipeline on the bundled broker, no services needed")
     demo.add_argument("--seconds", type=float, default=20.0, help="how long to produce records")
     demo.add_argument("--rate", type=int, default=2000, help="records per second to produce")
@@ -54,6 +66,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from esm.daemon import run_daemon
 
         return run_daemon(config_path=args.config, processes=args.processes)
+    if args.command == "replay":
+        from esm.replay import replay_command
+
+        return replay_command(config_path=args.config, source=args.source, function=args.function)
+    if args.command == "status":
+        from esm.status.command import status_command
+
+        return status_command(config_path=args.config, as_json=args.json)
     if args.command == "demo":
         from esm.demo import run_demo
 

@@ -348,7 +348,13 @@ async def test_make_limiter_chooses_by_limit_store_and_sharing(choice: Choice, s
     stores = {
         "local": sqlite,
         # Only `is_local` matters for the choice; the permits object is never called here.
-        "shared": Store(url="redis://elsewhere", is_local=False, permits=sqlite.permits, _close=_noop_close),
+        "shared": Store(
+            url="redis://elsewhere",
+            is_local=False,
+            permits=sqlite.permits,
+            status=sqlite.status,
+            _close=_noop_close,
+        ),
     }
     store = stores[choice.store] if choice.store else None
 
