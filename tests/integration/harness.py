@@ -5,91 +5,18 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import re
-import signal
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from esm_processes import EsmProcess
+
 from esm.embedded.topics import committed_offsets
 from esm.netutil import free_port
 
-REPO = Path(__file__).resolve().parents[2]
 FAST_GROUP = {"session.timeout.ms": 1500, "heartbeat.interval.ms": 300, "fetch.max.wait.ms": 20}
-
-
-class EsmProcess:
-    """An `esm` subcommand as a subprocess; stderr collected line by line on a thread."""
-
-    def __init__(self, args: list[str], env: dict[str, str] | None = None, cwd: Path = REPO) -> None:
-        self.args = args
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "esm", *args],
-            cwd=cwd,
-            env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self._lines: list[str] = []
-        self._changed = threading.Condition()
-        self._reader = threading.Thread(target=self._collect, daemon=True)
-        self._reader.start()
-
-    def _collect(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            with self._changed:
-                self._lines.append(line.rstrip("\n"))
-                self._changed.notify_all()
-        with self._changed:
-            self._changed.notify_all()
-
-    @property
-    def stderr(self) -> str:
-        with self._changed:
-            return "\n".join(self._lines)
-
-    def wait_for_line(self, pattern: str, timeout: float = 30.0) -> re.Match[str]:
-        regex = re.compile(pattern)
-        with self._changed:
-            self._changed.wait_for(
-                lambda: any(regex.search(line) for line in self._lines) or not self._reader.is_alive(),
-                timeout=timeout,
-            )
-            for line in self._lines:
-                if match := regex.search(line):
-                    return match
-        raise AssertionError(
-            f"no line matching {pattern!r} (exit {self.process.poll()}); stderr:\n{self.stderr}"
-        )
-
-    def stop(self, timeout: float = 40.0) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            code = self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            code = self.process.wait()
-        self._reader.join(timeout=5)
-        return code
-
-    def wait(self, timeout: float = 30.0) -> int:
-        """Waits for the process to end by itself."""
-        code = self.process.wait(timeout=timeout)
-        self._reader.join(timeout=5)
-        return code
-
-    def kill(self) -> None:
-        self.process.kill()
-        self.process.wait()
-        self._reader.join(timeout=5)
 
 
 class Worker(EsmProcess):

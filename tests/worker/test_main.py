@@ -164,7 +164,7 @@ async def test_handler_output_goes_to_the_worker_stderr(
 ) -> None:
     marker = f"printed-{uuid.uuid4().hex}"
     result_of(await client_for(shared_worker).invoke({"action": "print", "text": marker}))
-    shared_worker.wait_for_line(marker, timeout_s=10)
+    shared_worker.wait_for_line(marker, timeout=10)
     assert shared_worker.stderr.count(marker) == 2  # once from its stdout, once from its stderr
 
 
