@@ -33,6 +33,7 @@ from esm.config import ConfigError, EsmConfig, load_config
 from esm.metrics import Metrics
 from esm.metrics_server import MetricsPortError, MetricsServer
 from esm.poller import run_poller
+from esm.stores import StoreError
 
 log = logging.getLogger("esm.daemon")
 
@@ -74,7 +75,7 @@ def run_daemon(config_path: str, processes: int) -> int:
         if processes == 1:
             return _run_in_process(config)
         return Supervisor(config_path, config, processes).run()
-    except MetricsPortError as err:
+    except (MetricsPortError, StoreError) as err:
         print(f"esm: {err}", file=sys.stderr)
         return 1
 
@@ -142,7 +143,11 @@ def poller_process_main(config_path: str, index: int, parent_pid: int) -> None:
     config = _load(config_path)
     if config is None:
         sys.exit(1)
-    asyncio.run(_serve(config, Metrics(None), HealthFlag(), shared=True))
+    try:
+        asyncio.run(_serve(config, Metrics(None), HealthFlag(), shared=True))
+    except StoreError as err:
+        log.error("%s", err)
+        sys.exit(1)
 
 
 def _die_with_parent(parent_pid: int) -> None:
