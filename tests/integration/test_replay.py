@@ -9,9 +9,11 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from esm_processes import REPO
+
 from esm.embedded.topics import OutgoingRecord, produce
 
-from .harness import REPO, Delivered, Worker, daemon, mapping, recorded, wait_committed, write_config
+from .harness import Delivered, Worker, daemon, mapping, recorded, wait_committed, write_config
 
 POISON = b"poison"
 

@@ -10,9 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from esm_processes import REPO
+
 from esm.embedded.topics import OutgoingRecord, committed_offsets, produce
 
-from .harness import REPO, Worker, daemon, mapping, wait_until, write_config
+from .harness import Worker, daemon, mapping, wait_until, write_config
 
 
 def status(config: Path) -> list[dict[str, Any]]:
