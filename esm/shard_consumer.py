@@ -1,8 +1,11 @@
 """Processes one shard's records in order: batch -> invoke -> failure policy -> fenced checkpoint.
 
 One batch in flight at a time. The source fills the shard's `RecordBuffer` (prefetching while a
-batch is in flight); this loop cuts batches, invokes the function, and carries out the policy's
-decision. Its lifecycle follows `esm.shard_state` (diagram there).
+batch is in flight); this loop cuts batches, drops what FilterCriteria rejects (checkpointing
+past it), invokes the function, and carries out the policy's decisions over the batch's work
+items (esm.failures): checkpoint, retry after a backoff, bisect, or give records up to the
+failure sink (the on-failure destination, retried until written). Its lifecycle follows
+`esm.shard_state` (diagram there).
 
 Ownership: when the shard is lost (Kafka revocation, lease stolen) the loop stops taking batches;
 an invocation already in flight is allowed to finish, so the function's concurrency limit stays

@@ -6,10 +6,11 @@ demo's exit status reports.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from esm.percentiles import percentile
 
 
 @dataclass(frozen=True)
@@ -40,19 +41,6 @@ def all_delivered(result: DemoResult) -> bool:
         and result.delivered >= result.produced
         and result.committed == result.produced
     )
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """The q-th percentile (0-100), linear interpolation between closest ranks."""
-    if not values:
-        raise ValueError("percentile of no values")
-    if not 0 <= q <= 100:
-        raise ValueError(f"percentile q must be between 0 and 100, got {q}")
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q / 100
-    low = math.floor(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def summary_lines(result: DemoResult) -> list[str]:
