@@ -118,7 +118,8 @@ class ShardMetrics:
 
     records_invoked: _Inc
     records_delivered: _Inc
-    records_dropped: _Inc
+    # Buffered or in-flight records left for the next owner (ownership lost).
+    records_abandoned: _Inc
     batch_size: _Observe
     retries: _Inc
     iterator_age: _Set
@@ -189,7 +190,7 @@ class ShardConsumer(Generic[R]):
         self._halt.set()
         dropped = len(self.buffer)
         if dropped:
-            self._metrics.records_dropped.inc(dropped)
+            self._metrics.records_abandoned.inc(dropped)
         self.buffer.clear()
 
     def request_shutdown(self) -> None:
@@ -254,7 +255,7 @@ class ShardConsumer(Generic[R]):
                 self._metrics.iterator_age.set(max(0.0, self._wall_clock() - oldest))
                 outcome = await self._invoker.invoke(payload)
                 if not self._source.owned or self.state is ShardState.LEASE_LOST:
-                    self._metrics.records_dropped.inc(len(records) - item.start)
+                    self._metrics.records_abandoned.inc(len(records) - item.start)
                     return False
                 response = SUCCEEDED
                 if self._report_item_failures and outcome.kind is OutcomeKind.SUCCESS:
@@ -341,7 +342,7 @@ class ShardConsumer(Generic[R]):
         if await self._source.checkpoint_after(records[end - 1]):
             self._metrics.records_delivered.inc(end - start)
             return True
-        self._metrics.records_dropped.inc(len(records) - start)
+        self._metrics.records_abandoned.inc(len(records) - start)
         self.lease_lost()
         return False
 

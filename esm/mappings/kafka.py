@@ -109,7 +109,7 @@ class KafkaMappingRunner:
         self._shard_metrics = ShardMetrics(
             records_invoked=metrics.records_invoked.labels(mapping_id),
             records_delivered=metrics.records_delivered.labels(mapping_id),
-            records_dropped=metrics.records_dropped_on_revoke.labels(mapping_id),
+            records_abandoned=metrics.records_dropped_on_revoke.labels(mapping_id),
             batch_size=metrics.batch_size.labels(mapping_id),
             retries=metrics.retries.labels(mapping_id),
             iterator_age=metrics.iterator_age.labels(mapping_id),
