@@ -1,0 +1,260 @@
+"""DynamoDB Streams events against what AWS Lambda delivered (shared/fixtures/aws-recorded)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aws_lambda_powertools.utilities.data_classes import DynamoDBStreamEvent
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import (
+    DynamoDBRecordEventName,
+    StreamViewType,
+)
+
+from esm.events.dynamodb import DynamoDBEventBuilder, estimated_entry_size, event_record
+
+FIXTURE = Path("/work/shared/fixtures/aws-recorded/dynamodbstreams-esm.snapshot.json")
+CREATED_PLACEHOLDER = "<approximate-creation-datetime>"
+STREAM_ARN = "arn:aws:dynamodb:eu-west-1:111111111111:table/orders/stream/2024-01-01T00:00:00.000"
+CREATED = datetime(2016, 11, 18, 20, 9, 0, tzinfo=UTC)  # 1479499740
+
+
+def boto3_record(
+    event_name: str,
+    stream_record: dict[str, Any],
+    event_id: str = "c4ca4238a0b923820dcc509a6f75849b",
+) -> dict[str, Any]:
+    """A record as boto3's low-level `dynamodbstreams.get_records` returns it."""
+    return {
+        "eventID": event_id,
+        "eventName": event_name,
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": "eu-west-1",
+        "dynamodb": {"ApproximateCreationDateTime": CREATED, **stream_record},
+    }
+
+
+MODIFY = boto3_record(
+    "MODIFY",
+    {
+        "Keys": {"id": {"N": "101"}},
+        "NewImage": {
+            "id": {"N": "101"},
+            "message": {"S": "new"},
+            "blob": {"B": b"\x00\x01binary"},
+            "tags": {"SS": ["a", "b"]},
+            "nested": {"M": {"parts": {"L": [{"B": b"in-list"}, {"NULL": True}]}, "flag": {"BOOL": False}}},
+            "blobs": {"BS": [b"one", b"two"]},
+        },
+        "OldImage": {"id": {"N": "101"}, "message": {"S": "old"}},
+        "SequenceNumber": "222",
+        "SizeBytes": 59,
+        "StreamViewType": "NEW_AND_OLD_IMAGES",
+    },
+)
+
+
+def recorded_records() -> list[dict[str, Any]]:
+    """Every record of every event Lambda delivered in the recorded scenarios."""
+    found: list[dict[str, Any]] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "Records" and isinstance(value, list):
+                    found.extend(item for item in value if isinstance(item, dict))
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(json.loads(FIXTURE.read_text()))
+    return found
+
+
+def in_delivery_order(record: dict[str, Any]) -> bool:
+    """The snapshot tool sorted some events' keys; the others keep Lambda's order."""
+    return list(record) != sorted(record)
+
+
+def as_boto3_value(value: dict[str, Any]) -> dict[str, Any]:
+    """A wire attribute value as boto3 parses it: binaries become bytes."""
+    kind, inner = next(iter(value.items()))
+    if kind == "B":
+        return {kind: base64.b64decode(inner)}
+    if kind == "BS":
+        return {kind: [base64.b64decode(item) for item in inner]}
+    if kind == "M":
+        return {kind: {name: as_boto3_value(item) for name, item in inner.items()}}
+    if kind == "L":
+        return {kind: [as_boto3_value(item) for item in inner]}
+    return {kind: inner}
+
+
+def rebuilt(recorded: dict[str, Any]) -> dict[str, Any]:
+    """esm's entry for the boto3 record behind a recorded one, as the function would parse it."""
+    stream_record = dict(recorded["dynamodb"])
+    stream_record["ApproximateCreationDateTime"] = CREATED
+    for image in ("Keys", "NewImage", "OldImage"):
+        if image in stream_record:
+            stream_record[image] = {
+                name: as_boto3_value(value) for name, value in stream_record[image].items()
+            }
+    record = {name: value for name, value in recorded.items() if name not in ("dynamodb", "eventSourceARN")}
+    record["dynamodb"] = stream_record
+    entry = event_record(record, recorded["eventSourceARN"])
+    parsed: dict[str, Any] = orjson.loads(DynamoDBEventBuilder().build([entry]))["Records"][0]
+    return parsed
+
+
+RECORDED = recorded_records()
+
+
+def test_the_fixture_holds_records_in_both_key_orders_and_a_binary() -> None:
+    assert len(RECORDED) > 50
+    assert any(in_delivery_order(record) for record in RECORDED)
+    assert any("B" in value for record in RECORDED for value in record["dynamodb"]["NewImage"].values())
+
+
+@pytest.mark.parametrize("index", range(len(RECORDED)))
+def test_entry_matches_the_recorded_record(index: int) -> None:
+    recorded = RECORDED[index]
+    ours = rebuilt(recorded)
+
+    assert ours["dynamodb"]["ApproximateCreationDateTime"] == 1479499740
+    assert recorded["dynamodb"]["ApproximateCreationDateTime"] == CREATED_PLACEHOLDER
+    ours["dynamodb"]["ApproximateCreationDateTime"] = CREATED_PLACEHOLDER
+    assert ours == recorded
+    if in_delivery_order(recorded):
+        assert list(ours) == list(recorded)
+        assert list(ours["dynamodb"]) == list(recorded["dynamodb"])
+        for image in ("Keys", "NewImage", "OldImage"):
+            assert list(ours["dynamodb"].get(image, {})) == list(recorded["dynamodb"].get(image, {}))
+
+
+def test_entry_has_lambdas_key_order_and_wire_values() -> None:
+    entry = event_record(MODIFY, STREAM_ARN)
+    assert list(entry) == [
+        "eventID",
+        "eventName",
+        "eventVersion",
+        "eventSource",
+        "awsRegion",
+        "dynamodb",
+        "eventSourceARN",
+    ]
+    assert orjson.loads(DynamoDBEventBuilder().build([entry]))["Records"][0] == {
+        "eventID": "c4ca4238a0b923820dcc509a6f75849b",
+        "eventName": "MODIFY",
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": "eu-west-1",
+        "dynamodb": {
+            "ApproximateCreationDateTime": 1479499740,
+            "Keys": {"id": {"N": "101"}},
+            "NewImage": {
+                "id": {"N": "101"},
+                "message": {"S": "new"},
+                "blob": {"B": "AAFiaW5hcnk="},
+                "tags": {"SS": ["a", "b"]},
+                "nested": {
+                    "M": {"parts": {"L": [{"B": "aW4tbGlzdA=="}, {"NULL": True}]}, "flag": {"BOOL": False}}
+                },
+                "blobs": {"BS": ["b25l", "dHdv"]},
+            },
+            "OldImage": {"id": {"N": "101"}, "message": {"S": "old"}},
+            "SequenceNumber": "222",
+            "SizeBytes": 59,
+            "StreamViewType": "NEW_AND_OLD_IMAGES",
+        },
+        "eventSourceARN": STREAM_ARN,
+    }
+
+
+def test_creation_time_is_an_integer_for_whole_seconds_else_a_float() -> None:
+    whole = event_record(MODIFY, STREAM_ARN)["dynamodb"]["ApproximateCreationDateTime"]
+    assert type(whole) is int
+    fractional = boto3_record("INSERT", {"Keys": {"id": {"N": "1"}}})
+    fractional["dynamodb"]["ApproximateCreationDateTime"] = datetime(2024, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
+    assert event_record(fractional, STREAM_ARN)["dynamodb"]["ApproximateCreationDateTime"] == 1704164645.678
+    as_number = boto3_record("INSERT", {"Keys": {"id": {"N": "1"}}})
+    as_number["dynamodb"]["ApproximateCreationDateTime"] = 1704164645.0
+    assert type(event_record(as_number, STREAM_ARN)["dynamodb"]["ApproximateCreationDateTime"]) is int
+
+
+def test_ttl_deletion_carries_lambdas_user_identity() -> None:
+    record = boto3_record(
+        "REMOVE",
+        {"Keys": {"id": {"N": "7"}}, "SequenceNumber": "9", "SizeBytes": 10, "StreamViewType": "KEYS_ONLY"},
+    )
+    record["userIdentity"] = {"PrincipalId": "dynamodb.amazonaws.com", "Type": "Service"}
+    entry = event_record(record, STREAM_ARN)
+    assert entry["userIdentity"] == {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
+    assert list(entry)[-2:] == ["userIdentity", "eventSourceARN"]
+    assert "NewImage" not in entry["dynamodb"] and "OldImage" not in entry["dynamodb"]
+
+
+def test_powertools_reads_the_event() -> None:
+    insert = boto3_record(
+        "INSERT",
+        {
+            "Keys": {"id": {"S": "a"}},
+            "NewImage": {"id": {"S": "a"}, "count": {"N": "3"}},
+            "SequenceNumber": "111",
+            "SizeBytes": 20,
+            "StreamViewType": "NEW_IMAGE",
+        },
+    )
+    entries = [event_record(insert, STREAM_ARN), event_record(MODIFY, STREAM_ARN)]
+    event = DynamoDBStreamEvent(orjson.loads(DynamoDBEventBuilder().build(entries)))
+    first, second = list(event.records)
+    assert first.event_name == DynamoDBRecordEventName.INSERT
+    assert first.event_source_arn == STREAM_ARN
+    assert first.dynamodb is not None and second.dynamodb is not None
+    assert first.dynamodb.keys == {"id": "a"}
+    assert first.dynamodb.new_image == {"id": "a", "count": Decimal(3)}
+    assert first.dynamodb.old_image == {}
+    assert first.dynamodb.sequence_number == "111"
+    assert first.dynamodb.approximate_creation_date_time == 1479499740
+    assert second.event_name == DynamoDBRecordEventName.MODIFY
+    assert second.dynamodb.stream_view_type == StreamViewType.NEW_AND_OLD_IMAGES
+    assert second.dynamodb.old_image == {"id": Decimal(101), "message": "old"}
+    assert second.dynamodb.new_image["message"] == "new"
+    assert base64.b64decode(second.dynamodb.new_image["blob"]) == b"\x00\x01binary"
+    assert second.dynamodb.size_bytes == 59
+
+
+def test_missing_stream_record_names_the_record() -> None:
+    record = boto3_record("INSERT", {})
+    del record["dynamodb"]
+    with pytest.raises(
+        ValueError, match=r"'c4ca4238a0b923820dcc509a6f75849b' of arn:aws:dynamodb:.*: dynamodb must"
+    ):
+        event_record(record, STREAM_ARN)
+
+
+def test_bad_creation_time_names_the_record_and_field() -> None:
+    record = boto3_record("INSERT", {})
+    record["dynamodb"]["ApproximateCreationDateTime"] = "yesterday"
+    with pytest.raises(
+        ValueError, match=r"'c4ca4238a0b923820dcc509a6f75849b'.*ApproximateCreationDateTime must be"
+    ):
+        event_record(record, STREAM_ARN)
+
+
+def test_size_estimate_is_an_upper_bound_of_the_json() -> None:
+    big = boto3_record(
+        "INSERT", {"NewImage": {"blob": {"B": bytes(range(256)) * 1500}, "text": {"S": 'é"\n' * 1000}}}
+    )
+    entries = [event_record(big, STREAM_ARN), event_record(MODIFY, STREAM_ARN)]
+    for entry in entries:
+        assert len(orjson.dumps(entry)) < estimated_entry_size(entry) < len(orjson.dumps(entry)) * 1.01 + 2
+    event = DynamoDBEventBuilder().build(entries)
+    assert len(event) <= sum(estimated_entry_size(entry) for entry in entries) + len('{"Records":[]}')

@@ -1,0 +1,212 @@
+"""Kinesis events against what AWS Lambda delivered (shared/fixtures/aws-recorded)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aws_lambda_powertools.utilities.data_classes import KinesisStreamEvent
+
+from esm.events.kinesis import KinesisEventBuilder, KinesisShardOrigin, estimated_entry_size, event_record
+
+FIXTURE = Path("/work/shared/fixtures/aws-recorded/kinesis-esm.snapshot.json")
+ARRIVAL_PLACEHOLDER = "<approximate-arrival-timestamp>"
+
+ORIGIN = KinesisShardOrigin(
+    stream_arn="arn:aws:kinesis:eu-west-1:111111111111:stream/orders",
+    shard_id="shardId-000000000007",
+    region="eu-west-1",
+    invoke_identity_arn="arn:aws:iam::111111111111:role/esm",
+)
+ARRIVAL = datetime(2018, 12, 17, 22, 10, 50, 987000, tzinfo=UTC)
+
+
+def boto3_record(
+    sequence_number: str, data: bytes, partition_key: str, arrival: datetime = ARRIVAL
+) -> dict[str, Any]:
+    return {
+        "SequenceNumber": sequence_number,
+        "ApproximateArrivalTimestamp": arrival,
+        "Data": data,
+        "PartitionKey": partition_key,
+        "EncryptionType": "NONE",
+    }
+
+
+def recorded_records() -> list[dict[str, Any]]:
+    """Every record of every event Lambda delivered in the recorded scenarios."""
+    found: list[dict[str, Any]] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "Records" and isinstance(value, list):
+                    found.extend(item for item in value if isinstance(item, dict))
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(json.loads(FIXTURE.read_text()))
+    return found
+
+
+def in_delivery_order(record: dict[str, Any]) -> bool:
+    """The snapshot tool sorted some events' keys; the others keep Lambda's order."""
+    return list(record) != sorted(record)
+
+
+def rebuilt(recorded: dict[str, Any]) -> dict[str, Any]:
+    """esm's entry for the boto3 record behind a recorded one, as the function would parse it."""
+    payload = recorded["kinesis"]
+    shard_id = recorded["eventID"].split(":", 1)[0]
+    origin = KinesisShardOrigin(
+        stream_arn=recorded["eventSourceARN"],
+        shard_id=shard_id,
+        region=recorded["awsRegion"],
+        invoke_identity_arn=recorded["invokeIdentityArn"],
+    )
+    record = boto3_record(
+        payload["sequenceNumber"], base64.b64decode(payload["data"]), payload["partitionKey"]
+    )
+    entry = event_record(record, origin)
+    parsed: dict[str, Any] = orjson.loads(KinesisEventBuilder().build([entry]))["Records"][0]
+    return parsed
+
+
+RECORDED = recorded_records()
+
+
+def test_the_fixture_holds_records_in_both_key_orders() -> None:
+    assert len(RECORDED) > 50
+    assert any(in_delivery_order(record) for record in RECORDED)
+
+
+@pytest.mark.parametrize("index", range(len(RECORDED)))
+def test_entry_matches_the_recorded_record(index: int) -> None:
+    recorded = RECORDED[index]
+    ours = rebuilt(recorded)
+
+    assert isinstance(ours["kinesis"]["approximateArrivalTimestamp"], float)
+    assert recorded["kinesis"]["approximateArrivalTimestamp"] == ARRIVAL_PLACEHOLDER
+    ours["kinesis"]["approximateArrivalTimestamp"] = ARRIVAL_PLACEHOLDER
+    assert ours == recorded
+    if in_delivery_order(recorded):
+        assert list(ours) == list(recorded)
+        assert list(ours["kinesis"]) == list(recorded["kinesis"])
+
+
+def test_entry_has_lambdas_key_order_and_values() -> None:
+    entry = event_record(
+        boto3_record("49590338271490256608559692538361571095921575989136588898", b"hi", "pk-1"), ORIGIN
+    )
+    assert orjson.loads(KinesisEventBuilder().build([entry])) == {
+        "Records": [
+            {
+                "kinesis": {
+                    "kinesisSchemaVersion": "1.0",
+                    "partitionKey": "pk-1",
+                    "sequenceNumber": "49590338271490256608559692538361571095921575989136588898",
+                    "data": "aGk=",
+                    "approximateArrivalTimestamp": 1545084650.987,
+                },
+                "eventSource": "aws:kinesis",
+                "eventVersion": "1.0",
+                "eventID": "shardId-000000000007:49590338271490256608559692538361571095921575989136588898",
+                "eventName": "aws:kinesis:record",
+                "invokeIdentityArn": "arn:aws:iam::111111111111:role/esm",
+                "awsRegion": "eu-west-1",
+                "eventSourceARN": "arn:aws:kinesis:eu-west-1:111111111111:stream/orders",
+            }
+        ]
+    }
+    assert list(entry) == [
+        "kinesis",
+        "eventSource",
+        "eventVersion",
+        "eventID",
+        "eventName",
+        "invokeIdentityArn",
+        "awsRegion",
+        "eventSourceARN",
+    ]
+
+
+def test_arrival_time_is_seconds_with_milliseconds() -> None:
+    arrival = datetime(2024, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    entry = event_record(boto3_record("1", b"", "k", arrival), ORIGIN)
+    assert entry["kinesis"]["approximateArrivalTimestamp"] == 1704164645.679
+    assert entry["kinesis"]["data"] == ""
+
+
+def test_powertools_reads_the_event() -> None:
+    entries = [
+        event_record(boto3_record("100", b'{"order": 1}', "customer-1"), ORIGIN),
+        event_record(boto3_record("101", b"\x00\xffraw", "customer-2"), ORIGIN),
+    ]
+    event = KinesisStreamEvent(orjson.loads(KinesisEventBuilder().build(entries)))
+    first, second = list(event.records)
+    assert first.kinesis.data_as_json() == {"order": 1}
+    assert first.kinesis.partition_key == "customer-1"
+    assert first.kinesis.sequence_number == "100"
+    assert first.kinesis.approximate_arrival_timestamp == 1545084650.987
+    assert first.event_id == "shardId-000000000007:100"
+    assert first.event_name == "aws:kinesis:record"
+    assert first.event_source_arn == ORIGIN.stream_arn
+    assert first.invoke_identity_arn == ORIGIN.invoke_identity_arn
+    assert first.aws_region == "eu-west-1"
+    assert second.kinesis.data_as_bytes() == b"\x00\xffraw"
+    assert second.kinesis.sequence_number == "101"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("Data", None, "Data must be bytes, got NoneType"),
+        ("Data", "aGk=", "Data must be bytes, got str"),
+        ("PartitionKey", 7, "PartitionKey must be str, got int"),
+        ("ApproximateArrivalTimestamp", 1.5, "ApproximateArrivalTimestamp must be datetime, got float"),
+    ],
+)
+def test_malformed_record_names_the_record_and_field(field: str, value: object, message: str) -> None:
+    record = boto3_record("42", b"x", "k")
+    record[field] = value
+    with pytest.raises(ValueError, match=f"shardId-000000000007:42: {message}"):
+        event_record(record, ORIGIN)
+
+
+def test_missing_sequence_number_names_the_shard() -> None:
+    record = boto3_record("42", b"x", "k")
+    del record["SequenceNumber"]
+    with pytest.raises(
+        ValueError, match=r"shardId-000000000007 of arn:aws:kinesis:.*: SequenceNumber must be str"
+    ):
+        event_record(record, ORIGIN)
+
+
+@pytest.mark.parametrize(
+    ("data", "partition_key"),
+    [
+        (bytes(range(256)) * 4000, "k"),  # ~1 MB, the Kinesis record limit
+        (b"", "k"),
+        (b"x", '"\\\n\x01' * 64),  # a partition key JSON must escape
+        (b"x", "ключ-🙂" * 36),  # multi-byte UTF-8
+    ],
+)
+def test_size_estimate_is_an_upper_bound_of_the_json(data: bytes, partition_key: str) -> None:
+    entry = event_record(boto3_record("4" * 56, data, partition_key), ORIGIN)
+    one_record_json = orjson.dumps(entry)
+    assert len(one_record_json) + 1 <= estimated_entry_size(entry)
+    if len(data) > 100_000:
+        assert estimated_entry_size(entry) < len(one_record_json) * 1.01
+
+
+def test_sizes_add_up_to_a_bound_of_the_whole_event() -> None:
+    entries = [event_record(boto3_record(str(n), b"y" * n, f"k{n}"), ORIGIN) for n in range(50)]
+    event = KinesisEventBuilder().build(entries)
+    assert len(event) <= sum(estimated_entry_size(entry) for entry in entries) + len('{"Records":[]}')
