@@ -1,1 +1,1 @@
-"""Who processes which shard: Kafka group assignments, store leases (later), fencing."""
+"""Who processes which shard: Kafka group assignments, store leases (the lease taker), fencing."""

@@ -1,8 +1,8 @@
 """The `Store`: one object per store URL, exposing one object per role.
 
-Roles: `permits` (concurrency limits) and `status` (shard reports for `esm status`); leases,
-checkpoints and tumbling-window state join them as further role attributes, each backed by
-both SQLite and Redis.
+Roles: `permits` (concurrency limits), `status` (shard reports for `esm status`) and `leases`
+(shard ownership and fenced checkpoints for stream sources); tumbling-window state joins them
+as a further role attribute, each backed by both SQLite and Redis.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from esm.stores.leases import LeaseStore
 from esm.stores.permits import PermitStore
 from esm.stores.status import ShardStatusStore
 
@@ -23,6 +24,7 @@ class Store:
     is_local: bool
     permits: PermitStore
     status: ShardStatusStore
+    leases: LeaseStore
     _close: Callable[[], Awaitable[None]] = field(repr=False)
 
     async def close(self) -> None:

@@ -353,6 +353,7 @@ async def test_make_limiter_chooses_by_limit_store_and_sharing(choice: Choice, s
             is_local=False,
             permits=sqlite.permits,
             status=sqlite.status,
+            leases=sqlite.leases,
             _close=_noop_close,
         ),
     }
