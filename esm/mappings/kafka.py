@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from esm.batching import BatchLimits, RecordBuffer
@@ -23,6 +24,8 @@ from esm.sources.kafka import KafkaGroupReader, ReaderSettings
 from esm.sources.kafka_group import GroupReader
 
 log = logging.getLogger(__name__)
+
+SHARD_RESTART_CAP_SECONDS = 60.0
 
 
 class KafkaPartitionSource:
@@ -127,6 +130,8 @@ class KafkaMappingRunner:
         self._commit_failures = metrics.commit_failures.labels(mapping_id)
         self._shards: dict[int, tuple[PartitionAssignment, ShardConsumer[Any], asyncio.Task[None]]] = {}
         self._reader: GroupReader[Any] | None = None
+        # Unexpected failures of each partition's consumer, for the restart backoff.
+        self._crashes: dict[int, int] = {}
 
     @property
     def shards(self) -> list[ShardConsumer[Any]]:
@@ -215,7 +220,7 @@ class KafkaMappingRunner:
                 report_batch_item_failures=self._failures.report_batch_item_failures,
             )
             task = asyncio.create_task(consumer.run(), name=f"shard-{assignment.tp}")
-            task.add_done_callback(_log_crash)
+            task.add_done_callback(partial(self._shard_ended, assignment))
             self._shards[assignment.tp.partition] = (assignment, consumer, task)
         self._owned.set(len(self._shards))
         log.info("mapping %s: assigned %s", self.mapping_id, ", ".join(str(a.tp) for a in assignments))
@@ -227,6 +232,25 @@ class KafkaMappingRunner:
                 self._drop(assignment.tp.partition)
         self._owned.set(len(self._shards))
         log.info("mapping %s: revoked %s", self.mapping_id, ", ".join(str(a.tp) for a in assignments))
+
+    def _shard_ended(self, assignment: PartitionAssignment, task: asyncio.Task[None]) -> None:
+        """A shard consumer that raised (a bug, not a function error) would leave its partition
+        stalled: it is read again from its checkpoint in a new epoch, after a delay that grows
+        while it keeps failing."""
+        if task.cancelled() or task.exception() is None:
+            return
+        crashes = self._crashes.get(assignment.tp.partition, 0) + 1
+        self._crashes[assignment.tp.partition] = crashes
+        delay = min(SHARD_RESTART_CAP_SECONDS, 2 ** (crashes - 1))
+        log.error(
+            "mapping %s: the consumer of %s failed; reading it again from its checkpoint in %.0fs",
+            self.mapping_id,
+            assignment.tp,
+            delay,
+            exc_info=task.exception(),
+        )
+        if self._reader is not None and assignment.active:
+            asyncio.get_running_loop().call_later(delay, self._reader.restart, assignment.tp)
 
     def _drop(self, partition: int) -> None:
         entry = self._shards.pop(partition, None)
@@ -248,8 +272,3 @@ class KafkaMappingRunner:
             self._commit_failures.inc()
         else:
             self._commits.inc(count)
-
-
-def _log_crash(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("%s crashed", task.get_name(), exc_info=task.exception())

@@ -90,7 +90,22 @@ class ConfluentGroupReader(GroupReader[Any]):
             raise ClientError(str(err)) from err
 
     def _position_at_start(self, client: Any, tp: TopicPartitionId) -> int | None:
-        raise AssertionError("confluent-kafka partitions are positioned while they are assigned")
+        # New assignments are positioned while they are assigned (`_assign`); this serves a
+        # restarted epoch of a partition that stays assigned.
+        [committed] = client.committed([TopicPartition(tp.topic, tp.partition)], timeout=30)
+        offset = committed.offset if committed.offset >= 0 else self._start_offset(client, tp)
+        client.seek(TopicPartition(tp.topic, tp.partition, offset))
+        return committed.offset if committed.offset >= 0 else None
+
+    def _start_offset(self, client: Any, tp: TopicPartitionId) -> int:
+        """Where StartingPosition puts a partition the group has no offset for."""
+        start = self._settings.start
+        if start == "latest":
+            return int(OFFSET_END)
+        if isinstance(start, int):
+            [found] = client.offsets_for_times([TopicPartition(tp.topic, tp.partition, start)], timeout=30)
+            return int(found.offset) if found.offset >= 0 else int(OFFSET_END)
+        return int(OFFSET_BEGINNING)
 
     def _pause(self, client: Any, tps: Sequence[TopicPartitionId]) -> None:
         client.pause([TopicPartition(tp.topic, tp.partition) for tp in tps])
@@ -115,21 +130,12 @@ class ConfluentGroupReader(GroupReader[Any]):
         committed = {
             TopicPartitionId(p.topic, p.partition): p.offset for p in client.committed(partitions, timeout=30)
         }
-        start = self._settings.start
         positioned = []
         for p in partitions:
             tp = TopicPartitionId(p.topic, p.partition)
             offset = committed.get(tp, -1)
             if offset < 0:
-                if start == "latest":
-                    offset = OFFSET_END
-                elif isinstance(start, int):
-                    found = client.offsets_for_times(
-                        [TopicPartition(p.topic, p.partition, start)], timeout=30
-                    )[0]
-                    offset = found.offset if found.offset >= 0 else OFFSET_END
-                else:
-                    offset = OFFSET_BEGINNING
+                offset = self._start_offset(client, tp)
             positioned.append(TopicPartition(p.topic, p.partition, offset))
         client.assign(positioned)
         self._on_assigned(

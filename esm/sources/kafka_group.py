@@ -96,6 +96,7 @@ class GroupReader(abc.ABC, Generic[Client]):
         self._lock = threading.Lock()
         self._assignments: dict[TopicPartitionId, PartitionAssignment] = {}
         self._needs_init: list[TopicPartitionId] = []
+        self._restarts: list[TopicPartitionId] = []
         self._initialized: set[int] = set()  # epochs whose start position is set
         self._paused: set[TopicPartitionId] = set()
         self._next_offset: dict[TopicPartitionId, int] = {}
@@ -148,6 +149,13 @@ class GroupReader(abc.ABC, Generic[Client]):
     def stop_fetching(self) -> None:
         """Phase one of shutdown: no new records; commits go on."""
         self._fetching = False
+
+    def restart(self, tp: TopicPartitionId) -> None:
+        """Starts a new ownership epoch for a partition this member still owns: the current one
+        is revoked here and the partition is read again from its committed offset (used when
+        the partition's consumer failed unexpectedly). Thread-safe."""
+        with self._lock:
+            self._restarts.append(tp)
 
     def close(self, timeout: float) -> None:
         """Phase two: commit what completed, leave the group, end the thread (blocking)."""
@@ -202,6 +210,7 @@ class GroupReader(abc.ABC, Generic[Client]):
             if now >= next_lag:
                 next_lag = now + self._settings.lag_interval_seconds
                 self._measure_lag(client)
+            self._apply_restarts()
             self._init_new_partitions(client)
             if self._flow_control(client, now):
                 self._closing.wait(self._settings.paused_poll_timeout_ms / 1000)
@@ -250,6 +259,14 @@ class GroupReader(abc.ABC, Generic[Client]):
             if offset is not None:
                 assignment.mark_committed(offset)
         self._loop.call_soon_threadsafe(self._events.committed, len(offsets), False)
+
+    def _apply_restarts(self) -> None:
+        with self._lock:
+            restarts, self._restarts = self._restarts, []
+            owned = [tp for tp in restarts if tp in self._assignments]
+        if owned:
+            self._on_revoked(owned)
+            self._on_assigned(owned)
 
     def _init_new_partitions(self, client: Client) -> None:
         """Starts each new ownership epoch at the group's committed offset.

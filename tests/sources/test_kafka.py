@@ -190,3 +190,28 @@ async def test_each_new_ownership_starts_at_the_committed_offset(
     for partition_records in first.records.values():
         # The last epoch read the partition again from its commit, in order, with nothing skipped.
         assert [r["offset"] for r in partition_records[-90:]] == list(range(10, 100))
+
+
+async def test_restart_reads_a_partition_again_from_its_commit(
+    kafka_broker: str, new_topic: Callable[..., str], reader_class: ReaderClass
+) -> None:
+    topic = new_topic(partitions=1)
+    produce(kafka_broker, topic, records(100, partitions=1))
+    events = Collector()
+    reader = reader_class(
+        settings(kafka_broker, topic, f"g-{topic}"), events, asyncio.get_running_loop(), estimated_entry_size
+    )
+    reader.start()
+    try:
+        await until(lambda: events.total() == 100)
+        [first] = events.assigned
+        first.complete(40)
+        await until(lambda: first.committed == 40)
+        reader.restart(first.tp)
+        await until(lambda: len(events.assigned) == 2 and events.total() == 160)
+        second = events.assigned[1]
+        assert events.revoked == [first] and not first.active
+        assert second.active and second.epoch > first.epoch and second.committed == 40
+    finally:
+        await asyncio.get_running_loop().run_in_executor(None, reader.close, 20.0)
+    assert [r["offset"] for r in events.records[0][100:]] == list(range(40, 100))
