@@ -68,7 +68,8 @@ class _Emulator:
         if self._process is not None and self._process.poll() is None:
             self._process.terminate()
             try:
-                self._process.wait(10)
+                # kinesis-mock ignores SIGTERM: do not hold the session's end for long.
+                self._process.wait(2)
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
