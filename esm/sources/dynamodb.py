@@ -199,10 +199,10 @@ class ReadResult:
     shard_ended: bool = False
     # Records between the start position and TRIM_HORIZON were trimmed before they were read.
     data_lost: bool = False
-    # The read was throttled (no records); `next_delay_seconds` is the backoff.
+    # The read was throttled (no records); `next_poll_delay_seconds` is the backoff.
     throttled: bool = False
     # When to read again: 0 after a full page, the idle delay after a partial one.
-    next_delay_seconds: float = 0.0
+    next_poll_delay_seconds: float = 0.0
     # Kinesis-only fields, kept so a shard consumer can treat both readers alike: DynamoDB
     # Streams reports neither (children are found with DescribeStream's ParentShardId).
     millis_behind_latest: int | None = None
@@ -264,7 +264,7 @@ class DynamoDBShardReader:
             return self._read_once()
         except ThrottledError:
             self._throttles_in_a_row += 1
-            return ReadResult(records=[], throttled=True, next_delay_seconds=self._throttle_delay())
+            return ReadResult(records=[], throttled=True, next_poll_delay_seconds=self._throttle_delay())
 
     def _read_once(self) -> ReadResult:
         data_lost = False
@@ -299,7 +299,7 @@ class DynamoDBShardReader:
         full_page = len(raw) >= self._settings.limit
         delay = 0.0 if full_page or self._ended else self._settings.idle_delay_seconds
         return ReadResult(
-            records=records, shard_ended=self._ended, data_lost=data_lost, next_delay_seconds=delay
+            records=records, shard_ended=self._ended, data_lost=data_lost, next_poll_delay_seconds=delay
         )
 
     def _resume_position(self) -> StartPosition:

@@ -137,7 +137,7 @@ async def test_reads_records_in_order_across_pages(table: Table, reader_for: Rea
     pages = [await reader.read() for _ in range(3)]
 
     assert [ids(p.records) for p in pages] == [["k0", "k1", "k2"], ["k3", "k4", "k5"], ["k6"]]
-    assert [p.next_delay_seconds for p in pages] == [0.0, 0.0, 0.2]
+    assert [p.next_poll_delay_seconds for p in pages] == [0.0, 0.0, 0.2]
     assert not any(p.shard_ended or p.data_lost or p.throttled for p in pages)
     first = pages[0].records[0]
     assert first["eventName"] == "INSERT"
@@ -170,7 +170,7 @@ async def test_disabled_stream_ends_the_shard_after_its_last_records(
     last = await reader.read()
     assert ids(last.records) == ["c"]
     assert last.shard_ended and reader.shard_ended
-    assert last.next_delay_seconds == 0.0
+    assert last.next_poll_delay_seconds == 0.0
     calls = client.get_records_calls
     again = await reader.read()
     assert again.shard_ended and again.records == []
@@ -306,12 +306,12 @@ async def test_throttling_backs_off_with_a_cap_and_resets_after_success(
         client_error("LimitExceededException", "GetRecords"),
     ]
     throttled = [await reader.read() for _ in range(4)]
-    assert [r.next_delay_seconds for r in throttled] == [0.25, 0.5, 1.0, 1.0]
+    assert [r.next_poll_delay_seconds for r in throttled] == [0.25, 0.5, 1.0, 1.0]
     assert all(r.throttled and r.records == [] for r in throttled)
 
     assert ids((await reader.read()).records) == ["a"]
     client.faults["get_records"].append(client_error("LimitExceededException", "GetRecords"))
-    assert (await reader.read()).next_delay_seconds == 0.25
+    assert (await reader.read()).next_poll_delay_seconds == 0.25
 
 
 async def test_missing_stream_raises_a_permanent_error(table: Table) -> None:
