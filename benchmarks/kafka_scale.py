@@ -36,9 +36,9 @@ from kafka_bench.engine import (
     start_worker,
     write_config,
 )
-from kafka_bench.processes import ManagedProcess
 from kafka_bench.proctree import cpu_seconds, rss_bytes
 
+from esm.demo.children import ChildProcess as ManagedProcess
 from esm.embedded import TansuBroker, create_topic
 from esm.embedded.topics import OutgoingRecord, committed_offsets, produce
 

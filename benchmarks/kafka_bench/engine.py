@@ -20,8 +20,8 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from esm.demo.children import ChildProcess as ManagedProcess
 from esm.netutil import free_port
-from kafka_bench.processes import ManagedProcess
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # The consumer settings of the brief: a short session so Tansu's JoinGroup hold (half the session

@@ -9,8 +9,8 @@ from pathlib import Path
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
+from esm.demo.children import ChildProcess as ManagedProcess
 from kafka_bench.engine import EngineUnavailable, MappingSpec, start_daemon, start_worker, write_config
-from kafka_bench.processes import ManagedProcess
 from kafka_bench.stats import rate
 
 NOOP_HANDLER = "benchmarks.handlers.noop:handler"

@@ -15,10 +15,10 @@ from pathlib import Path
 
 from kafka import KafkaProducer
 
+from esm.demo.children import ChildProcess as ManagedProcess
 from esm.embedded import create_topic
 from esm.percentiles import percentile
 from kafka_bench.engine import EngineUnavailable, MappingSpec, start_daemon, start_worker, write_config
-from kafka_bench.processes import ManagedProcess
 
 LATENCY_HANDLER = "benchmarks.handlers.latency:handler"
 LATENCY_DIR_ENV = "ESM_BENCH_LATENCY_DIR"  # the handler's contract: see benchmarks/handlers/latency.py

@@ -57,7 +57,7 @@ class ChildProcess:
         except FileNotFoundError:
             return ""
 
-    def stop(self, grace_s: float) -> int:
+    def stop(self, grace_s: float = 15.0) -> int:
         """SIGTERM (its graceful shutdown), then SIGKILL to its process group after `grace_s`."""
         if self._process.poll() is None:
             self._process.send_signal(signal.SIGTERM)
