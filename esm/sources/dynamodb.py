@@ -22,14 +22,14 @@ Other failures raise a `StreamReadError` subclass, chosen from the error code by
 from __future__ import annotations
 
 import asyncio
-import enum
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
 
-from esm.events.dynamodb import EventRecord, event_record
+from esm.events.dynamodb import event_record
+from esm.sources.stream_shards import ReadResult, StartKind, StartPosition
 
 # GetRecords' own upper bound for Limit.
 MAX_LIMIT = 1000
@@ -126,40 +126,6 @@ def translate_error(err: Exception, where: str) -> StreamReadError:
 # -- positions, settings, results ---------------------------------------------------------------
 
 
-class StartKind(enum.Enum):
-    TRIM_HORIZON = "TRIM_HORIZON"
-    LATEST = "LATEST"
-    AFTER_SEQUENCE_NUMBER = "AFTER_SEQUENCE_NUMBER"
-
-
-@dataclass(frozen=True)
-class StartPosition:
-    """Where the reader starts: after a checkpoint, or the mapping's StartingPosition."""
-
-    kind: StartKind
-    sequence_number: str | None = None
-
-    def __post_init__(self) -> None:
-        needs_number = self.kind is StartKind.AFTER_SEQUENCE_NUMBER
-        if needs_number != (self.sequence_number is not None):
-            raise ValueError(
-                f"StartPosition {self.kind.value}: sequence_number must be "
-                f"{'given' if needs_number else 'omitted'}, got {self.sequence_number!r}"
-            )
-
-    @classmethod
-    def trim_horizon(cls) -> StartPosition:
-        return cls(StartKind.TRIM_HORIZON)
-
-    @classmethod
-    def latest(cls) -> StartPosition:
-        return cls(StartKind.LATEST)
-
-    @classmethod
-    def after(cls, sequence_number: str) -> StartPosition:
-        return cls(StartKind.AFTER_SEQUENCE_NUMBER, sequence_number)
-
-
 @dataclass(frozen=True)
 class DynamoDBReaderSettings:
     # Records per GetRecords call (1..1000).
@@ -185,30 +151,6 @@ class DynamoDBReaderSettings:
             )
 
 
-@dataclass(frozen=True)
-class ChildShard:
-    shard_id: str
-    parent_shard_ids: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class ReadResult:
-    # Lambda event entries (`esm.events.dynamodb.event_record`), in sequence order.
-    records: list[EventRecord]
-    # No NextShardIterator: nothing will ever follow `records` in this shard.
-    shard_ended: bool = False
-    # Records between the start position and TRIM_HORIZON were trimmed before they were read.
-    data_lost: bool = False
-    # The read was throttled (no records); `next_poll_delay_seconds` is the backoff.
-    throttled: bool = False
-    # When to read again: 0 after a full page, the idle delay after a partial one.
-    next_poll_delay_seconds: float = 0.0
-    # Kinesis-only fields, kept so a shard consumer can treat both readers alike: DynamoDB
-    # Streams reports neither (children are found with DescribeStream's ParentShardId).
-    millis_behind_latest: int | None = None
-    child_shards: tuple[ChildShard, ...] = field(default_factory=tuple)
-
-
 # -- the reader ---------------------------------------------------------------------------------
 
 
@@ -224,6 +166,8 @@ class DynamoDBShardReader:
         clock: Callable[[], float],
         settings: DynamoDBReaderSettings | None = None,
     ) -> None:
+        if start.kind is StartKind.AT_TIMESTAMP:
+            raise ValueError("DynamoDB Streams cannot start AT_TIMESTAMP (TRIM_HORIZON or LATEST)")
         self._client = client
         self._stream_arn = stream_arn
         self._shard_id = shard_id

@@ -19,7 +19,6 @@ Throttling is not an error for the caller: the result is empty and suggests a ca
 from __future__ import annotations
 
 import asyncio
-import enum
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,7 +27,8 @@ from typing import Any, ClassVar, Protocol
 
 import botocore.exceptions
 
-from esm.events.kinesis import EventRecord, KinesisShardOrigin, event_record
+from esm.events.kinesis import KinesisShardOrigin, event_record
+from esm.sources.stream_shards import ChildShard, ReadResult, StartKind, StartPosition
 
 # -- errors -----------------------------------------------------------------------------------
 
@@ -117,59 +117,14 @@ def translate_error(err: Exception, what: str) -> KinesisReadError:
 # -- positions, settings, results ---------------------------------------------------------------
 
 
-class StartKind(enum.Enum):
-    AFTER_SEQUENCE_NUMBER = "AFTER_SEQUENCE_NUMBER"
-    TRIM_HORIZON = "TRIM_HORIZON"
-    LATEST = "LATEST"
-    AT_TIMESTAMP = "AT_TIMESTAMP"
-
-
-@dataclass(frozen=True)
-class StartPosition:
-    """Where the shard is read from: after a checkpoint, or the mapping's StartingPosition."""
-
-    kind: StartKind
-    sequence_number: str | None = None  # AFTER_SEQUENCE_NUMBER only
-    timestamp: float | None = None  # AT_TIMESTAMP only: epoch seconds
-
-    def __post_init__(self) -> None:
-        needs_sequence = self.kind is StartKind.AFTER_SEQUENCE_NUMBER
-        if needs_sequence != bool(self.sequence_number):
-            raise ValueError(
-                f"StartPosition {self.kind.value}: sequence_number is "
-                f"{'required' if needs_sequence else 'not allowed'}, got {self.sequence_number!r}"
-            )
-        needs_timestamp = self.kind is StartKind.AT_TIMESTAMP
-        if needs_timestamp != (self.timestamp is not None):
-            raise ValueError(
-                f"StartPosition {self.kind.value}: timestamp is "
-                f"{'required' if needs_timestamp else 'not allowed'}, got {self.timestamp!r}"
-            )
-
-    @classmethod
-    def after(cls, sequence_number: str) -> StartPosition:
-        return cls(StartKind.AFTER_SEQUENCE_NUMBER, sequence_number=sequence_number)
-
-    @classmethod
-    def trim_horizon(cls) -> StartPosition:
-        return cls(StartKind.TRIM_HORIZON)
-
-    @classmethod
-    def latest(cls) -> StartPosition:
-        return cls(StartKind.LATEST)
-
-    @classmethod
-    def at_timestamp(cls, epoch_seconds: float) -> StartPosition:
-        return cls(StartKind.AT_TIMESTAMP, timestamp=epoch_seconds)
-
-    def iterator_args(self) -> dict[str, Any]:
-        """GetShardIterator's arguments for this position."""
-        args: dict[str, Any] = {"ShardIteratorType": self.kind.value}
-        if self.sequence_number is not None:
-            args["StartingSequenceNumber"] = self.sequence_number
-        if self.timestamp is not None:
-            args["Timestamp"] = datetime.fromtimestamp(self.timestamp, tz=UTC)
-        return args
+def _iterator_args(position: StartPosition) -> dict[str, Any]:
+    """GetShardIterator's arguments for a start position."""
+    args: dict[str, Any] = {"ShardIteratorType": position.kind.value}
+    if position.sequence_number is not None:
+        args["StartingSequenceNumber"] = position.sequence_number
+    if position.timestamp is not None:
+        args["Timestamp"] = datetime.fromtimestamp(position.timestamp, tz=UTC)
+    return args
 
 
 @dataclass(frozen=True)
@@ -195,25 +150,6 @@ class KinesisReaderSettings:
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"KinesisReaderSettings.{name} must be >= 0, got {getattr(self, name)}")
-
-
-@dataclass(frozen=True)
-class ChildShard:
-    shard_id: str
-    parent_shard_ids: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class ReadResult:
-    records: list[EventRecord]
-    # None when the response did not say (throttled reads, a shard already ended).
-    millis_behind_latest: int | None
-    shard_ended: bool
-    child_shards: tuple[ChildShard, ...]
-    next_poll_delay_seconds: float
-    # The checkpoint had been trimmed by retention: reading resumed at TRIM_HORIZON.
-    data_lost: bool = False
-    throttled: bool = False
 
 
 class KinesisClient(Protocol):
@@ -275,7 +211,7 @@ class KinesisShardReader:
 
     def _read(self) -> ReadResult:
         if self._ended is not None:
-            return ReadResult([], None, True, self._ended, 0.0)
+            return ReadResult(records=[], shard_ended=True, child_shards=self._ended)
         try:
             origin = self._shard_origin()
             if self._iterator is None or self._iterator_is_old():
@@ -303,10 +239,18 @@ class KinesisShardReader:
                 ChildShard(c["ShardId"], tuple(c.get("ParentShards", ())))
                 for c in response.get("ChildShards", ())
             )
-            return ReadResult(records, behind, True, self._ended, 0.0, data_lost)
+            return ReadResult(
+                records=records,
+                millis_behind_latest=behind,
+                shard_ended=True,
+                child_shards=self._ended,
+                data_lost=data_lost,
+            )
         more_waiting = len(raw) >= self._settings.limit or (behind is not None and behind > 0)
         delay = 0.0 if more_waiting else self._settings.idle_poll_interval_seconds
-        return ReadResult(records, behind, False, (), delay, data_lost)
+        return ReadResult(
+            records=records, millis_behind_latest=behind, next_poll_delay_seconds=delay, data_lost=data_lost
+        )
 
     def _throttled(self) -> ReadResult:
         s = self._settings
@@ -314,7 +258,7 @@ class KinesisShardReader:
         delay = min(s.throttle_backoff_max_seconds, s.throttle_backoff_initial_seconds * growth)
         self._throttle_streak += 1
         data_lost, self._data_lost = self._data_lost, False
-        return ReadResult([], None, False, (), delay, data_lost, throttled=True)
+        return ReadResult(records=[], next_poll_delay_seconds=delay, data_lost=data_lost, throttled=True)
 
     def _iterator_is_old(self) -> bool:
         return self._clock() - self._iterator_taken_at > self._settings.iterator_max_age_seconds
@@ -338,7 +282,7 @@ class KinesisShardReader:
         self._iterator_taken_at = self._clock()
         try:
             response = self._client.get_shard_iterator(
-                **self._stream_arg, ShardId=self._shard_id, **position.iterator_args()
+                **self._stream_arg, ShardId=self._shard_id, **_iterator_args(position)
             )
         except Exception as err:
             raise translate_error(err, f"GetShardIterator {position.kind.value} on {self._where()}") from err
