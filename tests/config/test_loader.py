@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aws_recorded import FIXTURES
 
 from esm.config import ConfigError, KafkaSource, StartingPosition, load_config, parse_config, validate_command
 from esm.config.arns import resolve_function_name
 
 from .conftest import build_config
 
-RECORDED = Path("/work/shared/fixtures/aws-recorded")
+RECORDED = FIXTURES
 
 EXAMPLE_YAML = """\
 Store: sqlite:///esm-state.db

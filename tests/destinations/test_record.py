@@ -10,11 +10,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from aws_recorded import FIXTURES
 
 from esm.destinations.record import (
     FailureCondition,
@@ -30,7 +30,6 @@ from esm.destinations.record import (
 )
 from esm.events.kafka import KafkaEventBuilder, event_record
 
-FIXTURES = Path("/work/shared/fixtures/aws-recorded")
 _RECORD_KEYS = ("sqs_payload", "failure_sns_message", "record_body", "record_age_exceeded_payload")
 _PLACEHOLDER = re.compile(r"<(?P<kind>[a-z0-9-]+)(?::(?P<sample>[^<>]*))?>")
 _ISO_MILLIS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import base64
-import json
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -16,10 +14,11 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
     DynamoDBRecordEventName,
     StreamViewType,
 )
+from aws_recorded import FIXTURES, in_delivery_order, recorded_records
 
 from esm.events.dynamodb import DynamoDBEventBuilder, estimated_entry_size, event_record
 
-FIXTURE = Path("/work/shared/fixtures/aws-recorded/dynamodbstreams-esm.snapshot.json")
+FIXTURE = FIXTURES / "dynamodbstreams-esm.snapshot.json"
 CREATED_PLACEHOLDER = "<approximate-creation-datetime>"
 STREAM_ARN = "arn:aws:dynamodb:eu-west-1:111111111111:table/orders/stream/2024-01-01T00:00:00.000"
 CREATED = datetime(2016, 11, 18, 20, 9, 0, tzinfo=UTC)  # 1479499740
@@ -61,29 +60,6 @@ MODIFY = boto3_record(
 )
 
 
-def recorded_records() -> list[dict[str, Any]]:
-    """Every record of every event Lambda delivered in the recorded scenarios."""
-    found: list[dict[str, Any]] = []
-
-    def walk(node: object) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if key == "Records" and isinstance(value, list):
-                    found.extend(item for item in value if isinstance(item, dict))
-                walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(json.loads(FIXTURE.read_text()))
-    return found
-
-
-def in_delivery_order(record: dict[str, Any]) -> bool:
-    """The snapshot tool sorted some events' keys; the others keep Lambda's order."""
-    return list(record) != sorted(record)
-
-
 def as_boto3_value(value: dict[str, Any]) -> dict[str, Any]:
     """A wire attribute value as boto3 parses it: binaries become bytes."""
     kind, inner = next(iter(value.items()))
@@ -114,7 +90,7 @@ def rebuilt(recorded: dict[str, Any]) -> dict[str, Any]:
     return parsed
 
 
-RECORDED = recorded_records()
+RECORDED = recorded_records(FIXTURE)
 
 
 def test_the_fixture_holds_records_in_both_key_orders_and_a_binary() -> None:

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import base64
-import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 from aws_lambda_powertools.utilities.data_classes import KinesisStreamEvent
+from aws_recorded import FIXTURES, in_delivery_order, recorded_records
 
 from esm.events.kinesis import KinesisEventBuilder, KinesisShardOrigin, estimated_entry_size, event_record
 
-FIXTURE = Path("/work/shared/fixtures/aws-recorded/kinesis-esm.snapshot.json")
+FIXTURE = FIXTURES / "kinesis-esm.snapshot.json"
 ARRIVAL_PLACEHOLDER = "<approximate-arrival-timestamp>"
 
 ORIGIN = KinesisShardOrigin(
@@ -38,29 +37,6 @@ def boto3_record(
     }
 
 
-def recorded_records() -> list[dict[str, Any]]:
-    """Every record of every event Lambda delivered in the recorded scenarios."""
-    found: list[dict[str, Any]] = []
-
-    def walk(node: object) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if key == "Records" and isinstance(value, list):
-                    found.extend(item for item in value if isinstance(item, dict))
-                walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(json.loads(FIXTURE.read_text()))
-    return found
-
-
-def in_delivery_order(record: dict[str, Any]) -> bool:
-    """The snapshot tool sorted some events' keys; the others keep Lambda's order."""
-    return list(record) != sorted(record)
-
-
 def rebuilt(recorded: dict[str, Any]) -> dict[str, Any]:
     """esm's entry for the boto3 record behind a recorded one, as the function would parse it."""
     payload = recorded["kinesis"]
@@ -79,7 +55,7 @@ def rebuilt(recorded: dict[str, Any]) -> dict[str, Any]:
     return parsed
 
 
-RECORDED = recorded_records()
+RECORDED = recorded_records(FIXTURE)
 
 
 def test_the_fixture_holds_records_in_both_key_orders() -> None:

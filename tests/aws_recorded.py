@@ -1,0 +1,33 @@
+"""The events AWS recorded delivering to Lambda (shared/fixtures/aws-recorded), for golden tests."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+# shared/ lies beside the repository (also in CI, which clones main elsewhere).
+FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "aws-recorded"
+
+
+def recorded_records(fixture: Path) -> list[dict[str, Any]]:
+    """Every record of every event Lambda delivered in the fixture's recorded scenarios."""
+    found: list[dict[str, Any]] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "Records" and isinstance(value, list):
+                    found.extend(item for item in value if isinstance(item, dict))
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(json.loads(fixture.read_text()))
+    return found
+
+
+def in_delivery_order(record: dict[str, Any]) -> bool:
+    """The snapshot tool sorted some events' keys; the others keep Lambda's order."""
+    return list(record) != sorted(record)
