@@ -59,6 +59,8 @@ class RecordBuffer(Generic[R]):
         self._bytes = 0
         self._window_started = 0.0
         self._changed = asyncio.Event()
+        # Set by the source when nothing will ever follow (the shard ended).
+        self._closed = False
 
     def __len__(self) -> int:
         return len(self._records)
@@ -70,6 +72,21 @@ class RecordBuffer(Generic[R]):
     @property
     def window_started(self) -> float:
         return self._window_started
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """No more records will come (shard end): what is buffered goes out without waiting for
+        the window, and `wait_ready` returns False once the buffer is empty."""
+        self._closed = True
+        self._changed.set()
+
+    @property
+    def drained(self) -> bool:
+        """Closed and empty: everything this buffer will ever hold has been taken."""
+        return self._closed and not self._records
 
     def extend(self, records: list[R], sizes: list[int]) -> None:
         if not records:
@@ -98,8 +115,10 @@ class RecordBuffer(Generic[R]):
         return records, size
 
     async def wait_ready(self, limits: BatchLimits, stop: asyncio.Event) -> bool:
-        """Waits until a batch is ready (True) or `stop` is set (False)."""
+        """Waits until a batch is ready (True), or `stop` is set or the buffer is drained (False)."""
         while not stop.is_set():
+            if self._closed:
+                return bool(self._records)
             now = self._clock()
             if limits.ready(len(self._records), self._bytes, self._window_started, now):
                 return True

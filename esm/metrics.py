@@ -141,3 +141,29 @@ class Metrics:
             ["mapping"],
             registry=r,
         )
+        self.leases_taken = Counter(
+            "esm_leases_taken",
+            "Shard leases this daemon took (unowned, expired, or stolen toward an even spread).",
+            ["mapping"],
+            registry=r,
+        )
+        self.leases_lost = Counter(
+            "esm_leases_lost",
+            "Shard leases this daemon lost to another member (or could not renew in time).",
+            ["mapping"],
+            registry=r,
+        )
+        self.trimmed_checkpoints = Counter(
+            "esm_trimmed_checkpoints",
+            "Shards whose checkpoint had been trimmed by retention: reading resumed at TRIM_HORIZON"
+            " and the records in between were lost.",
+            ["mapping"],
+            registry=r,
+        )
+        self.millis_behind_latest = Gauge(
+            "esm_millis_behind_latest",
+            "Kinesis MillisBehindLatest of the most recent read, the most behind of the owned shards.",
+            ["mapping"],
+            multiprocess_mode="livemax",
+            registry=r,
+        )

@@ -178,12 +178,18 @@ class ShardConsumer(Generic[R]):
         # For `esm status`: the batch being worked on, and Lambda's LastProcessingResult.
         self.current: list[R] | None = None
         self.last_processing_result = "No records processed"
+        self._reached_end = False
 
     def _transition(self, event: ShardEvent) -> None:
         before = self.state
         self.state = next_state(self.state, event)
         if before is not self.state:
             log.debug("shard %s: %s -> %s", self.shard_id, before.value, self.state.value)
+
+    @property
+    def reached_end(self) -> bool:
+        """The shard's buffer was closed and every record in it was processed (not lost/stopped)."""
+        return self._reached_end
 
     def lease_lost(self) -> None:
         self._transition(ShardEvent.LEASE_LOST)
@@ -217,6 +223,10 @@ class ShardConsumer(Generic[R]):
                     records
                 ):
                     continue
+            if self.state is ShardState.PROCESSING and self.buffer.drained:
+                # Everything the shard will ever hold was processed: the owner may end the shard.
+                self._transition(ShardEvent.END_REACHED)
+                self._reached_end = True
         finally:
             if self.state is not ShardState.SHUT_DOWN:
                 self._transition(ShardEvent.DRAINED)

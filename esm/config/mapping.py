@@ -42,7 +42,7 @@ from esm.config.sources import (
     KinesisSource,
     kafka_source_identity,
 )
-from esm.config.unsupported import NOT_SUPPORTED_YET, restriction_message, source_message
+from esm.config.unsupported import source_message
 from esm.destinations.errors import DestinationError
 from esm.destinations.uri import parse_destination_uri
 from esm.filtering import FilterPatternError, RecordFilter, compile_filters
@@ -50,6 +50,8 @@ from esm.filtering import FilterPatternError, RecordFilter, compile_filters
 # Lambda's default batching windows when MaximumBatchingWindowInSeconds is absent.
 KAFKA_DEFAULT_BATCHING_WINDOW_SECONDS = 0.5
 STREAMS_DEFAULT_BATCHING_WINDOW_SECONDS = 0.0
+# How soon an idle stream shard is read again (esm extension PollingIntervalInSeconds).
+DEFAULT_POLLING_INTERVAL_SECONDS = 0.25
 
 
 def _check_event_source_arn(value: str) -> str:
@@ -97,7 +99,9 @@ class EventSourceMappingConfig(ConfigModel):
     """A self-managed Kafka cluster: `{Endpoints: {KAFKA_BOOTSTRAP_SERVERS: [host:port, ...]}}`.
     Exactly one of SelfManagedEventSource and EventSourceArn is required."""
     EventSourceArn: Annotated[StrictStr, AfterValidator(_check_event_source_arn)] | None = None
-    """A Kinesis stream, DynamoDB stream or MSK cluster ARN (parsed; not supported yet)."""
+    """A Kinesis stream (`arn:aws:kinesis:REGION:ACCOUNT:stream/NAME`) or DynamoDB stream
+    (`arn:aws:dynamodb:REGION:ACCOUNT:table/TABLE/stream/LABEL`; esm extension: the table ARN
+    `...:table/TABLE` follows the table's current stream). MSK cluster ARNs are not supported yet."""
     Topics: parts.Topics | None = None
     """Kafka: the topic, exactly one. Required with SelfManagedEventSource."""
     SelfManagedKafkaEventSourceConfig: parts.SelfManagedKafkaEventSourceConfig | None = None
@@ -123,9 +127,11 @@ class EventSourceMappingConfig(ConfigModel):
     MaximumRetryBackoffInSeconds: Annotated[StrictFloat, between(1, 900)] = 30.0
     """esm extension: the cap of the exponential backoff between retries of a failed batch (from
     1 s, doubling). Default: 30."""
-    """Whether the mapping polls. Default: true."""
+    PollingIntervalInSeconds: Annotated[StrictFloat, between(0.01, 60)] | None = None
+    """esm extension, Kinesis and DynamoDB Streams: how soon a shard that returned nothing new is
+    read again, 0.01-60 s (a shard that is behind is read again at once). Default: 0.25, within
+    Kinesis' 5 reads per second per shard; Lambda polls once a second."""
 
-    # Implemented next; until then only AWS's default is accepted (see unsupported.py).
     MaximumRetryAttempts: Annotated[StrictInt, minus_one_or_between(0, 10000)] = -1
     """Retries after a function error, -1 (until the record expires) or 0-10000. Default: -1."""
     MaximumRecordAgeInSeconds: Annotated[StrictInt, minus_one_or_between(60, 604800)] = -1
@@ -141,9 +147,11 @@ class EventSourceMappingConfig(ConfigModel):
     FilterCriteria: parts.FilterCriteria = parts.FilterCriteria()
     """`{Filters: [{Pattern: ...}]}`; records matching no pattern are dropped. Default: no filtering."""
     ParallelizationFactor: Annotated[StrictInt, between(1, 10)] = 1
-    """Concurrent batches per shard, 1-10. Default: 1."""
+    """Kinesis and DynamoDB Streams: concurrent batches per shard, 1-10; records are spread by
+    partition key (DynamoDB: item key), so order is kept per key. Default: 1."""
     TumblingWindowInSeconds: Annotated[StrictInt, between(0, 900)] = 0
-    """Tumbling window for stateful aggregation, 0-900 seconds (0 = off). Default: 0."""
+    """Kinesis and DynamoDB Streams: tumbling window for stateful aggregation, 0-900 seconds
+    (0 = off). The state is kept per shard (per lane with ParallelizationFactor). Default: 0."""
 
     # AWS-only settings: accepted and ignored, each reported as a warning (see aws_fields.py).
     ProvisionedPollerConfig: Any = None
@@ -174,18 +182,14 @@ class EventSourceMappingConfig(ConfigModel):
             mapping = handler(entry)
         except ValidationError as error:
             raise_combined(error, shape_problems)
-        problems = shape_problems or (_kafka_client_problems(mapping) + _failure_handling_problems(mapping))
+        problems = shape_problems or (
+            _kafka_client_problems(mapping)
+            + _failure_handling_problems(mapping)
+            + _stream_only_problems(mapping)
+        )
         if problems:
             raise_combined(None, problems)
         return mapping
-
-    @field_validator(*NOT_SUPPORTED_YET)
-    @classmethod
-    def _only_default_for_now(cls, value: Any, info: Any) -> Any:
-        field: str = info.field_name
-        if not NOT_SUPPORTED_YET[field].accepts(value):
-            raise problem("not_supported_yet", restriction_message(field))
-        return value
 
     # --- snake_case accessors for engine code ---
 
@@ -234,6 +238,10 @@ class EventSourceMappingConfig(ConfigModel):
     @property
     def enabled(self) -> bool:
         return self.Enabled
+
+    @property
+    def polling_interval_seconds(self) -> float:
+        return DEFAULT_POLLING_INTERVAL_SECONDS if self.PollingIntervalInSeconds is None else self.PollingIntervalInSeconds
 
     def kafka_consumer_kwargs(self) -> dict[str, object]:
         """KafkaConsumerConfig as kafka-python `KafkaConsumer` keyword arguments (esm adds those it owns)."""
@@ -300,6 +308,22 @@ def _kafka_client_problems(mapping: EventSourceMappingConfig) -> list[tuple[Loca
     except UnsupportedClientSetting as err:
         return [(("KafkaConsumerConfig",), str(err))]
     return []
+
+
+def _stream_only_problems(mapping: EventSourceMappingConfig) -> list[tuple[Location, str]]:
+    """Settings that exist for Kinesis and DynamoDB Streams only (AWS has none of them for Kafka)."""
+    if not isinstance(mapping.source, KafkaSource):
+        return []
+    set_fields = [
+        field
+        for field, unset in (
+            ("ParallelizationFactor", 1),
+            ("TumblingWindowInSeconds", 0),
+            ("PollingIntervalInSeconds", None),
+        )
+        if getattr(mapping, field) != unset
+    ]
+    return [((field,), "applies to Kinesis and DynamoDB Streams sources only") for field in set_fields]
 
 
 def _failure_handling_problems(mapping: EventSourceMappingConfig) -> list[tuple[Location, str]]:

@@ -33,6 +33,13 @@ class EsmConfig(ConfigModel):
     """`{Port, Host}` of the Prometheus endpoint. Default: port 9108 on 0.0.0.0."""
     ShutdownGracePeriodSeconds: Annotated[StrictFloat, greater_than_zero()] = 30.0
     """On stop, how long in-flight batches may finish before they are cancelled. Default: 30."""
+    LeaseDurationSeconds: Annotated[StrictFloat, between(1, 3600)] = 10.0
+    """Kinesis and DynamoDB Streams: how long a shard lease lasts unless renewed (renewed every
+    third of it); a stopped poller's shards are taken over this long after its last renewal.
+    Default: 10 (KCL's failover time)."""
+    ShardDiscoveryIntervalSeconds: Annotated[StrictFloat, between(1, 3600)] = 30.0
+    """Kinesis and DynamoDB Streams: how often the stream's shards are listed to find new ones
+    (child shards are also found at once when their parent ends). Default: 30."""
     Functions: tuple[FunctionConfig, ...] = ()
     """The functions and their workers. Default: none."""
     EventSourceMappings: tuple[EventSourceMappingConfig, ...] = ()

@@ -252,15 +252,18 @@ def test_mapping_problems(changes: dict[str, Any], drop: tuple[str, ...], proble
             {"FilterCriteria": {"Filters": [{"Pattern": '{"value": {"a": [{"numeric": [">", "x"]}]}}'}]}},
             "FilterCriteria: Filters[0].Pattern.value.a",
         ),
-        ({"ParallelizationFactor": 2}, "ParallelizationFactor: not supported yet (only 1 is accepted)"),
+        ({"ParallelizationFactor": 2}, "ParallelizationFactor: applies to Kinesis and DynamoDB Streams sources only"),
         ({"ParallelizationFactor": 11}, "ParallelizationFactor: must be between 1 and 10, got 11"),
-        ({"TumblingWindowInSeconds": 60}, "TumblingWindowInSeconds: not supported yet (only 0 is accepted)"),
-        ({"TumblingWindowInSeconds": 901}, "TumblingWindowInSeconds: must be between 0 and 900, got 901"),
-        ({"EventSourceArn": KINESIS_ARN}, "EventSourceArn: Kinesis event sources are not supported yet"),
         (
-            {"EventSourceArn": DYNAMODB_ARN},
-            "EventSourceArn: DynamoDB Streams event sources are not supported yet",
+            {"TumblingWindowInSeconds": 60},
+            "TumblingWindowInSeconds: applies to Kinesis and DynamoDB Streams sources only",
         ),
+        (
+            {"PollingIntervalInSeconds": 0.1},
+            "PollingIntervalInSeconds: applies to Kinesis and DynamoDB Streams sources only",
+        ),
+        ({"PollingIntervalInSeconds": 0}, "PollingIntervalInSeconds: must be between 0.01 and 60, got 0"),
+        ({"TumblingWindowInSeconds": 901}, "TumblingWindowInSeconds: must be between 0 and 900, got 901"),
         ({"EventSourceArn": MSK_ARN}, "EventSourceArn: Amazon MSK event sources are not supported yet"),
         (
             {"EventSourceArn": "arn:aws:sqs:us-east-1:123456789012:q"},
@@ -268,11 +271,28 @@ def test_mapping_problems(changes: dict[str, Any], drop: tuple[str, ...], proble
         ),
     ],
 )
-def test_restricted_parameters_and_sources(changes: dict[str, Any], problem: str) -> None:
+def test_invalid_or_misplaced_parameters_and_sources(changes: dict[str, Any], problem: str) -> None:
     drop = ("SelfManagedEventSource", "Topics") if "EventSourceArn" in changes else ()
     found = problems_of(build_config(changes, drop=drop))
     assert len(found) == 1, found
     assert found[0].startswith(f"{M0}.{problem}")
+
+
+@pytest.mark.parametrize("arn", [KINESIS_ARN, DYNAMODB_ARN])
+def test_stream_sources_take_stream_settings(arn: str) -> None:
+    data = build_config(
+        {
+            "EventSourceArn": arn,
+            "ParallelizationFactor": 4,
+            "TumblingWindowInSeconds": 60,
+            "PollingIntervalInSeconds": 0.1,
+        },
+        drop=("SelfManagedEventSource", "Topics"),
+    )
+    mapping = parse_config(data).config.EventSourceMappings[0]
+    assert (mapping.ParallelizationFactor, mapping.TumblingWindowInSeconds) == (4, 60)
+    assert mapping.polling_interval_seconds == 0.1
+    assert mapping.batching_window_seconds == 0.0
 
 
 def test_two_sources_is_an_error() -> None:
@@ -307,7 +327,6 @@ def test_kafka_only_settings_rejected_for_stream_sources() -> None:
         drop=("SelfManagedEventSource",),
     )
     assert problems_of(data) == [
-        f"{M0}.EventSourceArn: Kinesis event sources are not supported yet",
         f"{M0}.Topics: applies to Kafka sources only",
         f"{M0}.KafkaConsumerConfig: applies to Kafka sources only",
     ]
@@ -367,7 +386,7 @@ def test_function_without_mapping_is_fine() -> None:
 
 def test_all_problems_are_collected_in_one_pass() -> None:
     data = build_config(
-        {"BatchSize": 20000, "BatchSzie": 1, "StartingPosition": "FOO", "ParallelizationFactor": 3},
+        {"BatchSize": 20000, "BatchSzie": 1, "StartingPosition": "FOO", "ParallelizationFactor": 11},
         function_changes={"Endpoints": ["localhost"]},
         drop=("Topics",),
     )
@@ -382,7 +401,7 @@ def test_all_problems_are_collected_in_one_pass() -> None:
         "Functions[0].Endpoints[0]: expected host:port, got 'localhost'",
         f"{M0}.StartingPosition: must be one of TRIM_HORIZON, LATEST, AT_TIMESTAMP, got 'FOO'",
         f"{M0}.BatchSize: must be between 1 and 10000, got 20000",
-        f"{M0}.ParallelizationFactor: not supported yet (only 1 is accepted)",
+        f"{M0}.ParallelizationFactor: must be between 1 and 10, got 11",
         f"{M0}: unknown field 'BatchSzie'",
         f"{M0}.Topics: is required with SelfManagedEventSource",
         "EventSourceMappings[1].FunctionName: function 'ghost' is not defined in Functions",
