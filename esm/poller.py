@@ -11,19 +11,32 @@ import logging
 import os
 import socket
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from esm.batching import BatchLimits
-from esm.config import EsmConfig, EventSourceMappingConfig, KafkaClient, KafkaSource
+from esm.config import (
+    DynamoDBStreamsSource,
+    EsmConfig,
+    EventSourceMappingConfig,
+    KafkaClient,
+    KafkaSource,
+    KinesisSource,
+)
 from esm.destinations import open_destination
 from esm.dispatch.endpoints import EndpointPool
 from esm.dispatch.invoker import FunctionIdentity, FunctionInvoker
 from esm.dispatch.limiter import ConcurrencyLimiter, make_limiter
 from esm.failures import Backoff, FailurePolicy
 from esm.mappings.kafka import FailureHandling, KafkaMappingRunner
+from esm.mappings.stream_flavors import DYNAMODB_STREAMS, KINESIS
+from esm.mappings.stream_shard import StreamShardSettings
+from esm.mappings.streams import LeaseTiming, StreamMappingRunner, lease_namespace
 from esm.metrics import Metrics
+from esm.sources.aws_clients import aws_client
 from esm.sources.kafka import KafkaGroupReader, ReaderSettings
 from esm.sources.kafka_group import GroupReader
+from esm.sources.stream_discovery import resolve_dynamodb_stream_arn
+from esm.sources.stream_shards import StartPosition
 from esm.stores import Store, StoreError, open_store
 
 log = logging.getLogger(__name__)
@@ -58,13 +71,24 @@ def reader_settings(mapping: EventSourceMappingConfig, source: KafkaSource) -> R
     return ReaderSettings(topic=source.topic, consumer_kwargs=kwargs, start=start)
 
 
-def failure_policy(mapping: EventSourceMappingConfig) -> FailurePolicy:
+def failure_policy(mapping: EventSourceMappingConfig, bisect: bool = True) -> FailurePolicy:
+    """`bisect`: False where batches cannot be split (tumbling windows carry state across them)."""
     return FailurePolicy(
         maximum_retry_attempts=mapping.MaximumRetryAttempts,
         maximum_record_age_seconds=mapping.MaximumRecordAgeInSeconds,
-        bisect_on_function_error=mapping.BisectBatchOnFunctionError,
+        bisect_on_function_error=mapping.BisectBatchOnFunctionError and bisect,
         function_error_backoff=Backoff(initial_seconds=1.0, cap_seconds=mapping.MaximumRetryBackoffInSeconds),
     )
+
+
+def stream_start(mapping: EventSourceMappingConfig) -> StartPosition:
+    position = mapping.starting_position.value
+    if position == "LATEST":
+        return StartPosition.latest()
+    timestamp = mapping.starting_position_timestamp
+    if position == "AT_TIMESTAMP" and timestamp is not None:
+        return StartPosition.at_timestamp(timestamp.timestamp())
+    return StartPosition.trim_horizon()
 
 
 def reader_class(mapping: EventSourceMappingConfig) -> type[GroupReader[Any]]:
@@ -73,6 +97,14 @@ def reader_class(mapping: EventSourceMappingConfig) -> type[GroupReader[Any]]:
 
         return ConfluentGroupReader
     return KafkaGroupReader
+
+
+class MappingRunner(Protocol):
+    mapping_id: str
+
+    def start(self) -> None: ...
+    async def shutdown(self, deadline: float) -> None: ...
+    def status_reports(self, owner: str) -> dict[str, dict[str, Any]]: ...
 
 
 class Poller:
@@ -85,7 +117,7 @@ class Poller:
         self._limiters: list[ConcurrencyLimiter] = []
         self._pools: list[EndpointPool] = []
         self._status_task: asyncio.Task[None] | None = None
-        self.runners: list[KafkaMappingRunner] = []
+        self.runners: list[MappingRunner] = []
 
     async def start(self) -> None:
         self._store = open_store(self._config.Store)
@@ -109,44 +141,111 @@ class Poller:
                 log.info("mapping %s is disabled; not polling", mapping.uuid)
                 continue
             source = mapping.source
-            if not isinstance(source, KafkaSource):
+            invoker = invokers[mapping.function_name]
+            runner: MappingRunner
+            if isinstance(source, KafkaSource):
+                runner = self._kafka_runner(mapping, source, invoker)
+            elif isinstance(source, (KinesisSource, DynamoDBStreamsSource)):
+                runner = await self._stream_runner(mapping, source, invoker)
+            else:
                 raise NotImplementedError(
                     f"mapping {mapping.uuid}: {type(source).__name__} is not supported yet"
                 )
-            runner = KafkaMappingRunner(
-                mapping_id=mapping.uuid,
-                reader_settings=reader_settings(mapping, source),
-                reader_class=reader_class(mapping),
-                bootstrap_servers=source.bootstrap_servers,
-                limits=BatchLimits(mapping.batch_size, mapping.batching_window_seconds),
-                invoker=invokers[mapping.function_name],
-                policy=failure_policy(mapping),
-                metrics=self._metrics,
-                failure_handling=FailureHandling(
-                    record_filter=mapping.record_filter(),
-                    report_batch_item_failures=mapping.report_batch_item_failures,
-                    destination=(
-                        open_destination(mapping.on_failure_destination, source.bootstrap_servers)
-                        if mapping.on_failure_destination
-                        else None
-                    ),
-                    function_arn=invokers[mapping.function_name].function.arn,
-                    include_payload=mapping.include_payload_in_failures,
-                ),
-            )
             runner.start()
             self.runners.append(runner)
             self._status_task = self._status_task or asyncio.create_task(
                 self._publish_status(), name="status"
             )
-            log.info(
-                "mapping %s: %s topic %s -> function %s (group %s)",
-                mapping.uuid,
-                ",".join(source.bootstrap_servers),
-                source.topic,
-                mapping.function_name,
-                source.consumer_group_id,
-            )
+
+    def _failure_handling(
+        self,
+        mapping: EventSourceMappingConfig,
+        invoker: FunctionInvoker,
+        kafka_servers: tuple[str, ...] | None,
+    ) -> FailureHandling:
+        uri = mapping.on_failure_destination
+        return FailureHandling(
+            record_filter=mapping.record_filter(),
+            report_batch_item_failures=mapping.report_batch_item_failures,
+            destination=open_destination(uri, kafka_servers) if uri else None,
+            function_arn=invoker.function.arn,
+            include_payload=mapping.include_payload_in_failures,
+        )
+
+    def _kafka_runner(
+        self, mapping: EventSourceMappingConfig, source: KafkaSource, invoker: FunctionInvoker
+    ) -> KafkaMappingRunner:
+        log.info(
+            "mapping %s: %s topic %s -> function %s (group %s)",
+            mapping.uuid,
+            ",".join(source.bootstrap_servers),
+            source.topic,
+            mapping.function_name,
+            source.consumer_group_id,
+        )
+        return KafkaMappingRunner(
+            mapping_id=mapping.uuid,
+            reader_settings=reader_settings(mapping, source),
+            reader_class=reader_class(mapping),
+            bootstrap_servers=source.bootstrap_servers,
+            limits=BatchLimits(mapping.batch_size, mapping.batching_window_seconds),
+            invoker=invoker,
+            policy=failure_policy(mapping),
+            metrics=self._metrics,
+            failure_handling=self._failure_handling(mapping, invoker, source.bootstrap_servers),
+        )
+
+    async def _stream_runner(
+        self,
+        mapping: EventSourceMappingConfig,
+        source: KinesisSource | DynamoDBStreamsSource,
+        invoker: FunctionInvoker,
+    ) -> StreamMappingRunner:
+        assert self._store is not None
+        flavor = KINESIS if isinstance(source, KinesisSource) else DYNAMODB_STREAMS
+        client = aws_client(flavor.client_service, source.region)
+        stream_arn = source.arn
+        if isinstance(source, DynamoDBStreamsSource) and source.stream_label is None:
+            tables = aws_client("dynamodb", source.region)
+            stream_arn = await asyncio.to_thread(resolve_dynamodb_stream_arn, tables, source.arn)
+        handling = self._failure_handling(mapping, invoker, None)
+        settings = StreamShardSettings(
+            flavor=flavor,
+            stream_arn=stream_arn,
+            namespace=lease_namespace(mapping.uuid, stream_arn),
+            owner=holder_id(),
+            start=stream_start(mapping),
+            limits=BatchLimits(mapping.batch_size, mapping.batching_window_seconds),
+            lanes=mapping.ParallelizationFactor,
+            window_seconds=mapping.TumblingWindowInSeconds,
+            polling_interval_seconds=mapping.polling_interval_seconds,
+            record_filter=handling.record_filter,
+            report_batch_item_failures=handling.report_batch_item_failures,
+            policy=failure_policy(mapping, bisect=mapping.TumblingWindowInSeconds == 0),
+        )
+        log.info(
+            "mapping %s: %s %s -> function %s (%d lanes per shard%s)",
+            mapping.uuid,
+            flavor.name,
+            stream_arn,
+            mapping.function_name,
+            mapping.ParallelizationFactor,
+            f", {mapping.TumblingWindowInSeconds}s tumbling windows"
+            if mapping.TumblingWindowInSeconds
+            else "",
+        )
+        return StreamMappingRunner(
+            mapping_id=mapping.uuid,
+            flavor=flavor,
+            settings=settings,
+            client=client,
+            lister=flavor.make_lister(client, stream_arn),
+            leases=self._store.leases,
+            timing=LeaseTiming(self._config.LeaseDurationSeconds, self._config.ShardDiscoveryIntervalSeconds),
+            invoker=invoker,
+            metrics=self._metrics,
+            failure_handling=handling,
+        )
 
     async def _publish_status(self) -> None:
         """Reports the owned shards to the store for `esm status`, every STATUS_INTERVAL_SECONDS."""

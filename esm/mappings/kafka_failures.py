@@ -23,6 +23,22 @@ from esm.outcomes import InvokeOutcome
 from esm.shard_consumer import FailureSinkError
 
 
+def failure_context(
+    decision: Decision, last_outcome: InvokeOutcome | None, function_arn: str, now: float
+) -> FailureContext:
+    """What an on-failure record says about the invocation that was given up on (any source)."""
+    return FailureContext(
+        request_id=(
+            last_outcome.request_id if last_outcome and last_outcome.request_id else str(uuid.uuid4())
+        ),
+        function_arn=function_arn,
+        condition=FailureCondition(decision.condition),
+        approximate_invoke_count=decision.invoke_count,
+        timestamp=datetime.fromtimestamp(now, UTC),
+        last_failure=LastFailure.UNHANDLED if decision.function_error else LastFailure.PARTIAL_BATCH_RESPONSE,
+    )
+
+
 class KafkaFailureSink:
     def __init__(
         self,
@@ -44,18 +60,7 @@ class KafkaFailureSink:
         self, records: Sequence[EventRecord], decision: Decision, last_outcome: InvokeOutcome | None
     ) -> bool:
         payload = self._builder.build(self._key, records)
-        context = FailureContext(
-            request_id=(
-                last_outcome.request_id if last_outcome and last_outcome.request_id else str(uuid.uuid4())
-            ),
-            function_arn=self._function_arn,
-            condition=FailureCondition(decision.condition),
-            approximate_invoke_count=decision.invoke_count,
-            timestamp=datetime.fromtimestamp(self._wall_clock(), UTC),
-            last_failure=LastFailure.UNHANDLED
-            if decision.function_error
-            else LastFailure.PARTIAL_BATCH_RESPONSE,
-        )
+        context = failure_context(decision, last_outcome, self._function_arn, self._wall_clock())
         first, last = records[0], records[-1]
         batch = KafkaBatch(
             bootstrap_servers=self._builder.bootstrap_servers,

@@ -1,0 +1,334 @@
+"""Runs one Kinesis or DynamoDB Streams mapping in this process: shard discovery, the lease
+loop, and one `StreamShard` per shard this process holds the lease of.
+
+Ownership is KCL's lease table, kept in the store (esm.stores.leases): every poller process, on
+this host or another, is a member; the members share the shards through it.
+
+- Discovery lists the stream's shards every ShardDiscoveryIntervalSeconds (and at once when a
+  shard ends, since its children are then known) and creates a lease for each new one.
+- The lease loop runs every third of LeaseDurationSeconds: it renews the leases held (a refused
+  renewal means another member took the lease: that shard stops at once), then takes what
+  `LeaseTaker` plans: unowned and expired leases first, else one lease stolen from the busiest
+  member, toward an even spread.
+- A member that stops renewing (killed, paused, partitioned away) loses its leases when they
+  expire; its checkpoint writes are refused from then on, since the store fences them by
+  owner and token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Coroutine, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from esm.destinations import Destination
+from esm.mappings.kafka import FailureHandling
+from esm.mappings.stream_failures import StreamFailureSink
+from esm.mappings.stream_flavors import StreamFlavor
+from esm.mappings.stream_shard import StreamShard, StreamShardSettings
+from esm.metrics import Metrics
+from esm.ownership.lease_taker import LeaseTaker
+from esm.shard_consumer import FailureSink, Invoker, ShardMetrics
+from esm.sources.stream_discovery import ShardLister
+from esm.sources.stream_shards import ChildShard
+from esm.stores import StoreError
+from esm.stores.leases import LeaseStore
+
+log = logging.getLogger(__name__)
+
+# Threads for the blocking boto3 calls of one mapping (one GetRecords per shard at a time).
+READER_THREADS = 32
+
+
+def lease_namespace(mapping_id: str, stream_arn: str) -> str:
+    """The lease table of one mapping on one stream: each mapping keeps its own checkpoints, and a
+    DynamoDB table whose stream is re-created starts a new table."""
+    return f"{mapping_id}|{stream_arn}"
+
+
+@dataclass(frozen=True)
+class LeaseTiming:
+    duration_seconds: float = 10.0
+    discovery_interval_seconds: float = 30.0
+
+    @property
+    def renew_interval_seconds(self) -> float:
+        return self.duration_seconds / 3
+
+
+class StreamMappingRunner:
+    def __init__(
+        self,
+        *,
+        mapping_id: str,
+        flavor: StreamFlavor,
+        settings: StreamShardSettings,
+        client: Any,
+        lister: ShardLister,
+        leases: LeaseStore,
+        timing: LeaseTiming,
+        invoker: Invoker,
+        metrics: Metrics,
+        failure_handling: FailureHandling,
+    ) -> None:
+        self.mapping_id = mapping_id
+        self._flavor = flavor
+        self._settings = settings
+        self._client = client
+        self._lister = lister
+        self._leases = leases
+        self._timing = timing
+        self._invoker = invoker
+        self._failures = failure_handling
+        self._taker = LeaseTaker()
+        self._executor = ThreadPoolExecutor(READER_THREADS, thread_name_prefix=f"esm-{mapping_id[:8]}")
+        self._shards: dict[str, tuple[StreamShard, asyncio.Task[bool]]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[None]] = set()
+        self._discover_now = asyncio.Event()
+        self._discovered = asyncio.Event()
+        self._take_now = asyncio.Event()
+        self._stopping = False
+        self._shard_metrics = ShardMetrics(
+            records_invoked=metrics.records_invoked.labels(mapping_id),
+            records_delivered=metrics.records_delivered.labels(mapping_id),
+            records_abandoned=metrics.records_dropped_on_revoke.labels(mapping_id),
+            batch_size=metrics.batch_size.labels(mapping_id),
+            retries=metrics.retries.labels(mapping_id),
+            iterator_age=metrics.iterator_age.labels(mapping_id),
+            bisects=metrics.bisects.labels(mapping_id),
+            records_to_destination=metrics.records_to_destination.labels(mapping_id),
+            records_dropped_no_destination=metrics.records_dropped.labels(mapping_id),
+            records_failed_invoke=metrics.records_failed_invoke.labels(mapping_id),
+            records_filtered=metrics.records_filtered.labels(mapping_id),
+            destination_failures=metrics.destination_failures.labels(mapping_id),
+        )
+        self._owned = metrics.partitions_owned.labels(mapping_id)
+        self._taken = metrics.leases_taken.labels(mapping_id)
+        self._lost = metrics.leases_lost.labels(mapping_id)
+        self._trimmed = metrics.trimmed_checkpoints.labels(mapping_id)
+        self._behind = metrics.millis_behind_latest.labels(mapping_id)
+        self._polled = metrics.records_polled.labels(mapping_id)
+
+    @property
+    def namespace(self) -> str:
+        return self._settings.namespace
+
+    @property
+    def owner(self) -> str:
+        return self._settings.owner
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._discovery_loop(), name=f"discovery-{self.mapping_id[:8]}"),
+            asyncio.create_task(self._lease_loop(), name=f"leases-{self.mapping_id[:8]}"),
+        ]
+
+    async def shutdown(self, deadline: float) -> None:
+        """Lets the batches in flight finish until `deadline` (monotonic), checkpoints them, and
+        releases the leases so the other members take them without waiting for expiry."""
+        self._stopping = True
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        shards = list(self._shards.values())
+        for shard, _ in shards:
+            shard.request_shutdown()
+        shard_tasks = [task for _, task in shards]
+        if shard_tasks:
+            _, pending = await asyncio.wait(shard_tasks, timeout=max(0.0, deadline - time.monotonic()))
+            for unfinished in pending:
+                unfinished.cancel()
+            if pending:
+                log.warning(
+                    "mapping %s: %d shards still had batches in flight after the grace period; "
+                    "they will be re-delivered",
+                    self.mapping_id,
+                    len(pending),
+                )
+                await asyncio.gather(*pending, return_exceptions=True)
+        for shard, _ in shards:
+            if shard.owned and not shard.ended:
+                await self._release(shard)
+        self._shards.clear()
+        self._owned.set(0)
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        destination: Destination | None = self._failures.destination
+        if destination is not None:
+            await destination.close()
+
+    def status_reports(self, owner: str) -> dict[str, dict[str, Any]]:
+        return {shard_id: shard.status_report(owner) for shard_id, (shard, _) in self._shards.items()}
+
+    # -- discovery ---------------------------------------------------------------------------
+
+    async def _discovery_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                shards = await loop.run_in_executor(self._executor, self._lister.list_shards)
+                for shard in shards:
+                    await self._leases.ensure(self.namespace, shard.shard_id, shard.parent_shard_ids)
+                self._discovered.set()
+                self._take_now.set()
+            except StoreError as err:
+                log.warning("mapping %s: cannot record the shards in the store: %s", self.mapping_id, err)
+            except Exception as err:  # boto3 errors, translated or not: retried at the next round
+                log.error(
+                    "mapping %s: cannot list the shards of %s: %s",
+                    self.mapping_id,
+                    self._settings.stream_arn,
+                    err,
+                )
+            self._discover_now.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._discover_now.wait(), self._timing.discovery_interval_seconds)
+
+    def _children_found(self, children: Sequence[ChildShard]) -> None:
+        """A shard ended and named its children: create their leases now rather than at the next
+        listing, so they start as soon as their parents are done."""
+        self._in_background(self._ensure_children(children))
+
+    async def _ensure_children(self, children: Sequence[ChildShard]) -> None:
+        try:
+            for child in children:
+                await self._leases.ensure(self.namespace, child.shard_id, child.parent_shard_ids)
+        except StoreError as err:
+            log.warning("mapping %s: cannot record child shards: %s", self.mapping_id, err)
+        self._discover_now.set()
+        self._take_now.set()
+
+    # -- leases ------------------------------------------------------------------------------
+
+    async def _lease_loop(self) -> None:
+        await self._discovered.wait()
+        while True:
+            try:
+                await self._renew()
+                await self._take()
+            except StoreError as err:
+                log.warning("mapping %s: lease store unavailable: %s", self.mapping_id, err)
+            self._take_now.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._take_now.wait(), self._timing.renew_interval_seconds)
+
+    async def _renew(self) -> None:
+        now = time.time()
+        for shard_id, (shard, _) in list(self._shards.items()):
+            renewed = await self._leases.renew(
+                self.namespace, shard_id, self.owner, shard.hold.token, self._timing.duration_seconds, now
+            )
+            if not renewed and shard.owned:
+                log.warning("mapping %s: lost the lease of %s to another member", self.mapping_id, shard_id)
+                self._lost.inc()
+                shard.lease_lost()
+
+    async def _take(self) -> None:
+        if self._stopping:
+            return
+        now = time.time()
+        leases = await self._leases.list(self.namespace)
+        for lease in self._taker.plan(leases, self.owner, (), now):
+            if lease.shard_id in self._shards:
+                continue  # my own lease, expired before I renewed it: renewed next round
+            taken = await self._leases.take(
+                self.namespace, lease.shard_id, self.owner, lease.token, self._timing.duration_seconds, now
+            )
+            if taken is None:
+                continue  # someone else changed it since it was read
+            stolen = lease.owner is not None and lease.owner != self.owner and not lease.is_expired(now)
+            log.info(
+                "mapping %s: took %s%s",
+                self.mapping_id,
+                lease.shard_id,
+                f" from {lease.owner}" if stolen else "",
+            )
+            self._taken.inc()
+            self._start_shard(taken)
+
+    def _start_shard(self, lease: Any) -> None:
+        shard = StreamShard(
+            lease,
+            self._settings,
+            self._leases,
+            self._client,
+            self._executor,
+            self._invoker,
+            self._shard_metrics,
+            make_failure_sink=self._failure_sink,
+            on_children=self._children_found,
+            on_data_lost=self._data_lost,
+            on_behind=self._behind.set,
+        )
+        task = asyncio.create_task(shard.run(), name=f"shard-{lease.shard_id}")
+        task.add_done_callback(partial(self._shard_done, shard))
+        self._shards[lease.shard_id] = (shard, task)
+        self._owned.set(len(self._shards))
+
+    def _shard_done(self, shard: StreamShard, task: asyncio.Task[bool]) -> None:
+        entry = self._shards.get(shard.shard_id)
+        if entry is None or entry[0] is not shard or self._stopping:
+            return
+        del self._shards[shard.shard_id]
+        self._owned.set(len(self._shards))
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None:
+            # A bug, not a function error: give the lease up so this shard is read again from
+            # its checkpoint (by this member or another) instead of stalling.
+            log.error(
+                "mapping %s: shard %s failed; releasing its lease",
+                self.mapping_id,
+                shard.shard_id,
+                exc_info=error,
+            )
+        if shard.owned:
+            self._in_background(self._release(shard))
+        if task.exception() is None and task.result():
+            self._discover_now.set()  # DynamoDB names children only in DescribeStream
+        self._take_now.set()
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._background.add(task)  # referenced until done: the loop keeps only weak references
+        task.add_done_callback(self._background.discard)
+
+    async def _release(self, shard: StreamShard) -> None:
+        try:
+            await self._leases.release(self.namespace, shard.shard_id, self.owner, shard.hold.token)
+        except StoreError as err:
+            log.warning(
+                "mapping %s: cannot release %s (it expires instead): %s", self.mapping_id, shard.shard_id, err
+            )
+
+    def _data_lost(self, shard_id: str) -> None:
+        self._trimmed.inc()
+        log.error(
+            "mapping %s: the checkpoint of %s was trimmed by the stream's retention; reading resumed "
+            "at TRIM_HORIZON: records between the checkpoint and the oldest one left were lost",
+            self.mapping_id,
+            shard_id,
+        )
+
+    def _failure_sink(self, shard_id: str) -> FailureSink[Any] | None:
+        destination = self._failures.destination
+        if destination is None:
+            return None
+        return StreamFailureSink(
+            destination,
+            self._flavor.kind,
+            shard_id,
+            self._settings.stream_arn,
+            self._flavor.build_event,
+            self._flavor.sequence_of,
+            self._flavor.time_of,
+            self._failures.function_arn,
+            self._failures.include_payload,
+        )
