@@ -205,6 +205,15 @@ class Poller:
         flavor = KINESIS if isinstance(source, KinesisSource) else DYNAMODB_STREAMS
         client = aws_client(flavor.client_service, source.region)
         stream_arn = source.arn
+        if isinstance(source, KinesisSource) and source.consumer_name is not None:
+            # Enhanced fan-out (SubscribeToShard) is not implemented: poll the stream itself.
+            stream_arn = source.arn.split("/consumer/")[0]
+            log.warning(
+                "mapping %s: enhanced fan-out consumer %s is not supported; polling %s with GetRecords",
+                mapping.uuid,
+                source.consumer_name,
+                stream_arn,
+            )
         if isinstance(source, DynamoDBStreamsSource) and source.stream_label is None:
             tables = aws_client("dynamodb", source.region)
             stream_arn = await asyncio.to_thread(resolve_dynamodb_stream_arn, tables, source.arn)

@@ -28,7 +28,7 @@ from functools import partial
 from typing import Any
 
 from esm.destinations import Destination
-from esm.mappings.kafka import FailureHandling
+from esm.mappings.kafka import SHARD_RESTART_CAP_SECONDS, FailureHandling
 from esm.mappings.stream_failures import StreamFailureSink
 from esm.mappings.stream_flavors import StreamFlavor
 from esm.mappings.stream_shard import StreamShard, StreamShardSettings
@@ -91,6 +91,8 @@ class StreamMappingRunner:
         self._shards: dict[str, tuple[StreamShard, asyncio.Task[bool]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
+        # Unexpected failures per shard, for the delay before its lease is given up.
+        self._crashes: dict[str, int] = {}
         self._discover_now = asyncio.Event()
         self._discovered = asyncio.Event()
         self._take_now = asyncio.Event()
@@ -281,17 +283,24 @@ class StreamMappingRunner:
             return
         error = task.exception()
         if error is not None:
-            # A bug, not a function error: give the lease up so this shard is read again from
-            # its checkpoint (by this member or another) instead of stalling.
+            # A bug, not a function error: give the lease up after a delay that grows while the
+            # shard keeps failing, so it is read again from its checkpoint (by this member or
+            # another) instead of stalling or spinning.
+            crashes = self._crashes.get(shard.shard_id, 0) + 1
+            self._crashes[shard.shard_id] = crashes
+            delay = min(SHARD_RESTART_CAP_SECONDS, 2.0 ** (crashes - 1))
             log.error(
-                "mapping %s: shard %s failed; releasing its lease",
+                "mapping %s: shard %s failed; releasing its lease in %.0fs",
                 self.mapping_id,
                 shard.shard_id,
+                delay,
                 exc_info=error,
             )
+            self._in_background(self._release(shard, after=delay))
+            return
         if shard.owned:
             self._in_background(self._release(shard))
-        if task.exception() is None and task.result():
+        if task.result():
             self._discover_now.set()  # DynamoDB names children only in DescribeStream
         self._take_now.set()
 
@@ -300,7 +309,9 @@ class StreamMappingRunner:
         self._background.add(task)  # referenced until done: the loop keeps only weak references
         task.add_done_callback(self._background.discard)
 
-    async def _release(self, shard: StreamShard) -> None:
+    async def _release(self, shard: StreamShard, after: float = 0.0) -> None:
+        if after > 0:
+            await asyncio.sleep(after)
         try:
             await self._leases.release(self.namespace, shard.shard_id, self.owner, shard.hold.token)
         except StoreError as err:
