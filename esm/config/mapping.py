@@ -11,7 +11,6 @@ from pydantic import (
     AfterValidator,
     ModelWrapValidatorHandler,
     ValidationError,
-    field_validator,
     model_validator,
 )
 from pydantic_core import InitErrorDetails
@@ -241,7 +240,11 @@ class EventSourceMappingConfig(ConfigModel):
 
     @property
     def polling_interval_seconds(self) -> float:
-        return DEFAULT_POLLING_INTERVAL_SECONDS if self.PollingIntervalInSeconds is None else self.PollingIntervalInSeconds
+        return (
+            DEFAULT_POLLING_INTERVAL_SECONDS
+            if self.PollingIntervalInSeconds is None
+            else self.PollingIntervalInSeconds
+        )
 
     def kafka_consumer_kwargs(self) -> dict[str, object]:
         """KafkaConsumerConfig as kafka-python `KafkaConsumer` keyword arguments (esm adds those it owns)."""

@@ -9,7 +9,6 @@ from collections.abc import Mapping
 
 from esm.config.sources import EventSource, MskSource
 
-
 SOURCES_NOT_SUPPORTED_YET: Mapping[type[EventSource], str] = {
     MskSource: "Amazon MSK",
 }
