@@ -276,4 +276,3 @@ def test_recorded_aws_response_loads_unchanged(scenario: str, response: dict[str
     for field in ("BatchSize", "ParallelizationFactor", "TumblingWindowInSeconds", "MaximumRetryAttempts"):
         if field in response:
             assert getattr(mapping, field) == response[field], field
-

@@ -252,7 +252,10 @@ def test_mapping_problems(changes: dict[str, Any], drop: tuple[str, ...], proble
             {"FilterCriteria": {"Filters": [{"Pattern": '{"value": {"a": [{"numeric": [">", "x"]}]}}'}]}},
             "FilterCriteria: Filters[0].Pattern.value.a",
         ),
-        ({"ParallelizationFactor": 2}, "ParallelizationFactor: applies to Kinesis and DynamoDB Streams sources only"),
+        (
+            {"ParallelizationFactor": 2},
+            "ParallelizationFactor: applies to Kinesis and DynamoDB Streams sources only",
+        ),
         ({"ParallelizationFactor": 11}, "ParallelizationFactor: must be between 1 and 10, got 11"),
         (
             {"TumblingWindowInSeconds": 60},
