@@ -30,12 +30,19 @@ from esm.batch_response import SUCCEEDED, read_batch_response
 from esm.batching import INVOKE_PAYLOAD_LIMIT_BYTES, BatchLimits, RecordBuffer
 from esm.failures import Attempts, Decision, DecisionKind, FailurePolicy, WorkItem
 from esm.outcomes import InvokeOutcome, OutcomeKind
+from esm.shard_chores import (
+    FailureSink,
+    FailureSinkError,
+    give_up,
+    halted_within,
+    log_retry,
+    processing_result,
+)
 from esm.shard_state import ShardEvent, ShardState, next_state
 
 log = logging.getLogger(__name__)
 
 R = TypeVar("R")
-R_contra = TypeVar("R_contra", contravariant=True)
 
 
 class Invoker(Protocol):
@@ -70,19 +77,7 @@ class ShardSource(Protocol[R]):
     def owned(self) -> bool: ...
 
 
-class FailureSink(Protocol[R_contra]):
-    """Where records go when the policy gives up on them (the on-failure destination)."""
-
-    async def send(
-        self, records: Sequence[R_contra], decision: Decision, last_outcome: InvokeOutcome | None
-    ) -> bool:
-        """Writes the records durably and returns True, or returns False when it drops them by
-        design (no destination configured); raises FailureSinkError when it cannot write now."""
-        ...
-
-
-class FailureSinkError(Exception):
-    """The failure sink could not write the records now; the shard retries."""
+__all__ = ["DroppingSink", "FailureSink", "FailureSinkError", "ShardConsumer", "ShardMetrics", "ShardSource"]
 
 
 class DroppingSink:
@@ -129,18 +124,6 @@ class ShardMetrics:
     records_filtered: _Inc
     destination_failures: _Inc
     records_failed_invoke: _Inc
-
-
-_FUNCTION_CALL_FAILED = "PROBLEM: Function call failed"
-# Lambda's LastProcessingResult wording by what went wrong (a failing partial response is a
-# function call that failed).
-_PROCESSING_RESULTS = {
-    OutcomeKind.UNREACHABLE: "PROBLEM: Connection error",
-    OutcomeKind.THROTTLED: "PROBLEM: Function throttled",
-}
-
-# Transient failures (worker down, throttled) are logged on the first and then every Nth retry.
-_TRANSIENT_LOG_EVERY = 20
 
 
 class ShardConsumer(Generic[R]):
@@ -300,8 +283,14 @@ class ShardConsumer(Generic[R]):
                 assert outcome is not None
                 items[0] = decision.next_items[0]
                 self.last_error = outcome.describe()
-                self.last_processing_result = _PROCESSING_RESULTS.get(outcome.kind, _FUNCTION_CALL_FAILED)
-                self._log_retry(outcome, decision.next_items[0].attempts, decision.delay_seconds)
+                self.last_processing_result = processing_result(outcome)
+                log_retry(
+                    self.shard_id,
+                    outcome,
+                    outcome.describe(),
+                    decision.next_items[0].attempts,
+                    decision.delay_seconds,
+                )
                 self._metrics.retries.inc()
                 if self.state is not ShardState.PROCESSING or await self._halted_within(
                     decision.delay_seconds
@@ -311,39 +300,20 @@ class ShardConsumer(Generic[R]):
         return True
 
     async def _halted_within(self, seconds: float) -> bool:
-        try:
-            await asyncio.wait_for(self._halt.wait(), timeout=seconds)
-        except TimeoutError:
-            return False
-        return True
+        return await halted_within(self._halt, seconds)
 
     async def _give_up(self, records: list[R], decision: Decision, outcome: InvokeOutcome | None) -> bool:
-        """Hands records to the failure sink, retrying while it cannot take them: a record is never
-        dropped without being written somewhere. False when the shard stops first."""
-        failures = 0
-        while True:
-            try:
-                written = await self._sink.send(records, decision, outcome)
-            except FailureSinkError as err:
-                failures += 1
-                self._metrics.destination_failures.inc()
-                delay = self._policy.transient_backoff.delay(failures, self._rand)
-                log.warning(
-                    "shard %s: on-failure destination failed (%s); retrying in %.2fs",
-                    self.shard_id,
-                    err,
-                    delay,
-                )
-                if await self._halted_within(delay):
-                    return False
-                continue
-            counter = (
-                self._metrics.records_to_destination
-                if written
-                else self._metrics.records_dropped_no_destination
-            )
-            counter.inc(len(records))
-            return True
+        return await give_up(
+            self.shard_id,
+            self._sink,
+            records,
+            decision,
+            outcome,
+            self._metrics,
+            self._policy,
+            self._rand,
+            self._halt,
+        )
 
     async def _checkpoint(self, records: list[R], start: int, end: int) -> bool:
         """Checkpoints through records[end - 1]; False (and the shard is lost) when refused."""
@@ -355,22 +325,3 @@ class ShardConsumer(Generic[R]):
         self._metrics.records_abandoned.inc(len(records) - start)
         self.lease_lost()
         return False
-
-    def _log_retry(self, outcome: InvokeOutcome, attempts: Attempts, delay: float) -> None:
-        if outcome.kind.function_ran or outcome.kind is OutcomeKind.SUCCESS:
-            log.warning(
-                "shard %s: function failed (retry %d): %s; retrying in %.2fs",
-                self.shard_id,
-                attempts.retries,
-                outcome.describe(),
-                delay,
-            )
-        elif attempts.transient_failures % _TRANSIENT_LOG_EVERY == 1:
-            log.warning(
-                "shard %s: function not invoked (%s, %d times): %s; retrying in %.2fs",
-                self.shard_id,
-                outcome.kind.value,
-                attempts.transient_failures,
-                outcome.describe(),
-                delay,
-            )

@@ -1,0 +1,123 @@
+"""What both shard consumers (ordinary and tumbling-window) do the same way around an
+invocation: wait out a backoff unless halted, hand given-up records to the failure sink until it
+takes them, name Lambda's LastProcessingResult, and log retries without flooding."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, TypeVar
+
+from esm.failures import Attempts, Decision, FailurePolicy
+from esm.outcomes import InvokeOutcome, OutcomeKind
+
+R_contra = TypeVar("R_contra", contravariant=True)
+
+
+class FailureSink(Protocol[R_contra]):
+    """Where records go when the policy gives up on them (the on-failure destination)."""
+
+    async def send(
+        self, records: Sequence[R_contra], decision: Decision, last_outcome: InvokeOutcome | None
+    ) -> bool:
+        """Writes the records durably and returns True, or returns False when it drops them by
+        design (no destination configured); raises FailureSinkError when it cannot write now."""
+        ...
+
+
+class FailureSinkError(Exception):
+    """The failure sink could not write the records now; the shard retries."""
+
+
+class _Inc(Protocol):
+    def inc(self, amount: float = 1) -> None: ...
+
+
+class SinkMetrics(Protocol):
+    @property
+    def destination_failures(self) -> _Inc: ...
+    @property
+    def records_to_destination(self) -> _Inc: ...
+    @property
+    def records_dropped_no_destination(self) -> _Inc: ...
+
+
+log = logging.getLogger("esm.shard_consumer")
+
+_FUNCTION_CALL_FAILED = "PROBLEM: Function call failed"
+# Lambda's LastProcessingResult wording by what went wrong (a failing partial response is a
+# function call that failed).
+_PROCESSING_RESULTS = {
+    OutcomeKind.UNREACHABLE: "PROBLEM: Connection error",
+    OutcomeKind.THROTTLED: "PROBLEM: Function throttled",
+}
+
+# Transient failures (worker down, throttled) are logged on the first and then every Nth retry.
+TRANSIENT_LOG_EVERY = 20
+
+
+def processing_result(outcome: InvokeOutcome) -> str:
+    """Lambda's LastProcessingResult after a failed attempt with this outcome."""
+    return _PROCESSING_RESULTS.get(outcome.kind, _FUNCTION_CALL_FAILED)
+
+
+async def halted_within(halt: asyncio.Event, seconds: float) -> bool:
+    """Waits `seconds` unless `halt` is set first (True)."""
+    try:
+        await asyncio.wait_for(halt.wait(), timeout=seconds)
+    except TimeoutError:
+        return False
+    return True
+
+
+async def give_up(
+    shard_id: str,
+    sink: FailureSink[Any],
+    records: Sequence[Any],
+    decision: Decision,
+    outcome: InvokeOutcome | None,
+    metrics: SinkMetrics,
+    policy: FailurePolicy,
+    rand: Callable[[], float],
+    halt: asyncio.Event,
+) -> bool:
+    """Hands records to the failure sink, retrying while it cannot take them: a record is never
+    dropped without being written somewhere. False when the shard halts first."""
+    failures = 0
+    while True:
+        try:
+            written = await sink.send(records, decision, outcome)
+        except FailureSinkError as err:
+            failures += 1
+            metrics.destination_failures.inc()
+            delay = policy.transient_backoff.delay(failures, rand)
+            log.warning(
+                "shard %s: on-failure destination failed (%s); retrying in %.2fs", shard_id, err, delay
+            )
+            if await halted_within(halt, delay):
+                return False
+            continue
+        counter = metrics.records_to_destination if written else metrics.records_dropped_no_destination
+        counter.inc(len(records))
+        return True
+
+
+def log_retry(shard_id: str, outcome: InvokeOutcome, failure: str, attempts: Attempts, delay: float) -> None:
+    if outcome.kind.function_ran or outcome.kind is OutcomeKind.SUCCESS:
+        log.warning(
+            "shard %s: function failed (retry %d): %s; retrying in %.2fs",
+            shard_id,
+            attempts.retries,
+            failure,
+            delay,
+        )
+    elif attempts.transient_failures % TRANSIENT_LOG_EVERY == 1:
+        log.warning(
+            "shard %s: function not invoked (%s, %d times): %s; retrying in %.2fs",
+            shard_id,
+            outcome.kind.value,
+            attempts.transient_failures,
+            outcome.describe(),
+            delay,
+        )
