@@ -38,6 +38,7 @@ from esm.shard_lanes import CompletionTracker, lane_for
 from esm.shard_state import ShardState
 from esm.sources.stream_shards import ChildShard, ReadResult, StartPosition
 from esm.stores.leases import SHARD_END, Lease, LeaseStore
+from esm.windowed_consumer import WindowedShardConsumer
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +106,10 @@ class ShardCheckpointer:
         settings: StreamShardSettings,
         hold: _LeaseHold,
         wall_clock: Callable[[], float],
+        on_refused: Callable[[], None],
     ) -> None:
         self._store = store
+        self._on_refused = on_refused
         self._settings = settings
         self._hold = hold
         self._wall_clock = wall_clock
@@ -154,7 +157,9 @@ class ShardCheckpointer:
                 self._wall_clock(),
             )
             if not ok:
+                # Another member holds the lease now: this shard stops at once.
                 self.refused = True
+                self._on_refused()
                 return False
             self.written = position
             return True
@@ -231,7 +236,7 @@ class StreamShard:
         self._on_behind = on_behind
         self._wall_clock = wall_clock
         self.hold = _LeaseHold(lease.shard_id, lease.token, lease.parent_shard_ids, lease.checkpoint)
-        self.checkpointer = ShardCheckpointer(store, settings, self.hold, wall_clock)
+        self.checkpointer = ShardCheckpointer(store, settings, self.hold, wall_clock, self.lease_lost)
         self.lanes: list[LaneConsumer] = []
         self.buffered_bytes = 0
         self.room = asyncio.Event()
@@ -247,7 +252,12 @@ class StreamShard:
 
     @property
     def owned(self) -> bool:
-        return not self._lost and not self.checkpointer.refused
+        return not self._lost
+
+    @property
+    def lost(self) -> bool:
+        """The lease went to another member (renewal or checkpoint refused)."""
+        return self._lost
 
     @property
     def state(self) -> ShardState:
@@ -339,8 +349,6 @@ class StreamShard:
         name = self.shard_id if s.lanes == 1 else f"{self.shard_id}#{index}"
         sink = self._make_failure_sink(self.shard_id)
         if s.window_seconds > 0:
-            from esm.windowed_consumer import WindowedShardConsumer  # TEMP until it lands
-
             return WindowedShardConsumer(
                 name,
                 buffer,

@@ -226,10 +226,8 @@ class StreamMappingRunner:
             renewed = await self._leases.renew(
                 self.namespace, shard_id, self.owner, shard.hold.token, self._timing.duration_seconds, now
             )
-            if not renewed and shard.owned:
-                log.warning("mapping %s: lost the lease of %s to another member", self.mapping_id, shard_id)
-                self._lost.inc()
-                shard.lease_lost()
+            if not renewed:
+                shard.lease_lost()  # counted and logged when the shard has stopped
 
     async def _take(self) -> None:
         if self._stopping:
@@ -279,6 +277,9 @@ class StreamMappingRunner:
             return
         del self._shards[shard.shard_id]
         self._owned.set(len(self._shards))
+        if shard.lost:
+            log.warning("mapping %s: lost the lease of %s to another member", self.mapping_id, shard.shard_id)
+            self._lost.inc()
         if task.cancelled():
             return
         error = task.exception()
