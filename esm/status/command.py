@@ -1,18 +1,40 @@
-"""`esm status -c FILE`: reads the shard reports live pollers publish to the store and the
-positions Kafka holds, and shows them per mapping and partition (a table, or --json)."""
+"""`esm status -c FILE`: where each mapping stands, as a table or --json.
+
+- Kafka: the shard reports live pollers publish to the store, merged with the positions Kafka
+  holds, per partition ("partitions").
+- Kinesis / DynamoDB Streams: the mapping's lease table merged with the live owners' reports,
+  per shard ("stream", "shards"; see esm.status.stream_leases). A DynamoDB table ARN is resolved
+  to its stream first; a failure to resolve is the mapping's "error", not the command's.
+
+The table stays within 120 columns for the usual shard ids and host names: long sequence numbers
+are abbreviated (JSON has them whole) and details go on indented lines under their shard.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import sys
 import time
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from esm.config import ConfigError, EsmConfig, KafkaSource, load_config
+from esm.config.sources import DynamoDBStreamsSource, KinesisSource
 from esm.status.kafka_positions import KafkaPositionsError, kafka_positions
-from esm.stores import StoreError, open_store
+from esm.status.stream_leases import StreamArnError, StreamSource, resolve_stream_arn, shard_rows
+from esm.stores import Store, StoreError, open_store
+from esm.stores.leases import SHARD_END, lease_namespace
+
+TABLE_WIDTH = 120
+# The table shows a long sequence number as "..." + its last SEQUENCE_TAIL digits.
+SEQUENCE_TAIL = 12
+STREAM_COLUMNS = ("shard", "owner", "lease", "checkpoint", "state", "in flight", "behind", "result")
+# When the whole row is wider than the table, only the first NARROW_COLUMNS stay in it.
+NARROW_COLUMNS = 5
+RIGHT_ALIGNED = frozenset({"lease", "in flight", "behind"})
 
 
 def status_command(config_path: str, as_json: bool) -> int:
@@ -42,73 +64,211 @@ async def collect(config: EsmConfig) -> list[dict[str, Any]]:
                 "uuid": mapping.uuid,
                 "function": mapping.function_name,
                 "state": "Enabled" if mapping.Enabled else "Disabled",
-                "partitions": [],
             }
             source = mapping.source
             reports = await store.status.read(mapping.uuid, time.time())
-            if isinstance(source, KafkaSource):
-                entry.update(topic=source.topic, consumer_group=source.consumer_group_id)
-                try:
-                    positions = await asyncio.to_thread(
-                        kafka_positions,
-                        list(source.bootstrap_servers),
-                        source.topic,
-                        source.consumer_group_id,
-                    )
-                except KafkaPositionsError as err:
-                    entry["error"] = str(err)
-                    positions = []
-                for position in positions:
-                    report = reports.get(str(position.partition), {})
-                    entry["partitions"].append(
-                        {
-                            "partition": position.partition,
-                            "owner": report.get("owner"),
-                            "shard_state": report.get("state"),
-                            "committed": position.committed,
-                            "end": position.end,
-                            "lag": position.lag,
-                            "in_flight": report.get("in_flight"),
-                            "retries": report.get("retries"),
-                            "last_processing_result": report.get(
-                                "last_processing_result", "No records processed" if not report else None
-                            ),
-                            "last_error": report.get("last_error"),
-                        }
-                    )
+            if isinstance(source, KinesisSource | DynamoDBStreamsSource):
+                await _add_stream_shards(entry, store, mapping.uuid, source, reports)
+            else:
+                entry["partitions"] = []
+                if isinstance(source, KafkaSource):
+                    await _add_kafka_partitions(entry, source, reports)
             out.append(entry)
         return out
     finally:
         await store.close()
 
 
+async def _add_kafka_partitions(
+    entry: dict[str, Any], source: KafkaSource, reports: Mapping[str, Mapping[str, Any]]
+) -> None:
+    entry.update(topic=source.topic, consumer_group=source.consumer_group_id)
+    try:
+        positions = await asyncio.to_thread(
+            kafka_positions,
+            list(source.bootstrap_servers),
+            source.topic,
+            source.consumer_group_id,
+        )
+    except KafkaPositionsError as err:
+        entry["error"] = str(err)
+        positions = []
+    for position in positions:
+        report = reports.get(str(position.partition), {})
+        entry["partitions"].append(
+            {
+                "partition": position.partition,
+                "owner": report.get("owner"),
+                "shard_state": report.get("state"),
+                "committed": position.committed,
+                "end": position.end,
+                "lag": position.lag,
+                "in_flight": report.get("in_flight"),
+                "retries": report.get("retries"),
+                "last_processing_result": report.get(
+                    "last_processing_result", "No records processed" if not report else None
+                ),
+                "last_error": report.get("last_error"),
+            }
+        )
+
+
+async def _add_stream_shards(
+    entry: dict[str, Any],
+    store: Store,
+    mapping_id: str,
+    source: StreamSource,
+    reports: Mapping[str, Mapping[str, Any]],
+) -> None:
+    entry.update(event_source_arn=source.arn, stream=None, shards=[])
+    try:
+        stream_arn = await asyncio.to_thread(resolve_stream_arn, source)
+    except StreamArnError as err:
+        entry["error"] = str(err)
+        return
+    entry["stream"] = stream_arn
+    leases = await store.leases.list(lease_namespace(mapping_id, stream_arn))
+    entry["shards"] = shard_rows(leases, reports, time.time())
+
+
+# -- the table -----------------------------------------------------------------------------------
+
+
 def render(mappings: list[dict[str, Any]]) -> str:
     lines: list[str] = []
     for mapping in mappings:
-        lines.append(
-            f"mapping {mapping['uuid']}  function {mapping['function']}  {mapping['state']}"
-            + (f"  topic {mapping['topic']}  group {mapping['consumer_group']}" if "topic" in mapping else "")
-        )
-        if "error" in mapping:
-            lines.append(f"  ! {mapping['error']}")
-        lines.append(
-            f"  {'part':>4}  {'owner':<24} {'committed':>10} {'end':>10} {'lag':>8}  "
-            f"{'in flight':<16} {'retry':>5}  result"
-        )
-        for p in mapping["partitions"]:
-            flight = p["in_flight"]
-            flight_text = f"{flight['first']}-{flight['last']}" if flight else "-"
-            owner = p["owner"] or "-"
-            result = p["last_processing_result"] or "-"
-            lines.append(
-                f"  {p['partition']:>4}  {owner:<24} {_num(p['committed']):>10} {_num(p['end']):>10} "
-                f"{_num(p['lag']):>8}  {flight_text:<16} {_num(p['retries']):>5}  {result}"
-            )
-            if p["last_error"]:
-                lines.append(f"        last error: {p['last_error']}")
+        lines += _stream_lines(mapping) if "shards" in mapping else _kafka_lines(mapping)
         lines.append("")
     return "\n".join(lines).rstrip() or "no mappings"
 
 
+def _kafka_lines(mapping: Mapping[str, Any]) -> list[str]:
+    lines = [
+        f"mapping {mapping['uuid']}  function {mapping['function']}  {mapping['state']}"
+        + (f"  topic {mapping['topic']}  group {mapping['consumer_group']}" if "topic" in mapping else "")
+    ]
+    if "error" in mapping:
+        lines.append(f"  ! {mapping['error']}")
+    lines.append(
+        f"  {'part':>4}  {'owner':<24} {'committed':>10} {'end':>10} {'lag':>8}  "
+        f"{'in flight':<16} {'retry':>5}  result"
+    )
+    for p in mapping["partitions"]:
+        flight = p["in_flight"]
+        flight_text = f"{flight['first']}-{flight['last']}" if flight else "-"
+        owner = p["owner"] or "-"
+        result = p["last_processing_result"] or "-"
+        lines.append(
+            f"  {p['partition']:>4}  {owner:<24} {_num(p['committed']):>10} {_num(p['end']):>10} "
+            f"{_num(p['lag']):>8}  {flight_text:<16} {_num(p['retries']):>5}  {result}"
+        )
+        if p["last_error"]:
+            lines.append(f"        last error: {p['last_error']}")
+    return lines
+
+
 def _num(value: int | None) -> str:
     return "-" if value is None else str(value)
+
+
+def _stream_lines(mapping: Mapping[str, Any]) -> list[str]:
+    lines = [f"mapping {mapping['uuid']}  function {mapping['function']}  {mapping['state']}"]
+    if mapping["stream"] != mapping["event_source_arn"]:
+        lines.append(f"  table  {mapping['event_source_arn']}")
+    lines.append(f"  stream {mapping['stream'] or '-'}")
+    if "error" in mapping:
+        lines.append(f"  ! {mapping['error']}")
+    shards: Sequence[Mapping[str, Any]] = mapping["shards"]
+    if not shards and "error" not in mapping:
+        lines.append("  no shards yet: no poller has listed this stream's shards")
+    if not shards:
+        return lines
+    cells = [_stream_cells(shard) for shard in shards]
+    widths = [max(len(row[i]) for row in [STREAM_COLUMNS, *cells]) for i in range(len(STREAM_COLUMNS))]
+    # Long shard ids (DynamoDB's) and host names: what does not fit goes under each shard.
+    in_row = len(STREAM_COLUMNS) if len(_row(STREAM_COLUMNS, widths)) <= TABLE_WIDTH else NARROW_COLUMNS
+    lines.append(_row(STREAM_COLUMNS[:in_row], widths))
+    for shard, row in zip(shards, cells, strict=True):
+        line = _row(row[:in_row], widths)
+        below = [pair for pair in zip(STREAM_COLUMNS[in_row:], row[in_row:], strict=True) if pair[1] != "-"]
+        if in_row == len(STREAM_COLUMNS) and len(line) > TABLE_WIDTH:  # a long result, the last column
+            line, below = _row(row[:-1], widths), [(STREAM_COLUMNS[-1], row[-1])]
+        lines.append(line)
+        lines += [f"    {detail}" for detail in _shard_details(shard, below)]
+    return lines
+
+
+def _stream_cells(shard: Mapping[str, Any]) -> tuple[str, ...]:
+    left = shard["lease_expires_in_seconds"]
+    return (
+        shard["shard_id"],
+        shard["owner"] or "-",
+        shard["lease"] if left is None else _seconds(left),
+        abbreviate_sequence(shard["checkpoint"]),
+        shard["state"] or "-",
+        _records_in_flight(shard["in_flight"]),
+        millis_text(shard["millis_behind_latest"]),
+        shard["last_processing_result"] or "-",
+    )
+
+
+def _row(cells: Sequence[str], widths: Sequence[int]) -> str:
+    padded = [
+        cell.rjust(width) if column in RIGHT_ALIGNED else cell.ljust(width)
+        for cell, width, column in zip(cells, widths, STREAM_COLUMNS, strict=False)
+    ]
+    return ("  " + "  ".join(padded)).rstrip()
+
+
+def _shard_details(shard: Mapping[str, Any], below: Sequence[tuple[str, str]]) -> list[str]:
+    """The lines under a shard's row: data lost first, then the columns that did not fit."""
+    details = []
+    if shard["data_lost_at"] is not None:
+        details.append(
+            f"! DATA LOST at {_utc(shard['data_lost_at'])}: records expired (stream retention) "
+            "before they were read"
+        )
+    if below:
+        details.append(", ".join(f"{column}: {cell}" for column, cell in below))
+    if shard["parents"]:
+        details.append(f"parents: {', '.join(shard['parents'])}")
+    if shard["last_error"]:
+        details.append(f"last error: {shard['last_error']}")
+    return details
+
+
+def abbreviate_sequence(sequence: str | None) -> str:
+    """A checkpoint as the table shows it: "-" before the first, SHARD_END, or the sequence
+    number, as "..." + its last SEQUENCE_TAIL digits when longer than that would be."""
+    if sequence is None:
+        return "-"
+    if sequence == SHARD_END or len(sequence) <= SEQUENCE_TAIL + 3:
+        return sequence
+    return "..." + sequence[-SEQUENCE_TAIL:]
+
+
+def millis_text(millis: int | None) -> str:
+    """MillisBehindLatest in the largest unit that keeps it short: 850ms, 12.5s, 3.2m, 26.0h."""
+    if millis is None:
+        return "-"
+    if millis < 1000:
+        return f"{millis}ms"
+    for unit, size in (("s", 1000), ("m", 60_000)):
+        if millis < size * 60:
+            return f"{millis / size:.1f}{unit}"
+    return f"{millis / 3_600_000:.1f}h"
+
+
+def _seconds(seconds: float) -> str:
+    return f"{max(seconds, 0.0):.1f}s"
+
+
+def _records_in_flight(in_flight: Any) -> str:
+    """The records of the batches in flight, over every lane; "-" without an owner's report."""
+    if not isinstance(in_flight, list):
+        return "-"
+    return str(sum(int(batch.get("records", 0)) for batch in in_flight if isinstance(batch, Mapping)))
+
+
+def _utc(epoch_seconds: float) -> str:
+    return datetime.fromtimestamp(epoch_seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
