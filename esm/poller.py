@@ -30,14 +30,15 @@ from esm.failures import Backoff, FailurePolicy
 from esm.mappings.kafka import FailureHandling, KafkaMappingRunner
 from esm.mappings.stream_flavors import DYNAMODB_STREAMS, KINESIS
 from esm.mappings.stream_shard import StreamShardSettings
-from esm.mappings.streams import LeaseTiming, StreamMappingRunner, lease_namespace
+from esm.mappings.streams import LeaseTiming, StreamMappingRunner
 from esm.metrics import Metrics
 from esm.sources.aws_clients import aws_client
 from esm.sources.kafka import KafkaGroupReader, ReaderSettings
 from esm.sources.kafka_group import GroupReader
-from esm.sources.stream_discovery import resolve_dynamodb_stream_arn
+from esm.sources.stream_discovery import resolve_stream_arn
 from esm.sources.stream_shards import StartPosition
 from esm.stores import Store, StoreError, open_store
+from esm.stores.leases import lease_namespace
 
 log = logging.getLogger(__name__)
 
@@ -204,19 +205,13 @@ class Poller:
         assert self._store is not None
         flavor = KINESIS if isinstance(source, KinesisSource) else DYNAMODB_STREAMS
         client = aws_client(flavor.client_service, source.region)
-        stream_arn = source.arn
         if isinstance(source, KinesisSource) and source.consumer_name is not None:
-            # Enhanced fan-out (SubscribeToShard) is not implemented: poll the stream itself.
-            stream_arn = source.arn.split("/consumer/")[0]
             log.warning(
-                "mapping %s: enhanced fan-out consumer %s is not supported; polling %s with GetRecords",
+                "mapping %s: enhanced fan-out (consumer %s) is not supported; polling its stream instead",
                 mapping.uuid,
                 source.consumer_name,
-                stream_arn,
             )
-        if isinstance(source, DynamoDBStreamsSource) and source.stream_label is None:
-            tables = aws_client("dynamodb", source.region)
-            stream_arn = await asyncio.to_thread(resolve_dynamodb_stream_arn, tables, source.arn)
+        stream_arn = await asyncio.to_thread(resolve_stream_arn, source)
         handling = self._failure_handling(mapping, invoker, None)
         settings = StreamShardSettings(
             flavor=flavor,

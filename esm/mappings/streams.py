@@ -38,18 +38,14 @@ from esm.shard_consumer import FailureSink, Invoker, ShardMetrics
 from esm.sources.stream_discovery import ShardLister
 from esm.sources.stream_shards import ChildShard
 from esm.stores import StoreError
-from esm.stores.leases import LeaseStore
+from esm.stores.leases import LeaseStore, lease_namespace
+
+__all__ = ["LeaseTiming", "StreamMappingRunner", "lease_namespace"]
 
 log = logging.getLogger(__name__)
 
 # Threads for the blocking boto3 calls of one mapping (one GetRecords per shard at a time).
 READER_THREADS = 32
-
-
-def lease_namespace(mapping_id: str, stream_arn: str) -> str:
-    """The lease table of one mapping on one stream: each mapping keeps its own checkpoints, and a
-    DynamoDB table whose stream is re-created starts a new table."""
-    return f"{mapping_id}|{stream_arn}"
 
 
 @dataclass(frozen=True)

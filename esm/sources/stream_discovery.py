@@ -25,6 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from esm.config.arns import parse_event_source_arn
 from esm.config.sources import DynamoDBStreamsSource, KinesisSource
 from esm.sources import dynamodb, kinesis
+from esm.sources.aws_clients import aws_client
 
 # Page size bounds set by the services.
 KINESIS_MAX_RESULTS = 10000
@@ -197,3 +198,27 @@ def resolve_dynamodb_stream_arn(dynamodb_client: Any, arn: str) -> str:
             "(StreamSpecification) or name a stream ARN"
         )
     return stream_arn
+
+
+StreamSource = KinesisSource | DynamoDBStreamsSource
+
+
+class StreamArnError(Exception):
+    """A DynamoDB table ARN could not be resolved to the table's stream."""
+
+
+def resolve_stream_arn(source: StreamSource) -> str:
+    """The stream ARN whose lease table the mapping uses, resolved as `esm run` resolves it.
+
+    Blocking: a DynamoDB table ARN costs a DescribeTable call. Raises StreamArnError naming the
+    table when it cannot be resolved.
+    """
+    if isinstance(source, KinesisSource):
+        # An enhanced fan-out consumer ARN: esm polls the stream itself (no SubscribeToShard).
+        return source.arn.split("/consumer/")[0]
+    if source.stream_label is not None:
+        return source.arn
+    try:
+        return resolve_dynamodb_stream_arn(aws_client("dynamodb", source.region), source.arn)
+    except (dynamodb.StreamReadError, ValueError) as err:
+        raise StreamArnError(f"cannot find the stream of table {source.table_name!r}: {err}") from err

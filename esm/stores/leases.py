@@ -53,6 +53,12 @@ class Lease:
         return self.checkpoint == SHARD_END
 
 
+def lease_namespace(mapping_id: str, stream_arn: str) -> str:
+    """The lease table of one mapping on one stream: each mapping keeps its own checkpoints, and a
+    DynamoDB table whose stream is re-created starts a new table."""
+    return f"{mapping_id}|{stream_arn}"
+
+
 def normalize_sequence(stream: str, shard_id: str, sequence: str) -> str:
     """The checkpoint value to store: SHARD_END, or the decimal sequence number without leading zeros.
 

@@ -23,9 +23,8 @@ import pytest
 from esm_processes import EsmProcess
 from stream_services import DynamoDBLocal
 
-from esm.mappings.streams import lease_namespace
 from esm.stores import open_store
-from esm.stores.leases import SHARD_END, Lease, normalize_sequence
+from esm.stores.leases import SHARD_END, Lease, lease_namespace, normalize_sequence
 
 from .harness import Worker, wait_until, write_config
 

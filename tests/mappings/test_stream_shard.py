@@ -15,13 +15,12 @@ from esm.failures import FailurePolicy
 from esm.filtering import RecordFilter, compile_filters
 from esm.mappings import stream_shard
 from esm.mappings.stream_shard import StreamShard, StreamShardSettings
-from esm.mappings.streams import lease_namespace
 from esm.shard_lanes import lane_for
 from esm.shard_state import ShardState
 from esm.sources.kinesis import KinesisAccessDeniedError, KinesisReadError, KinesisUnavailableError
 from esm.sources.stream_shards import ChildShard, ReadResult, StartPosition
 from esm.stores import Store, open_store
-from esm.stores.leases import SHARD_END, Lease, LeaseStore
+from esm.stores.leases import SHARD_END, Lease, LeaseStore, lease_namespace
 
 from .stream_fakes import (
     STREAM_ARN,
