@@ -8,7 +8,9 @@ caller should wait before the next read. Ownership (leases) and checkpoints are 
 
 Position: the reader remembers the last sequence number it returned. Any new iterator (after
 ExpiredIteratorException, or before an iterator gets old) starts AFTER that number, or at the
-start position while nothing has been returned yet; never at StartingPosition again. A
+start position while nothing has been returned yet; a LATEST start becomes AT_TIMESTAMP of when
+it was taken, so nothing that arrived meanwhile is skipped. An iterator's age counts from the
+last GetRecords (each returns a fresh one), so only a shard left unread for minutes renews. A
 checkpoint that retention trimmed resumes at TRIM_HORIZON and says so (`ReadResult.data_lost`).
 
 Errors are `KinesisReadError` subclasses whose `retryable` class attribute tells the caller
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -95,6 +98,10 @@ _ERRORS: dict[str, type[KinesisReadError]] = {
     "KMSNotFoundException": KinesisAccessDeniedError,
     "KMSOptInRequired": KinesisAccessDeniedError,
 }
+
+# A LATEST start resumes this long before it was taken (clock differences between this host and
+# the stream): a few records may be read twice, none skipped.
+LATEST_RESUME_MARGIN_SECONDS = 1.0
 
 # A trimmed AFTER_SEQUENCE_NUMBER position is refused with one of these.
 _TRIMMED_POSITION_ERRORS = (KinesisInvalidArgumentError, KinesisTrimmedDataError)
@@ -173,14 +180,17 @@ class KinesisShardReader:
         clock: Callable[[], float],
         settings: KinesisReaderSettings | None = None,
         invoke_identity_arn: str = "",
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
-        """`stream` is a name or an ARN; `clock` is monotonic seconds (iterator age)."""
+        """`stream` is a name or an ARN; `clock` is monotonic seconds (iterator age); `wall_clock`
+        epoch seconds (where a LATEST start resumes)."""
         self._client = client
         self._stream_arg = {"StreamARN": stream} if stream.startswith("arn:") else {"StreamName": stream}
         self._stream = stream
         self._shard_id = shard_id
         self._start = start
         self._clock = clock
+        self._wall_clock = wall_clock
         self._settings = settings or KinesisReaderSettings()
         self._invoke_identity_arn = invoke_identity_arn
         self._origin: KinesisShardOrigin | None = None
@@ -232,6 +242,8 @@ class KinesisShardReader:
         if raw:
             self._last_sequence = raw[-1]["SequenceNumber"]
         self._iterator = response.get("NextShardIterator")
+        # Each NextShardIterator is valid for another 5 minutes: its age counts from now.
+        self._iterator_taken_at = self._clock()
         behind = response.get("MillisBehindLatest")
         data_lost, self._data_lost = self._data_lost, False
         if self._iterator is None:
@@ -280,12 +292,17 @@ class KinesisShardReader:
 
     def _get_iterator(self, position: StartPosition) -> str:
         self._iterator_taken_at = self._clock()
+        requested_at = self._wall_clock()
         try:
             response = self._client.get_shard_iterator(
                 **self._stream_arg, ShardId=self._shard_id, **_iterator_args(position)
             )
         except Exception as err:
             raise translate_error(err, f"GetShardIterator {position.kind.value} on {self._where()}") from err
+        if position.kind is StartKind.LATEST:
+            # Should this iterator expire before it returned a record, LATEST again would skip
+            # what arrived meanwhile; resuming at the time it was asked for does not.
+            self._start = StartPosition.at_timestamp(requested_at - LATEST_RESUME_MARGIN_SECONDS)
         return str(response["ShardIterator"])
 
     def _get_records(self) -> dict[str, Any]:

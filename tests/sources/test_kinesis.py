@@ -15,6 +15,7 @@ import pytest
 from stream_services import KinesisMock
 
 from esm.sources.kinesis import (
+    LATEST_RESUME_MARGIN_SECONDS,
     KinesisAccessDeniedError,
     KinesisInvalidArgumentError,
     KinesisReadError,
@@ -225,6 +226,23 @@ async def test_expired_iterator_before_any_record_uses_the_start_position(client
 
     assert datas(result.records) == ["2", "3"]
     assert [c.get("StartingSequenceNumber") for c in faulty.iterator_calls] == [checkpoint, checkpoint]
+
+
+async def test_expired_latest_iterator_resumes_where_latest_was_taken(client: Any, stream: Any) -> None:
+    """LATEST again would skip records put while the iterator sat unused; AT_TIMESTAMP does not."""
+    name, shard_id = stream
+    put(client, name, 1)
+    time.sleep(LATEST_RESUME_MARGIN_SECONDS + 0.2)  # the old record predates the resume margin
+    faulty = FaultyClient(client)
+    reader = KinesisShardReader(faulty, name, shard_id, StartPosition.latest(), FakeClock())
+    assert (await reader.read()).records == []
+    put(client, name, 2, first=1)
+    faulty.faults["get_records"].append(client_error("ExpiredIteratorException", "GetRecords"))
+
+    result = await reader.read()
+
+    assert datas(result.records) == ["1", "2"]
+    assert [c["ShardIteratorType"] for c in faulty.iterator_calls] == ["LATEST", "AT_TIMESTAMP"]
 
 
 async def test_an_old_iterator_is_replaced_before_it_expires(client: Any, stream: Any) -> None:
