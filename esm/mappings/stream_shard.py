@@ -37,6 +37,7 @@ from esm.shard_consumer import FailureSink, Invoker, ShardConsumer, ShardMetrics
 from esm.shard_lanes import CompletionTracker, lane_for
 from esm.shard_state import ShardState
 from esm.sources.stream_shards import ChildShard, ReadResult, StartPosition
+from esm.stores import StoreError
 from esm.stores.leases import SHARD_END, Lease, LeaseStore
 from esm.windowed_consumer import WindowedShardConsumer
 
@@ -48,6 +49,8 @@ SHARD_BUFFER_LIMIT_BYTES = 8 * 1024 * 1024
 # operator (stream deleted, access denied), which are retried too, slowly, and reported.
 RETRY_READ_DELAY_SECONDS = 1.0
 BROKEN_READ_DELAY_SECONDS = 30.0
+# Waits between attempts to write a checkpoint to a store that cannot be reached.
+STORE_RETRY_DELAYS_SECONDS = (0.2, 0.5, 1.0, 2.0)
 # How often a shard waiting on its parents looks at their leases again.
 PARENT_CHECK_INTERVAL_SECONDS = 1.0
 
@@ -148,14 +151,7 @@ class ShardCheckpointer:
             position = SHARD_END if shard_end else self.tracker.checkpoint
             if position is None or position == self.written:
                 return True
-            ok = await self._store.checkpoint(
-                self._settings.namespace,
-                self._hold.shard_id,
-                self._settings.owner,
-                self._hold.token,
-                position,
-                self._wall_clock(),
-            )
+            ok = await self._checkpoint(position)
             if not ok:
                 # Another member holds the lease now: this shard stops at once.
                 self.refused = True
@@ -163,6 +159,30 @@ class ShardCheckpointer:
                 return False
             self.written = position
             return True
+
+    async def _checkpoint(self, position: str) -> bool:
+        """The fenced write; a store that cannot be reached is retried for a while, then the
+        shard stops as if the lease were lost (it expires, and is taken and read again from the
+        last checkpoint that was written)."""
+        for delay in (*STORE_RETRY_DELAYS_SECONDS, None):
+            try:
+                return await self._store.checkpoint(
+                    self._settings.namespace,
+                    self._hold.shard_id,
+                    self._settings.owner,
+                    self._hold.token,
+                    position,
+                    self._wall_clock(),
+                )
+            except StoreError as err:
+                if delay is None:
+                    log.error(
+                        "shard %s: cannot write its checkpoint (%s); stopping it", self._hold.shard_id, err
+                    )
+                    return False
+                log.warning("shard %s: cannot write its checkpoint (%s); retrying", self._hold.shard_id, err)
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable: the last attempt returns")
 
 
 class _LaneSource:
@@ -243,6 +263,7 @@ class StreamShard:
         self._stop = asyncio.Event()
         self._lost = False
         self.waiting_on_parents = bool(lease.parent_shard_ids)
+        self._continues_a_parent = False
         self.ended = False
         self.data_lost_at: float | None = None
         self.last_read_error: str | None = None
@@ -320,14 +341,13 @@ class StreamShard:
 
     async def _wait_for_parents(self) -> bool:
         """WAITING_ON_PARENTS: a child starts only after each parent reached SHARD_END with its
-        last record processed. A parent without a lease was trimmed away (or predates the
-        mapping): nothing of it is left to read."""
+        last record processed. A parent without a lease was gone from the stream before this
+        mapping first listed it: nothing of it is left to read."""
         while self.hold.parents:
             leases = {lease.shard_id: lease for lease in await self._store.list(self.settings.namespace)}
-            unfinished = [
-                parent for parent in self.hold.parents if parent in leases and not leases[parent].is_finished
-            ]
-            if not unfinished:
+            known = [parent for parent in self.hold.parents if parent in leases]
+            self._continues_a_parent = bool(known)
+            if all(leases[parent].is_finished for parent in known):
                 break
             if await self._stopped_within(PARENT_CHECK_INTERVAL_SECONDS):
                 return False
@@ -337,9 +357,10 @@ class StreamShard:
     def _start_position(self) -> StartPosition:
         if self.hold.checkpoint is not None:
             return StartPosition.after(self.hold.checkpoint)
-        if self.hold.parents:
-            # A child shard is read from its first record: its parents' records end where it starts.
+        if self._continues_a_parent:
+            # The child of a shard this mapping read: from its first record, where the parent's end.
             return StartPosition.trim_horizon()
+        # A shard this mapping starts with (its parents, if any, were never seen): as configured.
         return self.settings.start
 
     def _lane(self, index: int) -> LaneConsumer:

@@ -171,8 +171,10 @@ class StreamMappingRunner:
         while True:
             try:
                 shards = await loop.run_in_executor(self._executor, self._lister.list_shards)
-                for shard in shards:
-                    await self._leases.ensure(self.namespace, shard.shard_id, shard.parent_shard_ids)
+                known = {lease.shard_id for lease in await self._leases.list(self.namespace)}
+                for shard in shards:  # parents come before their children
+                    if shard.shard_id not in known:
+                        await self._leases.ensure(self.namespace, shard.shard_id, shard.parent_shard_ids)
                 self._discovered.set()
                 self._take_now.set()
             except StoreError as err:

@@ -7,6 +7,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, cast
 
 import pytest
 
@@ -19,7 +20,7 @@ from esm.shard_lanes import lane_for
 from esm.shard_state import ShardState
 from esm.sources.kinesis import KinesisAccessDeniedError, KinesisReadError, KinesisUnavailableError
 from esm.sources.stream_shards import ChildShard, ReadResult, StartPosition
-from esm.stores import Store, open_store
+from esm.stores import Store, StoreUnavailableError, open_store
 from esm.stores.leases import SHARD_END, Lease, LeaseStore, lease_namespace
 
 from .stream_fakes import (
@@ -41,6 +42,7 @@ OWNER = "me"
 TTL = 60.0
 SHARD = "shardId-000000000000"
 CHILD = "shardId-000000000001"
+PARENT_DONE = "shardId-000000000009"  # a parent this mapping read to its end
 
 
 class Harness:
@@ -320,10 +322,18 @@ async def test_a_child_whose_parent_is_done_or_unknown_starts_at_once(
         ((), None, StartPosition.latest(), StartPosition.latest()),
         ((), None, StartPosition.at_timestamp(1700000000.0), StartPosition.at_timestamp(1700000000.0)),
         ((), sequence(7), StartPosition.latest(), StartPosition.after(sequence(7))),
-        (("shardId-gone",), None, StartPosition.latest(), StartPosition.trim_horizon()),
-        (("shardId-gone",), sequence(7), StartPosition.latest(), StartPosition.after(sequence(7))),
+        (("shardId-gone",), None, StartPosition.latest(), StartPosition.latest()),
+        ((PARENT_DONE,), None, StartPosition.latest(), StartPosition.trim_horizon()),
+        ((PARENT_DONE,), sequence(7), StartPosition.latest(), StartPosition.after(sequence(7))),
     ],
-    ids=["root-latest", "root-at-timestamp", "root-checkpointed", "child", "child-checkpointed"],
+    ids=[
+        "root-latest",
+        "root-at-timestamp",
+        "root-checkpointed",
+        "parent-never-seen",
+        "child",
+        "child-checkpointed",
+    ],
 )
 async def test_where_a_shard_starts_reading(
     harness: Harness,
@@ -332,6 +342,7 @@ async def test_where_a_shard_starts_reading(
     mapping_start: StartPosition,
     expected: StartPosition,
 ) -> None:
+    await harness.held(PARENT_DONE, checkpoint=SHARD_END)
     lease = await harness.held(SHARD, parents=parents, checkpoint=checkpoint)
     harness.start(lease, harness.settings(start=mapping_start))
 
@@ -386,3 +397,46 @@ async def test_records_dropped_by_the_filter_still_move_the_checkpoint(harness: 
     await until(lambda: _checkpoint_is(harness, sequence(5)), "the checkpoint passes the dropped records")
     assert harness.invoker.delivered() == event_ids(SHARD, [1, 3])
     assert harness.counts["records_filtered"].value == 3
+
+
+class FlakyCheckpoints:
+    """The real lease store, except that its next `failures` checkpoint writes raise StoreError."""
+
+    def __init__(self, inner: LeaseStore, failures: int) -> None:
+        self._inner = inner
+        self.failures = failures
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def checkpoint(self, *args: Any) -> bool:
+        if self.failures > 0:
+            self.failures -= 1
+            raise StoreUnavailableError("store down (test)")
+        return await self._inner.checkpoint(*args)
+
+
+@pytest.fixture
+def fast_store_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(stream_shard, "STORE_RETRY_DELAYS_SECONDS", (0.01, 0.01))
+
+
+@pytest.mark.usefixtures("fast_store_retries")
+async def test_a_checkpoint_write_survives_a_store_blip(harness: Harness) -> None:
+    harness.stream.script(SHARD, ReadResult([entry(SHARD, n) for n in (1, 2)]))
+    flaky = FlakyCheckpoints(harness.leases, failures=2)
+    shard, _ = harness.start(await harness.held(), leases=cast(LeaseStore, flaky))
+
+    await until(lambda: _checkpoint_is(harness, sequence(2)), "records 1-2 are checkpointed")
+    assert shard.owned and flaky.failures == 0
+
+
+@pytest.mark.usefixtures("fast_store_retries")
+async def test_a_store_down_for_good_stops_the_shard_without_moving_the_checkpoint(harness: Harness) -> None:
+    harness.stream.script(SHARD, ReadResult([entry(SHARD, n) for n in (1, 2)]))
+    flaky = FlakyCheckpoints(harness.leases, failures=1000)
+    shard, task = harness.start(await harness.held(), leases=cast(LeaseStore, flaky))
+
+    assert await asyncio.wait_for(task, 5) is False
+    assert shard.lost
+    assert await harness.checkpoint() is None
