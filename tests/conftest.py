@@ -91,6 +91,14 @@ def sqlite_store_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path.resolve() / 'store.sqlite'}"
 
 
+@pytest.fixture(params=["sqlite", "redis"])
+def store_url(request: pytest.FixtureRequest) -> str:
+    """Each store backend in turn: a SQLite file in tmp_path, the local Redis under a unique prefix."""
+    fixture = "sqlite_store_url" if request.param == "sqlite" else "redis_url"
+    url: str = request.getfixturevalue(fixture)
+    return url
+
+
 @pytest.fixture(scope="session")
 def kinesis_mock(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KinesisMock]:
     """kinesis-mock on a free loopback port for the session (installed by scripts/test.sh)."""

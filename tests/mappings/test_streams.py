@@ -124,9 +124,9 @@ class Members:
 
 
 @pytest.fixture
-async def members(sqlite_store_url: str) -> AsyncIterator[Members]:
+async def members(store_url: str) -> AsyncIterator[Members]:
     stream = FakeStream([ShardInfo(shard_id, (), closed=False) for shard_id in SHARDS])
-    group = Members(sqlite_store_url, stream)
+    group = Members(store_url, stream)
     try:
         yield group
     finally:

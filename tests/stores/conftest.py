@@ -1,6 +1,6 @@
 """A `store` on each backend: a SQLite file in tmp_path and the local Redis under a unique prefix.
 
-The URLs come from the suite-wide fixtures `sqlite_store_url` and `redis_url` (tests/conftest.py).
+The URLs come from the suite-wide fixture `store_url` (tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -10,13 +10,6 @@ from collections.abc import AsyncIterator
 import pytest
 
 from esm.stores import Store, open_store
-
-
-@pytest.fixture(params=["sqlite", "redis"])
-def store_url(request: pytest.FixtureRequest) -> str:
-    fixture = "sqlite_store_url" if request.param == "sqlite" else "redis_url"
-    url: str = request.getfixturevalue(fixture)
-    return url
 
 
 @pytest.fixture
