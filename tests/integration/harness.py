@@ -97,12 +97,18 @@ class Delivered:
     value: bytes
 
 
+def complete_lines(path: Path) -> list[str]:
+    """The file's newline-terminated lines: a handler may be mid-write (a reader can see part of
+    one large write), so a last line without its newline is not read yet."""
+    if not path.exists():
+        return []
+    return path.read_text().split("\n")[:-1]
+
+
 def recorded(path: Path) -> list[Delivered]:
     """Every Kafka record the recorder handler was invoked with, in invocation order per file line."""
     out: list[Delivered] = []
-    if not path.exists():
-        return out
-    for line in path.read_text().splitlines():
+    for line in complete_lines(path):
         event = json.loads(line)
         for records in event["records"].values():
             for r in records:

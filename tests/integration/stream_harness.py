@@ -30,7 +30,7 @@ from esm.mappings.streams import lease_namespace
 from esm.stores import open_store
 from esm.stores.leases import Lease
 
-from .harness import Worker
+from .harness import Worker, complete_lines
 
 # Errors a put may meet while the stream reshards or the emulator is busy: the same put is retried.
 _RETRYABLE_PUT_ERRORS = frozenset(
@@ -272,14 +272,6 @@ class DeliveredRecord:
     data: bytes
     # The recorder file's line: invocations are appended in the order they ran.
     invocation: int
-
-
-def complete_lines(path: Path) -> list[str]:
-    """The file's newline-terminated lines: a handler may be mid-write (a reader can see part of
-    one large write), so a last line without its newline is not read yet."""
-    if not path.exists():
-        return []
-    return path.read_text().split("\n")[:-1]
 
 
 def delivered_records(path: Path) -> list[DeliveredRecord]:
