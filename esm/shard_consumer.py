@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from esm.batch_response import SUCCEEDED, read_batch_response
 from esm.batching import INVOKE_PAYLOAD_LIMIT_BYTES, BatchLimits, RecordBuffer
@@ -39,6 +39,9 @@ from esm.shard_chores import (
     processing_result,
 )
 from esm.shard_state import ShardEvent, ShardState, next_state
+
+if TYPE_CHECKING:
+    from esm.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +127,23 @@ class ShardMetrics:
     records_filtered: _Inc
     destination_failures: _Inc
     records_failed_invoke: _Inc
+
+    @classmethod
+    def of_mapping(cls, metrics: Metrics, mapping_id: str) -> ShardMetrics:
+        return cls(
+            records_invoked=metrics.records_invoked.labels(mapping_id),
+            records_delivered=metrics.records_delivered.labels(mapping_id),
+            records_abandoned=metrics.records_dropped_on_revoke.labels(mapping_id),
+            batch_size=metrics.batch_size.labels(mapping_id),
+            retries=metrics.retries.labels(mapping_id),
+            iterator_age=metrics.iterator_age.labels(mapping_id),
+            bisects=metrics.bisects.labels(mapping_id),
+            records_to_destination=metrics.records_to_destination.labels(mapping_id),
+            records_dropped_no_destination=metrics.records_dropped.labels(mapping_id),
+            records_failed_invoke=metrics.records_failed_invoke.labels(mapping_id),
+            records_filtered=metrics.records_filtered.labels(mapping_id),
+            destination_failures=metrics.destination_failures.labels(mapping_id),
+        )
 
 
 class ShardConsumer(Generic[R]):

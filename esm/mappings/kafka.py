@@ -109,20 +109,7 @@ class KafkaMappingRunner:
         self._invoker = invoker
         self._policy = policy
         self._metrics = metrics
-        self._shard_metrics = ShardMetrics(
-            records_invoked=metrics.records_invoked.labels(mapping_id),
-            records_delivered=metrics.records_delivered.labels(mapping_id),
-            records_abandoned=metrics.records_dropped_on_revoke.labels(mapping_id),
-            batch_size=metrics.batch_size.labels(mapping_id),
-            retries=metrics.retries.labels(mapping_id),
-            iterator_age=metrics.iterator_age.labels(mapping_id),
-            bisects=metrics.bisects.labels(mapping_id),
-            records_to_destination=metrics.records_to_destination.labels(mapping_id),
-            records_dropped_no_destination=metrics.records_dropped.labels(mapping_id),
-            records_failed_invoke=metrics.records_failed_invoke.labels(mapping_id),
-            records_filtered=metrics.records_filtered.labels(mapping_id),
-            destination_failures=metrics.destination_failures.labels(mapping_id),
-        )
+        self._shard_metrics = ShardMetrics.of_mapping(metrics, mapping_id)
         self._polled = metrics.records_polled.labels(mapping_id)
         self._lag = metrics.offset_lag.labels(mapping_id)
         self._owned = metrics.partitions_owned.labels(mapping_id)

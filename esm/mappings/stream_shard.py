@@ -240,7 +240,8 @@ class StreamShard:
         make_failure_sink: Callable[[str], FailureSink[Any] | None],
         on_children: Callable[[Sequence[ChildShard]], None],
         on_data_lost: Callable[[str], None],
-        on_behind: Callable[[int], None],
+        on_behind: Callable[[], None],
+        polled: Callable[[int], None],
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.shard_id = lease.shard_id
@@ -254,6 +255,7 @@ class StreamShard:
         self._on_children = on_children
         self._on_data_lost = on_data_lost
         self._on_behind = on_behind
+        self._polled = polled
         self._wall_clock = wall_clock
         self.hold = _LeaseHold(lease.shard_id, lease.token, lease.parent_shard_ids, lease.checkpoint)
         self.checkpointer = ShardCheckpointer(store, settings, self.hold, wall_clock, self.lease_lost)
@@ -439,7 +441,9 @@ class StreamShard:
             self._on_data_lost(self.shard_id)
         if result.millis_behind_latest is not None:
             self.millis_behind_latest = result.millis_behind_latest
-            self._on_behind(result.millis_behind_latest)
+            self._on_behind()
+        if result.records:
+            self._polled(len(result.records))
         flavor, lanes = self.settings.flavor, self.settings.lanes
         per_lane: list[tuple[list[EventRecord], list[int]]] = [([], []) for _ in range(lanes)]
         for entry in result.records:

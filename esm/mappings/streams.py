@@ -93,20 +93,7 @@ class StreamMappingRunner:
         self._discovered = asyncio.Event()
         self._take_now = asyncio.Event()
         self._stopping = False
-        self._shard_metrics = ShardMetrics(
-            records_invoked=metrics.records_invoked.labels(mapping_id),
-            records_delivered=metrics.records_delivered.labels(mapping_id),
-            records_abandoned=metrics.records_dropped_on_revoke.labels(mapping_id),
-            batch_size=metrics.batch_size.labels(mapping_id),
-            retries=metrics.retries.labels(mapping_id),
-            iterator_age=metrics.iterator_age.labels(mapping_id),
-            bisects=metrics.bisects.labels(mapping_id),
-            records_to_destination=metrics.records_to_destination.labels(mapping_id),
-            records_dropped_no_destination=metrics.records_dropped.labels(mapping_id),
-            records_failed_invoke=metrics.records_failed_invoke.labels(mapping_id),
-            records_filtered=metrics.records_filtered.labels(mapping_id),
-            destination_failures=metrics.destination_failures.labels(mapping_id),
-        )
+        self._shard_metrics = ShardMetrics.of_mapping(metrics, mapping_id)
         self._owned = metrics.partitions_owned.labels(mapping_id)
         self._taken = metrics.leases_taken.labels(mapping_id)
         self._lost = metrics.leases_lost.labels(mapping_id)
@@ -262,7 +249,8 @@ class StreamMappingRunner:
             make_failure_sink=self._failure_sink,
             on_children=self._children_found,
             on_data_lost=self._data_lost,
-            on_behind=self._behind.set,
+            on_behind=self._behind_changed,
+            polled=self._polled.inc,
         )
         task = asyncio.create_task(shard.run(), name=f"shard-{lease.shard_id}")
         task.add_done_callback(partial(self._shard_done, shard))
@@ -317,6 +305,12 @@ class StreamMappingRunner:
             log.warning(
                 "mapping %s: cannot release %s (it expires instead): %s", self.mapping_id, shard.shard_id, err
             )
+
+    def _behind_changed(self) -> None:
+        behind = [
+            s.millis_behind_latest for s, _ in self._shards.values() if s.millis_behind_latest is not None
+        ]
+        self._behind.set(max(behind, default=0))
 
     def _data_lost(self, shard_id: str) -> None:
         self._trimmed.inc()

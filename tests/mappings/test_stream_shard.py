@@ -112,7 +112,8 @@ class Harness:
             make_failure_sink=lambda shard_id: None,
             on_children=self.children.extend,
             on_data_lost=self.data_lost.append,
-            on_behind=lambda millis: None,
+            on_behind=lambda: None,
+            polled=lambda count: None,
         )
         task = asyncio.create_task(shard.run())
         self._running.append((shard, task))
