@@ -5,7 +5,8 @@ Ownership is KCL's lease table, kept in the store (esm.stores.leases): every pol
 this host or another, is a member; the members share the shards through it.
 
 - Discovery lists the stream's shards every ShardDiscoveryIntervalSeconds (and at once when a
-  shard ends, since its children are then known) and creates a lease for each new one.
+  shard ends, since its children are then known) and creates a lease for each new one; the
+  lease of a finished shard that retention removed from the stream is deleted.
 - The lease loop runs every third of LeaseDurationSeconds: it renews the leases held (a refused
   renewal means another member took the lease: that shard stops at once), then takes what
   `LeaseTaker` plans: unowned and expired leases first, else one lease stolen from the busiest
@@ -38,7 +39,7 @@ from esm.shard_consumer import FailureSink, Invoker, ShardMetrics
 from esm.sources.stream_discovery import ShardLister
 from esm.sources.stream_shards import ChildShard
 from esm.stores import StoreError
-from esm.stores.leases import LeaseStore, lease_namespace
+from esm.stores.leases import Lease, LeaseStore, lease_namespace
 
 __all__ = ["LeaseTiming", "StreamMappingRunner", "lease_namespace"]
 
@@ -90,6 +91,8 @@ class StreamMappingRunner:
         # Unexpected failures per shard, for the delay before its lease is given up.
         self._crashes: dict[str, int] = {}
         self._discover_now = asyncio.Event()
+        # Finished shards missing from the last listing (see _forget_gone_shards).
+        self._gone_last_time: set[str] = set()
         self._discovered = asyncio.Event()
         self._take_now = asyncio.Event()
         self._stopping = False
@@ -158,10 +161,12 @@ class StreamMappingRunner:
         while True:
             try:
                 shards = await loop.run_in_executor(self._executor, self._lister.list_shards)
-                known = {lease.shard_id for lease in await self._leases.list(self.namespace)}
+                leases = await self._leases.list(self.namespace)
+                known = {lease.shard_id for lease in leases}
                 for shard in shards:  # parents come before their children
                     if shard.shard_id not in known:
                         await self._leases.ensure(self.namespace, shard.shard_id, shard.parent_shard_ids)
+                await self._forget_gone_shards(leases, {shard.shard_id for shard in shards})
                 self._discovered.set()
                 self._take_now.set()
             except StoreError as err:
@@ -176,6 +181,28 @@ class StreamMappingRunner:
             self._discover_now.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._discover_now.wait(), self._timing.discovery_interval_seconds)
+
+    async def _forget_gone_shards(self, leases: Sequence[Lease], listed: set[str]) -> None:
+        """Deletes the leases of finished shards the stream no longer has (retention removed
+        them), so the lease table does not grow with every reshard. A lease goes only when its
+        shard was missing from two listings in a row (a listing is never trusted alone) and
+        every child of it has a checkpoint (a child without one still asks whether it
+        continues a parent of this mapping)."""
+        gone = {
+            lease.shard_id
+            for lease in leases
+            if lease.is_finished
+            and lease.shard_id not in listed
+            and all(
+                child.checkpoint is not None for child in leases if lease.shard_id in child.parent_shard_ids
+            )
+        }
+        for shard_id in gone & self._gone_last_time:
+            if await self._leases.delete_finished(self.namespace, shard_id):
+                log.info(
+                    "mapping %s: %s is gone from the stream; its lease is deleted", self.mapping_id, shard_id
+                )
+        self._gone_last_time = gone
 
     def _children_found(self, children: Sequence[ChildShard]) -> None:
         """A shard ended and named its children: create their leases now rather than at the next

@@ -123,3 +123,10 @@ class LeaseStore(Protocol):
         `sequence` is not a sequence number.
         """
         ...
+
+    async def delete_finished(self, stream: str, shard_id: str) -> bool:
+        """Delete the lease if its checkpoint is SHARD_END (True); otherwise nothing (False).
+
+        For leases of shards the stream no longer has: nothing is left to read or to wait on.
+        """
+        ...

@@ -61,7 +61,9 @@ class Members:
         """An independent view of the lease table (the test's own connection)."""
         return self.observer.leases
 
-    def start(self, owner: str, leases: LeaseStore | None = None) -> StreamMappingRunner:
+    def start(
+        self, owner: str, leases: LeaseStore | None = None, timing: LeaseTiming = TIMING
+    ) -> StreamMappingRunner:
         if leases is None:
             store = open_store(self.store_url)
             self.stores.append(store)
@@ -87,7 +89,7 @@ class Members:
             client=None,
             lister=self.stream,
             leases=leases,
-            timing=TIMING,
+            timing=timing,
             invoker=self.invoker,
             metrics=Metrics(CollectorRegistry()),
             failure_handling=FailureHandling(),
@@ -217,3 +219,28 @@ async def test_children_get_leases_and_start_after_their_parent_ended(
     assert stream.log[:2] == [f"read {parent}", f"end {parent}"]
     assert sorted(stream.log[2:]) == [f"read {child}" for child in children]
     assert all(opened.start == StartPosition.trim_horizon() for opened in stream.opened)
+
+
+async def test_a_finished_shard_gone_from_the_stream_loses_its_lease_once_its_children_checkpointed(
+    members: Members, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stream_shard, "PARENT_CHECK_INTERVAL_SECONDS", 0.01)
+    parent, child = "shardId-000000000000", "shardId-000000000001"
+    stream = members.stream
+    stream.shards = [ShardInfo(parent, (), closed=True), ShardInfo(child, (parent,), closed=False)]
+    stream.script(parent, ReadResult([entry(parent, 1)], shard_ended=True))
+    child_record = members.invoker.hold("child")
+    stream.script(child, ReadResult([entry(child, 2, key="child")]))
+    members.start("a", timing=LeaseTiming(duration_seconds=0.9, discovery_interval_seconds=0.05))
+    await until(lambda: len(members.invoker.batches) == 2, "the child's record is in flight")
+    stream.shards = [ShardInfo(child, (parent,), closed=False)]  # retention removed the parent
+
+    await asyncio.sleep(0.3)  # several listings: the child has no checkpoint yet
+    assert set(await members.owners()) == {parent, child}
+
+    child_record.set()
+
+    async def only_the_child_is_left() -> bool:
+        return set(await members.owners()) == {child}
+
+    await until(only_the_child_is_left, "the parent's lease is deleted")

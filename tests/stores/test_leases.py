@@ -134,6 +134,19 @@ async def test_release_frees_the_lease_and_bumps_the_token(leases: LeaseStore) -
     assert await leases.checkpoint("s", "0", "a", lease.token, "1", 101.0) is False
 
 
+async def test_only_a_finished_lease_is_deleted(leases: LeaseStore) -> None:
+    lease = await taken(leases, "0", "a", 100.0)
+    await leases.ensure("s", "1", ["0"])
+    assert await leases.checkpoint("s", "0", "a", lease.token, "7", 101.0)
+    assert await leases.delete_finished("s", "0") is False  # still being read
+    assert await leases.delete_finished("s", "9") is False  # no such lease
+    assert await leases.checkpoint("s", "0", "a", lease.token, SHARD_END, 101.0)
+
+    assert await leases.delete_finished("s", "0") is True
+
+    assert [remaining.shard_id for remaining in await leases.list("s")] == ["1"]
+
+
 async def test_checkpoint_needs_an_unexpired_lease(leases: LeaseStore) -> None:
     lease = await taken(leases, "0", "a", 100.0)
     assert await leases.checkpoint("s", "0", "a", lease.token, "7", 110.0) is False

@@ -95,6 +95,18 @@ return 1
 )
 
 
+# ARGV: shard, the SHARD_END marker.
+_DELETE_FINISHED = (
+    _PRELUDE
+    + """
+local lease = load()
+if lease == nil or lease.checkpoint ~= ARGV[2] then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+return 1
+"""
+)
+
+
 class RedisLeaseStore:
     def __init__(self, client: redis.asyncio.Redis, prefix: str, display_url: str) -> None:
         self._client = client
@@ -104,6 +116,7 @@ class RedisLeaseStore:
         self._renew = client.register_script(_RENEW)
         self._release = client.register_script(_RELEASE)
         self._checkpoint = client.register_script(_CHECKPOINT)
+        self._delete_finished = client.register_script(_DELETE_FINISHED)
 
     def key(self, stream: str) -> str:
         return f"{self._prefix}leases:{stream}"
@@ -151,6 +164,10 @@ class RedisLeaseStore:
         action = f"checkpoint {stream}/{shard_id}"
         args = (shard_id, owner, token, repr(now), normalized, SHARD_END)
         return await self._run(self._checkpoint, stream, action, *args) == 1
+
+    async def delete_finished(self, stream: str, shard_id: str) -> bool:
+        action = f"delete the finished lease {stream}/{shard_id}"
+        return await self._run(self._delete_finished, stream, action, shard_id, SHARD_END) == 1
 
     async def _run(self, script: AsyncScript, stream: str, action: str, *args: str | int) -> object:
         """Run `script` on the stream's hash; Redis failures become store errors naming `action`."""

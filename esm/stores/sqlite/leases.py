@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import orjson
 
-from esm.stores.leases import Lease, is_forward, normalize_sequence
+from esm.stores.leases import SHARD_END, Lease, is_forward, normalize_sequence
 from esm.stores.sqlite.database import SqliteDatabase, immediate
 
 LEASES_SCHEMA = (
@@ -96,6 +96,16 @@ class SqliteLeaseStore:
             return cursor.rowcount == 1
 
         return await self._database.run(release)
+
+    async def delete_finished(self, stream: str, shard_id: str) -> bool:
+        def delete(connection: sqlite3.Connection) -> bool:
+            cursor = connection.execute(
+                "DELETE FROM leases WHERE stream = ? AND shard_id = ? AND checkpoint = ?",
+                (stream, shard_id, SHARD_END),
+            )
+            return cursor.rowcount == 1
+
+        return await self._database.run(delete)
 
     async def checkpoint(
         self, stream: str, shard_id: str, owner: str, token: int, sequence: str, now: float
