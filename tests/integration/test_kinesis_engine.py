@@ -142,6 +142,39 @@ def test_four_shards_all_delivered_in_order_per_key(kinesis_mock: KinesisMock, t
     assert_put_order_per_key(puts, out)
 
 
+def test_two_poller_processes_share_the_shards_evenly(kinesis_mock: KinesisMock, tmp_path: Path) -> None:
+    stream = create_kinesis_stream(kinesis_mock, shard_count=4)
+    puts = KeyedProducer(stream, keys(16)).put_rounds(20)
+    out = tmp_path / "events.jsonl"
+    worker = Worker(
+        "tests.handlers.recorder:handler", concurrency=4, env={"ESM_RECORDER_FILE": str(out)}
+    ).wait_serving()
+    mapping_id, url = str(uuid.uuid4()), store_url(tmp_path)
+    config = write_config(
+        tmp_path / "esm.json",
+        [function(worker)],
+        [kinesis_mapping(stream, mapping_id)],
+        store=url,
+        LeaseDurationSeconds=LEASE_SECONDS,
+    )
+    engine = stream_daemon(config, emulator_env(kinesis_mock), processes=2)
+    shares: list[int] = []
+
+    def two_each() -> bool:
+        nonlocal shares
+        shares = sorted(len(shards) for shards in held_by_pid(url, mapping_id, stream).values())
+        return shares == [2, 2]
+
+    try:
+        wait_until(two_each, 30, message=lambda: f"two pollers with 2 shards each, have {shares}")
+        wait_all_delivered(out, puts, engine)
+        wait_checkpoints(url, mapping_id, stream, last_sequences(puts))
+    finally:
+        assert engine.stop() == 0, engine.stderr
+        worker.stop()
+    assert_put_order_per_key(puts, out)
+
+
 def test_split_merge_and_update_shard_count_while_records_flow(
     kinesis_mock: KinesisMock, tmp_path: Path
 ) -> None:
