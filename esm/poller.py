@@ -211,6 +211,12 @@ class Poller:
                 mapping.uuid,
                 source.consumer_name,
             )
+        if mapping.TumblingWindowInSeconds and mapping.BisectBatchOnFunctionError:
+            log.warning(
+                "mapping %s: BisectBatchOnFunctionError does not apply with TumblingWindowInSeconds "
+                "(a window's state runs through its batches in order)",
+                mapping.uuid,
+            )
         stream_arn = await asyncio.to_thread(resolve_stream_arn, source)
         handling = self._failure_handling(mapping, invoker, None)
         settings = StreamShardSettings(
