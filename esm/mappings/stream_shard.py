@@ -153,7 +153,7 @@ class ShardCheckpointer:
                 return True
             ok = await self._checkpoint(position)
             if not ok:
-                # Another member holds the lease now: this shard stops at once.
+                # Another member holds the lease now (or the store stayed down): stop at once.
                 self.refused = True
                 self._on_refused()
                 return False
