@@ -232,6 +232,7 @@ class Poller:
             record_filter=handling.record_filter,
             report_batch_item_failures=handling.report_batch_item_failures,
             policy=failure_policy(mapping, bisect=mapping.TumblingWindowInSeconds == 0),
+            role_arn=self._config.function(mapping.function_name).Role or "",
         )
         log.info(
             "mapping %s: %s %s -> function %s (%d lanes per shard%s)",

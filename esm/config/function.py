@@ -8,6 +8,8 @@ from esm.config.arns import FUNCTION_NAME_PATTERN
 from esm.config.base import ConfigModel
 from esm.config.constraints import HostPort, StrictInt, StrictStr, between, matching, non_empty
 
+ROLE_ARN_PATTERN = r"arn:[a-z-]+:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}"
+
 FunctionNameText = Annotated[
     StrictStr, matching(FUNCTION_NAME_PATTERN, "a function name (letters, digits, '-', '_'; up to 64)")
 ]
@@ -24,6 +26,12 @@ class FunctionConfig(ConfigModel):
     """Seconds an invocation may run, 1-900. Default: 3 (Lambda's default)."""
     MemorySize: Annotated[StrictInt, between(128, 10240)] = 128
     """MB reported to the handler as memory_limit_in_mb, 128-10240. Default: 128."""
+    Role: (
+        Annotated[StrictStr, matching(ROLE_ARN_PATTERN, "an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)")]
+        | None
+    ) = None
+    """The function's execution role ARN, as in Lambda's CreateFunction; esm only shows it to the
+    handler as Kinesis records' `invokeIdentityArn`. Default: none (an empty invokeIdentityArn)."""
 
     @property
     def name(self) -> str:

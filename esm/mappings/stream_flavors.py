@@ -37,22 +37,37 @@ class StreamFlavor:
     filter_view: Callable[[EventRecord], dict[str, Any]]
     entry_size: Callable[[EventRecord], int]
     build_event: Callable[[Sequence[EventRecord]], bytes]
-    # (client, stream_arn, shard_id, start, monotonic clock, idle poll interval) -> reader
-    make_reader: Callable[[Any, str, str, StartPosition, Callable[[], float], float], ShardReader]
+    # (client, stream_arn, shard_id, start, monotonic clock, idle poll interval, the function's
+    # role ARN for Kinesis' invokeIdentityArn) -> reader
+    make_reader: Callable[[Any, str, str, StartPosition, Callable[[], float], float, str], ShardReader]
     make_lister: Callable[[Any, str], ShardLister]
     # The boto3 client that reads records ("kinesis" / "dynamodbstreams").
     client_service: str
 
 
 def _kinesis_reader(
-    client: Any, stream_arn: str, shard_id: str, start: StartPosition, clock: Callable[[], float], idle: float
+    client: Any,
+    stream_arn: str,
+    shard_id: str,
+    start: StartPosition,
+    clock: Callable[[], float],
+    idle: float,
+    role_arn: str,
 ) -> ShardReader:
     settings = KinesisReaderSettings(idle_poll_interval_seconds=idle)
-    return KinesisShardReader(client, stream_arn, shard_id, start, clock, settings)
+    return KinesisShardReader(
+        client, stream_arn, shard_id, start, clock, settings, invoke_identity_arn=role_arn
+    )
 
 
 def _dynamodb_reader(
-    client: Any, stream_arn: str, shard_id: str, start: StartPosition, clock: Callable[[], float], idle: float
+    client: Any,
+    stream_arn: str,
+    shard_id: str,
+    start: StartPosition,
+    clock: Callable[[], float],
+    idle: float,
+    role_arn: str,  # DynamoDB records carry no invokeIdentityArn
 ) -> ShardReader:
     settings = DynamoDBReaderSettings(idle_delay_seconds=idle)
     return DynamoDBShardReader(client, stream_arn, shard_id, start, clock, settings)

@@ -88,6 +88,8 @@ class StreamShardSettings:
     record_filter: RecordFilter
     report_batch_item_failures: bool
     policy: FailurePolicy
+    # The function's execution role (Kinesis records' invokeIdentityArn); "" when not configured.
+    role_arn: str = ""
 
 
 @dataclass
@@ -319,6 +321,7 @@ class StreamShard:
             start,
             time.monotonic,
             self.settings.polling_interval_seconds,
+            self.settings.role_arn,
         )
         self.lanes = [self._lane(index) for index in range(self.settings.lanes)]
         lane_tasks = [

@@ -98,12 +98,20 @@ def test_non_mapping_document() -> None:
         ),
         ({"FunctionName": "my function"}, "Functions[0].FunctionName: expected a function name"),
         ({"Timeuot": 3}, "Functions[0]: unknown field 'Timeuot'"),
+        ({"Role": "my-role"}, "Functions[0].Role: expected an IAM role ARN"),
+        ({"Role": "arn:aws:iam::123:role/r"}, "Functions[0].Role: expected an IAM role ARN"),
     ],
 )
 def test_function_problems(function_changes: dict[str, Any], problem: str) -> None:
     found = problems_of(build_config(function_changes=function_changes))
     assert len(found) == 1, found
     assert found[0].startswith(problem), found
+
+
+def test_function_role_is_an_iam_role_arn() -> None:
+    role = "arn:aws:iam::123456789012:role/service-role/orders-role"
+    config = parse_config(build_config(function_changes={"Role": role})).config
+    assert config.Functions[0].Role == role
 
 
 def test_missing_function_endpoints_is_required() -> None:

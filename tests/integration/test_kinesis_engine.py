@@ -44,6 +44,9 @@ from .stream_harness import (
 LEASE_SECONDS = 2
 
 
+ROLE = "arn:aws:iam::000000000000:role/esm-test-function"
+
+
 def store_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path.resolve() / 'store.sqlite'}"
 
@@ -127,7 +130,7 @@ def test_four_shards_all_delivered_in_order_per_key(kinesis_mock: KinesisMock, t
     mapping_id, url = str(uuid.uuid4()), store_url(tmp_path)
     config = write_config(
         tmp_path / "esm.json",
-        [function(worker)],
+        [function(worker, Role=ROLE)],
         [kinesis_mapping(stream, mapping_id)],
         store=url,
         LeaseDurationSeconds=LEASE_SECONDS,
@@ -140,6 +143,8 @@ def test_four_shards_all_delivered_in_order_per_key(kinesis_mock: KinesisMock, t
         assert engine.stop() == 0, engine.stderr
         worker.stop()
     assert_put_order_per_key(puts, out)
+    first_event = json.loads(complete_lines(out)[0])
+    assert first_event["Records"][0]["invokeIdentityArn"] == ROLE  # the function's Role
 
 
 def test_two_poller_processes_share_the_shards_evenly(kinesis_mock: KinesisMock, tmp_path: Path) -> None:

@@ -136,6 +136,7 @@ class FakeStream:
         start: StartPosition,
         clock: Callable[[], float],
         idle: float,
+        role_arn: str,
     ) -> ShardReader:
         self.opened.append(Opened(shard_id, start))
         self.log.append(f"read {shard_id}")
