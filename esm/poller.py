@@ -256,6 +256,7 @@ class Poller:
             invoker=invoker,
             metrics=self._metrics,
             failure_handling=handling,
+            status=self._store.status,
         )
 
     async def _publish_status(self) -> None:

@@ -40,6 +40,7 @@ from esm.sources.stream_discovery import ShardLister
 from esm.sources.stream_shards import ChildShard
 from esm.stores import StoreError
 from esm.stores.leases import Lease, LeaseStore, lease_namespace
+from esm.stores.status import DATA_LOSS_KEPT_SECONDS, ShardStatusStore, data_loss_key
 
 __all__ = ["LeaseTiming", "StreamMappingRunner", "lease_namespace"]
 
@@ -73,8 +74,11 @@ class StreamMappingRunner:
         invoker: Invoker,
         metrics: Metrics,
         failure_handling: FailureHandling,
+        status: ShardStatusStore | None = None,
     ) -> None:
+        """`status`: where a shard whose checkpoint was trimmed is recorded for `esm status`."""
         self.mapping_id = mapping_id
+        self._status = status
         self._flavor = flavor
         self._settings = settings
         self._client = client
@@ -341,12 +345,23 @@ class StreamMappingRunner:
 
     def _data_lost(self, shard_id: str) -> None:
         self._trimmed.inc()
+        if self._status is not None:
+            self._in_background(self._record_data_loss(shard_id, time.time()))
         log.error(
             "mapping %s: the checkpoint of %s was trimmed by the stream's retention; reading resumed "
             "at TRIM_HORIZON: records between the checkpoint and the oldest one left were lost",
             self.mapping_id,
             shard_id,
         )
+
+    async def _record_data_loss(self, shard_id: str, at: float) -> None:
+        assert self._status is not None
+        try:
+            await self._status.publish(
+                data_loss_key(self.mapping_id), {shard_id: {"data_lost_at": at}}, DATA_LOSS_KEPT_SECONDS, at
+            )
+        except StoreError as err:
+            log.warning("mapping %s: cannot record the data loss of %s: %s", self.mapping_id, shard_id, err)
 
     def _failure_sink(self, shard_id: str) -> FailureSink[Any] | None:
         destination = self._failures.destination

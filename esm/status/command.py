@@ -27,6 +27,7 @@ from esm.status.kafka_positions import KafkaPositionsError, kafka_positions
 from esm.status.stream_leases import StreamArnError, StreamSource, resolve_stream_arn, shard_rows
 from esm.stores import Store, StoreError, open_store
 from esm.stores.leases import SHARD_END, lease_namespace
+from esm.stores.status import data_loss_key
 
 TABLE_WIDTH = 120
 # The table shows a long sequence number as "..." + its last SEQUENCE_TAIL digits.
@@ -128,7 +129,9 @@ async def _add_stream_shards(
         return
     entry["stream"] = stream_arn
     leases = await store.leases.list(lease_namespace(mapping_id, stream_arn))
-    entry["shards"] = shard_rows(leases, reports, time.time())
+    now = time.time()
+    losses = await store.status.read(data_loss_key(mapping_id), now)
+    entry["shards"] = shard_rows(leases, reports, now, losses)
 
 
 # -- the table -----------------------------------------------------------------------------------

@@ -35,13 +35,25 @@ def lease_condition(lease: Lease, now: float) -> str:
 
 
 def shard_rows(
-    leases: Sequence[Lease], reports: Mapping[str, Mapping[str, Any]], now: float
+    leases: Sequence[Lease],
+    reports: Mapping[str, Mapping[str, Any]],
+    now: float,
+    losses: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
-    """One JSON-able row per lease, in the lease table's order, merged with the live owner's report."""
-    return [shard_row(lease, reports.get(lease.shard_id, {}), now) for lease in leases]
+    """One JSON-able row per lease, in the lease table's order, merged with the live owner's report
+    and with the recorded data losses (esm.stores.status.data_loss_key), which outlive owners."""
+    losses = losses or {}
+    return [
+        shard_row(
+            lease, reports.get(lease.shard_id, {}), now, losses.get(lease.shard_id, {}).get("data_lost_at")
+        )
+        for lease in leases
+    ]
 
 
-def shard_row(lease: Lease, report: Mapping[str, Any], now: float) -> dict[str, Any]:
+def shard_row(
+    lease: Lease, report: Mapping[str, Any], now: float, recorded_loss: float | None = None
+) -> dict[str, Any]:
     condition = lease_condition(lease, now)
     owner = lease.owner if condition == "held" else None
     live = report if owner is not None and report.get("owner") == owner else {}
@@ -59,5 +71,5 @@ def shard_row(lease: Lease, report: Mapping[str, Any], now: float) -> dict[str, 
         "millis_behind_latest": live.get("millis_behind_latest"),
         "last_processing_result": live.get("last_processing_result"),
         "last_error": live.get("last_error"),
-        "data_lost_at": live.get("data_lost_at"),
+        "data_lost_at": live.get("data_lost_at") or recorded_loss,
     }

@@ -10,6 +10,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+# Shards whose checkpoint retention trimmed (records lost) are also recorded under their own key,
+# kept this long: `esm status` shows the loss after the owner that saw it is gone.
+DATA_LOSS_KEPT_SECONDS = 7 * 24 * 3600.0
+
+
+def data_loss_key(mapping: str) -> str:
+    """Where a mapping's data-loss records live beside its shard reports."""
+    return f"{mapping}#data-lost"
+
 
 class ShardStatusStore(Protocol):
     async def publish(

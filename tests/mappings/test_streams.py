@@ -25,6 +25,7 @@ from esm.sources.stream_discovery import ShardInfo
 from esm.sources.stream_shards import ChildShard, ReadResult, StartPosition
 from esm.stores import Store, open_store
 from esm.stores.leases import LeaseStore
+from esm.stores.status import ShardStatusStore, data_loss_key
 
 from .stream_fakes import (
     STREAM_ARN,
@@ -62,7 +63,11 @@ class Members:
         return self.observer.leases
 
     def start(
-        self, owner: str, leases: LeaseStore | None = None, timing: LeaseTiming = TIMING
+        self,
+        owner: str,
+        leases: LeaseStore | None = None,
+        timing: LeaseTiming = TIMING,
+        status: ShardStatusStore | None = None,
     ) -> StreamMappingRunner:
         if leases is None:
             store = open_store(self.store_url)
@@ -93,6 +98,7 @@ class Members:
             invoker=self.invoker,
             metrics=Metrics(CollectorRegistry()),
             failure_handling=FailureHandling(),
+            status=status,
         )
         runner.start()
         self.runners[owner] = runner
@@ -244,3 +250,18 @@ async def test_a_finished_shard_gone_from_the_stream_loses_its_lease_once_its_ch
         return set(await members.owners()) == {child}
 
     await until(only_the_child_is_left, "the parent's lease is deleted")
+
+
+async def test_a_trimmed_checkpoint_is_recorded_for_esm_status(members: Members) -> None:
+    shard = SHARDS[0]
+    members.stream.shards = [ShardInfo(shard, (), closed=False)]
+    members.stream.script(shard, ReadResult([entry(shard, 1)], data_lost=True))
+    store = open_store(members.store_url)
+    members.stores.append(store)
+    runner = members.start("a", store.leases, status=store.status)
+
+    async def recorded() -> bool:
+        return shard in await store.status.read(data_loss_key(MAPPING), time.time())
+
+    await until(recorded, "the loss is recorded in the store")
+    assert runner.status_reports("a")[shard]["data_lost_at"] is not None

@@ -13,6 +13,7 @@ from esm.config.sources import DynamoDBStreamsSource, KinesisSource
 from esm.status.stream_leases import StreamArnError, lease_condition, resolve_stream_arn, shard_rows
 from esm.stores import Store, open_store
 from esm.stores.leases import Lease, lease_namespace
+from esm.stores.status import DATA_LOSS_KEPT_SECONDS, data_loss_key
 
 from .conftest import Tables
 
@@ -161,6 +162,23 @@ async def test_a_report_counts_only_while_its_owner_holds_the_lease(
     [row] = await rows(store, {lease.shard_id: {"owner": report_owner, "state": "PROCESSING"}})
 
     assert (row["owner"], row["state"]) == (owner_shown, state_shown)
+
+
+async def test_a_recorded_data_loss_shows_after_its_owner_is_gone(store: Store) -> None:
+    lease = await hold(store, "shardId-000000000000", "a:1", NOW - 60, ttl=10.0)  # expired
+    lost_at = NOW - 30
+    await store.status.publish(
+        data_loss_key("m-1"), {lease.shard_id: {"data_lost_at": lost_at}}, DATA_LOSS_KEPT_SECONDS, lost_at
+    )
+
+    [row] = shard_rows(
+        await store.leases.list(NAMESPACE),
+        await store.status.read("m-1", NOW),
+        NOW,
+        await store.status.read(data_loss_key("m-1"), NOW),
+    )
+
+    assert (row["owner"], row["state"], row["data_lost_at"]) == (None, None, lost_at)
 
 
 @pytest.mark.parametrize(
