@@ -231,6 +231,9 @@ class ShardConsumer(Generic[R]):
                 self._transition(ShardEvent.END_REACHED)
                 self._reached_end = True
         finally:
+            if self.state in (ShardState.INITIALIZING, ShardState.PROCESSING):
+                # Cancelled (its owner was cancelled past the shutdown grace): a shutdown all the same.
+                self._transition(ShardEvent.SHUTDOWN_REQUESTED)
             if self.state is not ShardState.SHUT_DOWN:
                 self._transition(ShardEvent.DRAINED)
 

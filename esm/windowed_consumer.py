@@ -289,6 +289,9 @@ class WindowedShardConsumer(Generic[R]):
                 self._reached_end = True
         finally:
             self._open = None
+            if self.state in (ShardState.INITIALIZING, ShardState.PROCESSING):
+                # Cancelled (its owner was cancelled past the shutdown grace): a shutdown all the same.
+                self._transition(ShardEvent.SHUTDOWN_REQUESTED)
             if self.state is not ShardState.SHUT_DOWN:
                 self._transition(ShardEvent.DRAINED)
 

@@ -6,6 +6,7 @@ import time
 from collections.abc import Sequence
 
 import orjson
+import pytest
 
 from esm.batching import BatchLimits, RecordBuffer
 from esm.failures import Backoff, Decision, FailurePolicy
@@ -145,6 +146,20 @@ async def test_shutdown_finishes_the_batch_in_flight_and_leaves_the_rest() -> No
     await asyncio.wait_for(task, 1)
     assert source.checkpoints == [2]
     assert invoker.payloads == [b"1,2"]
+
+
+async def test_a_cancelled_consumer_ends_shut_down_without_checkpointing() -> None:
+    """Cancelled past the shutdown grace, with a batch in flight: an ordinary end, not an error."""
+    source, invoker = FakeSource(), ScriptedInvoker(hold=asyncio.Event())
+    shard = consumer(invoker, source)
+    shard.buffer.extend([1, 2, 3], [1, 1, 1])
+    task = asyncio.create_task(shard.run())
+    await invoker.started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert shard.state is ShardState.SHUT_DOWN
+    assert source.checkpoints == []
 
 
 async def test_shutdown_abandons_a_batch_waiting_to_retry() -> None:
