@@ -46,6 +46,8 @@ __all__ = ["LeaseTiming", "StreamMappingRunner", "lease_namespace"]
 
 log = logging.getLogger(__name__)
 
+# How long shutdown waits for a cancelled task to end (a bounded wait: shutdown never hangs).
+CANCEL_WAIT_SECONDS = 5.0
 # Threads for the blocking boto3 calls of one mapping (one GetRecords per shard at a time).
 READER_THREADS = 32
 
@@ -128,7 +130,8 @@ class StreamMappingRunner:
         self._stopping = True
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=CANCEL_WAIT_SECONDS)
         shards = list(self._shards.values())
         for shard, _ in shards:
             shard.request_shutdown()
@@ -144,7 +147,7 @@ class StreamMappingRunner:
                     self.mapping_id,
                     len(pending),
                 )
-                await asyncio.gather(*pending, return_exceptions=True)
+                await asyncio.wait(pending, timeout=CANCEL_WAIT_SECONDS)
         for shard, _ in shards:
             if shard.owned and not shard.ended:
                 await self._release(shard)
@@ -162,7 +165,7 @@ class StreamMappingRunner:
 
     async def _discovery_loop(self) -> None:
         loop = asyncio.get_running_loop()
-        while True:
+        while not self._stopping:
             try:
                 shards = await loop.run_in_executor(self._executor, self._lister.list_shards)
                 leases = await self._leases.list(self.namespace)
@@ -183,8 +186,7 @@ class StreamMappingRunner:
                     err,
                 )
             self._discover_now.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._discover_now.wait(), self._timing.discovery_interval_seconds)
+            await _until_set(self._discover_now, self._timing.discovery_interval_seconds)
 
     async def _forget_gone_shards(self, leases: Sequence[Lease], listed: set[str]) -> None:
         """Deletes the leases of finished shards the stream no longer has (retention removed
@@ -226,15 +228,14 @@ class StreamMappingRunner:
 
     async def _lease_loop(self) -> None:
         await self._discovered.wait()
-        while True:
+        while not self._stopping:
             try:
                 await self._renew()
                 await self._take()
             except StoreError as err:
                 log.warning("mapping %s: lease store unavailable: %s", self.mapping_id, err)
             self._take_now.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._take_now.wait(), self._timing.renew_interval_seconds)
+            await _until_set(self._take_now, self._timing.renew_interval_seconds)
 
     async def _renew(self) -> None:
         now = time.time()
@@ -378,3 +379,12 @@ class StreamMappingRunner:
             self._failures.function_arn,
             self._failures.include_payload,
         )
+
+
+async def _until_set(event: asyncio.Event, timeout: float) -> None:
+    """Waits for `event`, at most `timeout` seconds. (asyncio.timeout rather than wait_for: on
+    Python 3.11 wait_for can swallow a cancellation that races its timeout, and these loops must
+    stop when shutdown cancels them.)"""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout):
+            await event.wait()
