@@ -62,10 +62,14 @@ def processing_result(outcome: InvokeOutcome) -> str:
     return _PROCESSING_RESULTS.get(outcome.kind, _FUNCTION_CALL_FAILED)
 
 
-async def halted_within(halt: asyncio.Event, seconds: float) -> bool:
-    """Waits `seconds` unless `halt` is set first (True)."""
+async def halted_within(halt: asyncio.Event, seconds: float | None) -> bool:
+    """Waits `seconds` (None: for ever) unless `halt` is set first (True).
+
+    asyncio.timeout rather than wait_for: on Python 3.11 wait_for can swallow a cancellation that
+    races its timeout, and a shard's task must end when it is cancelled."""
     try:
-        await asyncio.wait_for(halt.wait(), timeout=seconds)
+        async with asyncio.timeout(seconds):
+            await halt.wait()
     except TimeoutError:
         return False
     return True

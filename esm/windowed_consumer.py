@@ -326,7 +326,8 @@ class WindowedShardConsumer(Generic[R]):
         watermark is due another look."""
         timeout = self._watermark_poll_seconds if self._open is not None else None
         try:
-            return await asyncio.wait_for(self.buffer.wait_ready(limits, self._halt), timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: see esm.shard_chores.halted_within
+                return await self.buffer.wait_ready(limits, self._halt)
         except TimeoutError:
             return False
 

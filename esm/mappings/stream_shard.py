@@ -33,6 +33,7 @@ from esm.batching import BatchLimits, RecordBuffer
 from esm.failures import FailurePolicy
 from esm.filtering import RecordFilter
 from esm.mappings.stream_flavors import EventRecord, ShardReader, StreamFlavor
+from esm.shard_chores import halted_within
 from esm.shard_consumer import FailureSink, Invoker, ShardConsumer, ShardMetrics
 from esm.shard_lanes import CompletionTracker, lane_for
 from esm.shard_state import ShardState
@@ -463,11 +464,7 @@ class StreamShard:
             self.watermark = read_started
 
     async def _stopped_within(self, seconds: float) -> bool:
-        try:
-            await asyncio.wait_for(self._stop.wait(), timeout=seconds)
-        except TimeoutError:
-            return False
-        return True
+        return await halted_within(self._stop, seconds)
 
     def status_report(self, owner: str) -> dict[str, Any]:
         in_flight = [lane.current for lane in self.lanes if lane.current]
