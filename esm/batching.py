@@ -126,11 +126,12 @@ class RecordBuffer(Generic[R]):
             if self._records:
                 timeout = max(0.0, limits.window_seconds - (now - self._window_started))
             self._changed.clear()
-            await _wait_either(self._changed, stop, timeout)
+            await wait_either(self._changed, stop, timeout)
         return False
 
 
-async def _wait_either(a: asyncio.Event, b: asyncio.Event, timeout: float | None) -> None:
+async def wait_either(a: asyncio.Event, b: asyncio.Event, timeout: float | None = None) -> None:
+    """Until `a` or `b` is set, or `timeout` seconds (None: no limit) have passed."""
     waiters = [asyncio.ensure_future(a.wait()), asyncio.ensure_future(b.wait())]
     try:
         await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)

@@ -29,7 +29,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from esm.batching import BatchLimits, RecordBuffer
+from esm.batching import BatchLimits, RecordBuffer, wait_either
 from esm.failures import FailurePolicy
 from esm.filtering import RecordFilter
 from esm.mappings.stream_flavors import EventRecord, ShardReader, StreamFlavor
@@ -407,7 +407,7 @@ class StreamShard:
         while not self._stop.is_set():
             if self.buffered_bytes >= SHARD_BUFFER_LIMIT_BYTES:
                 self.room.clear()
-                await _first_of(self.room, self._stop)
+                await wait_either(self.room, self._stop)
                 continue
             read_started = self._wall_clock()
             try:
@@ -489,12 +489,3 @@ class StreamShard:
             if first_lane
             else "No records processed",
         }
-
-
-async def _first_of(a: asyncio.Event, b: asyncio.Event) -> None:
-    waiters = [asyncio.ensure_future(a.wait()), asyncio.ensure_future(b.wait())]
-    try:
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()

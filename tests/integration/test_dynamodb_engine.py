@@ -27,6 +27,7 @@ from esm.stores import open_store
 from esm.stores.leases import SHARD_END, Lease, lease_namespace, normalize_sequence
 
 from .harness import Worker, wait_until, write_config
+from .stream_harness import emulator_env
 
 RECORDER = "tests.handlers.recorder:handler"
 POWERTOOLS = "tests.handlers.powertools_dynamodb:handler"
@@ -123,13 +124,7 @@ def new_table(dynamodb_local: DynamoDBLocal) -> Iterator[Callable[..., Table]]:
 @pytest.fixture
 def aws_env(dynamodb_local: DynamoDBLocal) -> dict[str, str]:
     """The daemon's environment: the emulator's endpoints and dummy credentials, nothing esm-specific."""
-    return {
-        "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_local.endpoint,
-        "AWS_ENDPOINT_URL_DYNAMODB_STREAMS": dynamodb_local.endpoint,
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
+    return emulator_env(dynamodb=dynamodb_local)
 
 
 def stream_mapping(mapping_id: str, source_arn: str, **overrides: Any) -> dict[str, Any]:
