@@ -1,16 +1,19 @@
-"""What both shard consumers (ordinary and tumbling-window) do the same way around an
-invocation: wait out a backoff unless halted, hand given-up records to the failure sink until it
-takes them, name Lambda's LastProcessingResult, and log retries without flooding."""
+"""Small pieces the shard consumers (ordinary and tumbling-window) and the stream shards share:
+the failure sink contract, waiting out a backoff unless halted, Lambda's LastProcessingResult
+wording, and logging retries without flooding. (Their common lifecycle is
+esm.shard_consumer.ShardConsumerBase.)"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
-from typing import Any, Protocol, TypeVar
+from collections.abc import Sequence
+from typing import Protocol, TypeVar
 
-from esm.failures import Attempts, Decision, FailurePolicy
+from esm.failures import Attempts, Decision
 from esm.outcomes import InvokeOutcome, OutcomeKind
+
+log = logging.getLogger("esm.shard_consumer")
 
 R_contra = TypeVar("R_contra", contravariant=True)
 
@@ -29,21 +32,6 @@ class FailureSink(Protocol[R_contra]):
 class FailureSinkError(Exception):
     """The failure sink could not write the records now; the shard retries."""
 
-
-class _Inc(Protocol):
-    def inc(self, amount: float = 1) -> None: ...
-
-
-class SinkMetrics(Protocol):
-    @property
-    def destination_failures(self) -> _Inc: ...
-    @property
-    def records_to_destination(self) -> _Inc: ...
-    @property
-    def records_dropped_no_destination(self) -> _Inc: ...
-
-
-log = logging.getLogger("esm.shard_consumer")
 
 _FUNCTION_CALL_FAILED = "PROBLEM: Function call failed"
 # Lambda's LastProcessingResult wording by what went wrong (a failing partial response is a
@@ -73,38 +61,6 @@ async def halted_within(halt: asyncio.Event, seconds: float | None) -> bool:
     except TimeoutError:
         return False
     return True
-
-
-async def give_up(
-    shard_id: str,
-    sink: FailureSink[Any],
-    records: Sequence[Any],
-    decision: Decision,
-    outcome: InvokeOutcome | None,
-    metrics: SinkMetrics,
-    policy: FailurePolicy,
-    rand: Callable[[], float],
-    halt: asyncio.Event,
-) -> bool:
-    """Hands records to the failure sink, retrying while it cannot take them: a record is never
-    dropped without being written somewhere. False when the shard halts first."""
-    failures = 0
-    while True:
-        try:
-            written = await sink.send(records, decision, outcome)
-        except FailureSinkError as err:
-            failures += 1
-            metrics.destination_failures.inc()
-            delay = policy.transient_backoff.delay(failures, rand)
-            log.warning(
-                "shard %s: on-failure destination failed (%s); retrying in %.2fs", shard_id, err, delay
-            )
-            if await halted_within(halt, delay):
-                return False
-            continue
-        counter = metrics.records_to_destination if written else metrics.records_dropped_no_destination
-        counter.inc(len(records))
-        return True
 
 
 def log_retry(shard_id: str, outcome: InvokeOutcome, failure: str, attempts: Attempts, delay: float) -> None:

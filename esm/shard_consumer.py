@@ -30,14 +30,7 @@ from esm.batch_response import SUCCEEDED, read_batch_response
 from esm.batching import INVOKE_PAYLOAD_LIMIT_BYTES, BatchLimits, RecordBuffer
 from esm.failures import Attempts, Decision, DecisionKind, FailurePolicy, WorkItem
 from esm.outcomes import InvokeOutcome, OutcomeKind
-from esm.shard_chores import (
-    FailureSink,
-    FailureSinkError,
-    give_up,
-    halted_within,
-    log_retry,
-    processing_result,
-)
+from esm.shard_chores import FailureSink, FailureSinkError, halted_within, log_retry, processing_result
 from esm.shard_state import ShardEvent, ShardState, next_state
 
 if TYPE_CHECKING:
@@ -80,7 +73,15 @@ class ShardSource(Protocol[R]):
     def owned(self) -> bool: ...
 
 
-__all__ = ["DroppingSink", "FailureSink", "FailureSinkError", "ShardConsumer", "ShardMetrics", "ShardSource"]
+__all__ = [
+    "DroppingSink",
+    "FailureSink",
+    "FailureSinkError",
+    "ShardConsumer",
+    "ShardConsumerBase",
+    "ShardMetrics",
+    "ShardSource",
+]
 
 
 class DroppingSink:
@@ -146,7 +147,11 @@ class ShardMetrics:
         )
 
 
-class ShardConsumer(Generic[R]):
+class ShardConsumerBase(Generic[R]):
+    """What both shard consumers (this one and esm.windowed_consumer's) share: their
+    collaborators, the `esm.shard_state` life with its ownership contract, the status fields, and
+    handing records given up on to the failure sink."""
+
     def __init__(
         self,
         shard_id: str,
@@ -197,10 +202,15 @@ class ShardConsumer(Generic[R]):
     def lease_lost(self) -> None:
         self._transition(ShardEvent.LEASE_LOST)
         self._halt.set()
-        dropped = len(self.buffer)
+        dropped = self._drop_buffered()
         if dropped:
             self._metrics.records_abandoned.inc(dropped)
+
+    def _drop_buffered(self) -> int:
+        """Drops the records waiting to be processed (the next owner reads them); how many."""
+        dropped = len(self.buffer)
         self.buffer.clear()
+        return dropped
 
     def request_shutdown(self) -> None:
         if self.state in (ShardState.SHUT_DOWN, ShardState.LEASE_LOST):
@@ -208,6 +218,49 @@ class ShardConsumer(Generic[R]):
         self._transition(ShardEvent.SHUTDOWN_REQUESTED)
         self._halt.set()
 
+    def _end_reached(self) -> None:
+        """Everything the shard will ever hold was processed: the owner may end the shard."""
+        self._transition(ShardEvent.END_REACHED)
+        self._reached_end = True
+
+    def _settle(self) -> None:
+        """The end of `run()`, however it ends: SHUT_DOWN."""
+        if self.state in (ShardState.INITIALIZING, ShardState.PROCESSING):
+            # Cancelled (its owner was cancelled past the shutdown grace): a shutdown all the same.
+            self._transition(ShardEvent.SHUTDOWN_REQUESTED)
+        if self.state is not ShardState.SHUT_DOWN:
+            self._transition(ShardEvent.DRAINED)
+
+    async def _halted_within(self, seconds: float) -> bool:
+        return await halted_within(self._halt, seconds)
+
+    async def _give_up(self, records: list[R], decision: Decision, outcome: InvokeOutcome | None) -> bool:
+        """Hands records to the failure sink, retrying while it cannot take them: a record is never
+        dropped without being written somewhere. False when the shard halts first."""
+        failures = 0
+        while True:
+            try:
+                written = await self._sink.send(records, decision, outcome)
+            except FailureSinkError as err:
+                failures += 1
+                self._metrics.destination_failures.inc()
+                delay = self._policy.transient_backoff.delay(failures, self._rand)
+                log.warning(
+                    "shard %s: on-failure destination failed (%s); retrying in %.2fs",
+                    self.shard_id,
+                    err,
+                    delay,
+                )
+                if await self._halted_within(delay):
+                    return False
+                continue
+            metrics = self._metrics
+            counter = metrics.records_to_destination if written else metrics.records_dropped_no_destination
+            counter.inc(len(records))
+            return True
+
+
+class ShardConsumer(ShardConsumerBase[R]):
     async def run(self) -> None:
         if self.state is ShardState.INITIALIZING:
             self._transition(ShardEvent.INITIALIZED)
@@ -227,15 +280,9 @@ class ShardConsumer(Generic[R]):
                 ):
                     continue
             if self.state is ShardState.PROCESSING and self.buffer.drained:
-                # Everything the shard will ever hold was processed: the owner may end the shard.
-                self._transition(ShardEvent.END_REACHED)
-                self._reached_end = True
+                self._end_reached()
         finally:
-            if self.state in (ShardState.INITIALIZING, ShardState.PROCESSING):
-                # Cancelled (its owner was cancelled past the shutdown grace): a shutdown all the same.
-                self._transition(ShardEvent.SHUTDOWN_REQUESTED)
-            if self.state is not ShardState.SHUT_DOWN:
-                self._transition(ShardEvent.DRAINED)
+            self._settle()
 
     async def _checkpoint_filtered(self, records: list[R]) -> bool:
         """Moves the checkpoint past a batch's trailing records that the filter dropped."""
@@ -321,22 +368,6 @@ class ShardConsumer(Generic[R]):
                     return False  # shutting down or lost: the batch is re-read from the last checkpoint
         self.attempts = Attempts()
         return True
-
-    async def _halted_within(self, seconds: float) -> bool:
-        return await halted_within(self._halt, seconds)
-
-    async def _give_up(self, records: list[R], decision: Decision, outcome: InvokeOutcome | None) -> bool:
-        return await give_up(
-            self.shard_id,
-            self._sink,
-            records,
-            decision,
-            outcome,
-            self._metrics,
-            self._policy,
-            self._rand,
-            self._halt,
-        )
 
     async def _checkpoint(self, records: list[R], start: int, end: int) -> bool:
         """Checkpoints through records[end - 1]; False (and the shard is lost) when refused."""

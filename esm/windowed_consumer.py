@@ -55,15 +55,9 @@ from esm.batch_response import SUCCEEDED, BatchResponse, Verdict, read_batch_res
 from esm.batching import INVOKE_PAYLOAD_LIMIT_BYTES, BatchLimits, RecordBuffer
 from esm.failures import Attempts, Decision, DecisionKind, FailurePolicy, WorkItem
 from esm.outcomes import InvokeOutcome, OutcomeKind
-from esm.shard_chores import give_up, halted_within, log_retry, processing_result
-from esm.shard_consumer import (
-    DroppingSink,
-    FailureSink,
-    Invoker,
-    ShardMetrics,
-    ShardSource,
-)
-from esm.shard_state import ShardEvent, ShardState, next_state
+from esm.shard_chores import log_retry, processing_result
+from esm.shard_consumer import FailureSink, Invoker, ShardConsumerBase, ShardMetrics, ShardSource
+from esm.shard_state import ShardEvent, ShardState
 from esm.tumbling import (
     INITIAL_STATE,
     NO_RECORDS_EVENT,
@@ -185,7 +179,7 @@ class _OpenWindow(Generic[R]):
     terminated_early: bool = False
 
 
-class WindowedShardConsumer(Generic[R]):
+class WindowedShardConsumer(ShardConsumerBase[R]):
     def __init__(
         self,
         shard_id: str,
@@ -211,31 +205,26 @@ class WindowedShardConsumer(Generic[R]):
                 "BisectBatchOnFunctionError is not applied with TumblingWindowInSeconds: "
                 "pass a FailurePolicy with bisect_on_function_error=False"
             )
-        self.shard_id = shard_id
-        self.buffer = buffer
-        self._limits = limits
-        self._source = source
-        self._invoker = invoker
-        self._policy = policy
-        self._metrics = metrics
-        self._sink: FailureSink[R] = failure_sink or DroppingSink()
-        self._report_item_failures = report_batch_item_failures
-        self._wall_clock = wall_clock
-        self._rand = rand
+        super().__init__(
+            shard_id,
+            buffer,
+            limits,
+            source,
+            invoker,
+            policy,
+            metrics,
+            failure_sink,
+            report_batch_item_failures,
+            initial_state,
+            wall_clock,
+            rand,
+        )
         self._batcher = WindowBatcher(buffer, source.record_time, window_seconds, source.taken)
         self._stream_arn = stream_arn
         self._watermark = watermark
         self._watermark_poll_seconds = watermark_poll_seconds
-        self.state = initial_state
-        self._halt = asyncio.Event()
-        self.last_error: str | None = None
-        self.attempts = Attempts()
-        # For `esm status`: the batch being worked on, and Lambda's LastProcessingResult.
-        self.current: list[R] | None = None
-        self.last_processing_result = "No records processed"
         # Final invocations given up on (their window was checkpointed without them).
         self.windows_given_up = 0
-        self._reached_end = False
         self._open: _OpenWindow[R] | None = None
 
     @property
@@ -243,29 +232,8 @@ class WindowedShardConsumer(Generic[R]):
         """The window being worked on, for status."""
         return self._open.window if self._open is not None else None
 
-    @property
-    def reached_end(self) -> bool:
-        """The buffer was closed, every record in it processed and the last window closed."""
-        return self._reached_end
-
-    def _transition(self, event: ShardEvent) -> None:
-        before = self.state
-        self.state = next_state(self.state, event)
-        if before is not self.state:
-            log.debug("shard %s: %s -> %s", self.shard_id, before.value, self.state.value)
-
-    def lease_lost(self) -> None:
-        self._transition(ShardEvent.LEASE_LOST)
-        self._halt.set()
-        dropped = self._batcher.drop()
-        if dropped:
-            self._metrics.records_abandoned.inc(dropped)
-
-    def request_shutdown(self) -> None:
-        if self.state in (ShardState.SHUT_DOWN, ShardState.LEASE_LOST):
-            return
-        self._transition(ShardEvent.SHUTDOWN_REQUESTED)
-        self._halt.set()
+    def _drop_buffered(self) -> int:
+        return self._batcher.drop()
 
     async def run(self) -> None:
         if self.state is ShardState.INITIALIZING:
@@ -284,16 +252,11 @@ class WindowedShardConsumer(Generic[R]):
                 if records:
                     await self._process(records)
             if self.state is ShardState.PROCESSING:
-                # Everything the shard will ever hold was processed: the owner may end the shard.
-                self._transition(ShardEvent.END_REACHED)
-                self._reached_end = True
+                # The buffer was closed and drained, and the last window closed.
+                self._end_reached()
         finally:
             self._open = None
-            if self.state in (ShardState.INITIALIZING, ShardState.PROCESSING):
-                # Cancelled (its owner was cancelled past the shutdown grace): a shutdown all the same.
-                self._transition(ShardEvent.SHUTDOWN_REQUESTED)
-            if self.state is not ShardState.SHUT_DOWN:
-                self._transition(ShardEvent.DRAINED)
+            self._settle()
 
     # -- batches -------------------------------------------------------------------------------
 
@@ -551,24 +514,6 @@ class WindowedShardConsumer(Generic[R]):
             return True
         self.lease_lost()
         return False
-
-    # -- shared with ShardConsumer (esm.shard_chores) ------------------------------------------
-
-    async def _halted_within(self, seconds: float) -> bool:
-        return await halted_within(self._halt, seconds)
-
-    async def _give_up(self, records: list[R], decision: Decision, outcome: InvokeOutcome | None) -> bool:
-        return await give_up(
-            self.shard_id,
-            self._sink,
-            records,
-            decision,
-            outcome,
-            self._metrics,
-            self._policy,
-            self._rand,
-            self._halt,
-        )
 
 
 def _failure_text(outcome: InvokeOutcome, response: BatchResponse) -> str:
