@@ -65,6 +65,33 @@ def steals_noticed(*engines: EsmProcess) -> bool:
     return all(lost[shard] >= count for shard, count in stolen.items())
 
 
+def stream_config(
+    tmp_path: Path,
+    worker: Worker,
+    stream: KinesisStream,
+    mapping_id: str,
+    store: str | None = None,
+    name: str = "esm",
+    role: str | None = None,
+    **mapping_overrides: Any,
+) -> Path:
+    """The config of one Kinesis mapping onto `worker`'s function, with this file's short leases."""
+    return write_config(
+        tmp_path / f"{name}.json",
+        [function(worker, **({"Role": role} if role else {}))],
+        [kinesis_mapping(stream, mapping_id, **mapping_overrides)],
+        store=store,
+        LeaseDurationSeconds=LEASE_SECONDS,
+    )
+
+
+def recorder_worker(out: Path) -> Worker:
+    """A worker whose handler appends every event it gets to `out`."""
+    return Worker(
+        "tests.handlers.recorder:handler", concurrency=4, env={"ESM_RECORDER_FILE": str(out)}
+    ).wait_serving()
+
+
 def wait_all_delivered(out: Path, puts: Sequence[Put], *engines: EsmProcess, timeout: float = 60.0) -> None:
     expected = {(p.shard_id, p.sequence_number) for p in puts}
     missing: set[tuple[str, str]] = set()
@@ -124,17 +151,9 @@ def test_four_shards_all_delivered_in_order_per_key(kinesis_mock: KinesisMock, t
     puts = KeyedProducer(stream, keys(40)).put_rounds(50)
     assert len(puts) == 2000 and len({p.shard_id for p in puts}) == 4
     out = tmp_path / "events.jsonl"
-    worker = Worker(
-        "tests.handlers.recorder:handler", concurrency=4, env={"ESM_RECORDER_FILE": str(out)}
-    ).wait_serving()
+    worker = recorder_worker(out)
     mapping_id, url = str(uuid.uuid4()), store_url(tmp_path)
-    config = write_config(
-        tmp_path / "esm.json",
-        [function(worker, Role=ROLE)],
-        [kinesis_mapping(stream, mapping_id)],
-        store=url,
-        LeaseDurationSeconds=LEASE_SECONDS,
-    )
+    config = stream_config(tmp_path, worker, stream, mapping_id, store=url, role=ROLE)
     engine = stream_daemon(config, emulator_env(kinesis_mock))
     try:
         wait_all_delivered(out, puts, engine)
@@ -151,17 +170,9 @@ def test_two_poller_processes_share_the_shards_evenly(kinesis_mock: KinesisMock,
     stream = create_kinesis_stream(kinesis_mock, shard_count=4)
     puts = KeyedProducer(stream, keys(16)).put_rounds(20)
     out = tmp_path / "events.jsonl"
-    worker = Worker(
-        "tests.handlers.recorder:handler", concurrency=4, env={"ESM_RECORDER_FILE": str(out)}
-    ).wait_serving()
+    worker = recorder_worker(out)
     mapping_id, url = str(uuid.uuid4()), store_url(tmp_path)
-    config = write_config(
-        tmp_path / "esm.json",
-        [function(worker)],
-        [kinesis_mapping(stream, mapping_id)],
-        store=url,
-        LeaseDurationSeconds=LEASE_SECONDS,
-    )
+    config = stream_config(tmp_path, worker, stream, mapping_id, store=url)
     engine = stream_daemon(config, emulator_env(kinesis_mock), processes=2)
     shares: list[int] = []
 
@@ -185,17 +196,9 @@ def test_split_merge_and_update_shard_count_while_records_flow(
 ) -> None:
     stream = create_kinesis_stream(kinesis_mock, shard_count=2)
     out = tmp_path / "events.jsonl"
-    worker = Worker(
-        "tests.handlers.recorder:handler", concurrency=4, env={"ESM_RECORDER_FILE": str(out)}
-    ).wait_serving()
+    worker = recorder_worker(out)
     mapping_id, url = str(uuid.uuid4()), store_url(tmp_path)
-    config = write_config(
-        tmp_path / "esm.json",
-        [function(worker)],
-        [kinesis_mapping(stream, mapping_id, BatchSize=50)],
-        store=url,
-        LeaseDurationSeconds=LEASE_SECONDS,
-    )
+    config = stream_config(tmp_path, worker, stream, mapping_id, BatchSize=50, store=url)
     engine = stream_daemon(config, emulator_env(kinesis_mock))
     producer = KeyedProducer(stream, keys(20)).start()
 
@@ -245,13 +248,7 @@ def test_two_daemons_share_leases_and_the_survivor_takes_over_a_kill_9(
     ).wait_serving()
     mapping_id, url, batch_size = str(uuid.uuid4()), store_url(tmp_path), 20
     configs = [
-        write_config(
-            tmp_path / f"{name}.json",
-            [function(worker)],
-            [kinesis_mapping(stream, mapping_id, BatchSize=batch_size)],
-            store=url,
-            LeaseDurationSeconds=LEASE_SECONDS,
-        )
+        stream_config(tmp_path, worker, stream, mapping_id, BatchSize=batch_size, store=url, name=name)
         for name in ("a", "b")
     ]
     env = emulator_env(kinesis_mock)
@@ -335,13 +332,7 @@ def test_leases_stolen_mid_stream_go_back_when_the_thief_dies(
     ).wait_serving()
     mapping_id, url = str(uuid.uuid4()), store_url(tmp_path)
     configs = [
-        write_config(
-            tmp_path / f"{name}.json",
-            [function(worker)],
-            [kinesis_mapping(stream, mapping_id, BatchSize=20)],
-            store=url,
-            LeaseDurationSeconds=LEASE_SECONDS,
-        )
+        stream_config(tmp_path, worker, stream, mapping_id, BatchSize=20, store=url, name=name)
         for name in ("first", "thief")
     ]
     env = emulator_env(kinesis_mock)
@@ -398,12 +389,8 @@ def test_parallelization_factor_runs_batches_of_one_shard_at_once_in_key_order(
         env={"ESM_RECORDER_FILE": str(out), "ESM_SLOW_SECONDS": "0.05", "ESM_WORKER_STATS_FILE": str(stats)},
     ).wait_serving()
     mapping_id, url = str(uuid.uuid4()), store_url(tmp_path)
-    config = write_config(
-        tmp_path / "esm.json",
-        [function(worker)],
-        [kinesis_mapping(stream, mapping_id, BatchSize=10, ParallelizationFactor=4)],
-        store=url,
-        LeaseDurationSeconds=LEASE_SECONDS,
+    config = stream_config(
+        tmp_path, worker, stream, mapping_id, BatchSize=10, ParallelizationFactor=4, store=url
     )
     engine = stream_daemon(config, emulator_env(kinesis_mock))
     try:
@@ -434,11 +421,8 @@ def test_tumbling_window_sums_add_up_once_per_window_and_shard(
     worker = Worker(
         "tests.handlers.window_sum:handler", env={"ESM_WINDOW_RESULTS_FILE": str(results)}
     ).wait_serving()
-    config = write_config(
-        tmp_path / "esm.json",
-        [function(worker)],
-        [kinesis_mapping(stream, str(uuid.uuid4()), TumblingWindowInSeconds=window_seconds)],
-        LeaseDurationSeconds=LEASE_SECONDS,
+    config = stream_config(
+        tmp_path, worker, stream, str(uuid.uuid4()), TumblingWindowInSeconds=window_seconds
     )
     engine = stream_daemon(config, emulator_env(kinesis_mock))
     value = iter(range(1, 10_000))
@@ -482,15 +466,13 @@ def test_powertools_kinesis_handler_runs_unmodified(kinesis_mock: KinesisMock, t
     worker = Worker(
         "tests.handlers.powertools_kinesis:handler", env={"ESM_RECORDER_FILE": str(out)}
     ).wait_serving()
-    config = write_config(
-        tmp_path / "esm.json",
-        [function(worker)],
-        [
-            kinesis_mapping(
-                stream, str(uuid.uuid4()), BatchSize=25, FunctionResponseTypes=["ReportBatchItemFailures"]
-            )
-        ],
-        LeaseDurationSeconds=LEASE_SECONDS,
+    config = stream_config(
+        tmp_path,
+        worker,
+        stream,
+        str(uuid.uuid4()),
+        BatchSize=25,
+        FunctionResponseTypes=["ReportBatchItemFailures"],
     )
     engine = stream_daemon(config, emulator_env(kinesis_mock))
 
