@@ -370,12 +370,9 @@ class StreamMappingRunner:
             return None
         return StreamFailureSink(
             destination,
-            self._flavor.kind,
+            self._flavor,
             shard_id,
             self._settings.stream_arn,
-            self._flavor.build_event,
-            self._flavor.sequence_of,
-            self._flavor.time_of,
             self._failures.function_arn,
             self._failures.include_payload,
         )
