@@ -7,32 +7,15 @@ from collections.abc import Sequence
 
 import orjson
 import pytest
+from shard_metrics import metrics
 
 from esm.batching import BatchLimits, RecordBuffer
 from esm.failures import Backoff, Decision, FailurePolicy
 from esm.outcomes import FunctionError, InvokeOutcome, OutcomeKind
-from esm.shard_consumer import ShardConsumer, ShardMetrics
+from esm.shard_consumer import ShardConsumer
 from esm.shard_state import ShardState
 
 FAST = FailurePolicy(function_error_backoff=Backoff(0.001, 0.001), transient_backoff=Backoff(0.001, 0.001))
-
-
-class Counter:
-    def __init__(self) -> None:
-        self.value = 0.0
-
-    def inc(self, amount: float = 1) -> None:
-        self.value += amount
-
-    def observe(self, amount: float) -> None:
-        self.value += amount
-
-    def set(self, value: float) -> None:
-        self.value = value
-
-
-def metrics() -> ShardMetrics:
-    return ShardMetrics(*(Counter() for _ in range(12)))
 
 
 class FakeSource:

@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 import pytest
 from aws_lambda_powertools.utilities.data_classes import KinesisStreamEvent
+from shard_metrics import Count, metrics
 
 from esm.batching import BatchLimits, RecordBuffer
 from esm.events.kinesis import KinesisEventBuilder, KinesisShardOrigin, event_record
@@ -49,24 +50,6 @@ def recs(*seq_and_time: tuple[int, float]) -> list[Rec]:
 # Timeline entries: ("batch", window start, seqs, state), ("final", window start, state,
 # terminated early), ("checkpoint", seq).
 Entry = tuple[Any, ...]
-
-
-class Counter:
-    def __init__(self) -> None:
-        self.value = 0.0
-
-    def inc(self, amount: float = 1) -> None:
-        self.value += amount
-
-    def observe(self, amount: float) -> None:
-        self.value += amount
-
-    def set(self, value: float) -> None:
-        self.value = value
-
-
-def metrics() -> ShardMetrics:
-    return ShardMetrics(*(Counter() for _ in range(12)))
 
 
 class StreamSource:
@@ -364,7 +347,7 @@ async def test_lease_lost_with_a_batch_in_flight_checkpoints_nothing(runner_noti
     assert s.shard.state is ShardState.SHUT_DOWN
     assert not s.shard.reached_end
     abandoned = s.metrics.records_abandoned
-    assert isinstance(abandoned, Counter) and abandoned.value == 4  # in flight, held and buffered
+    assert isinstance(abandoned, Count) and abandoned.value == 4  # in flight, held and buffered
 
 
 async def test_lease_lost_while_the_window_is_open_checkpoints_nothing() -> None:

@@ -25,7 +25,6 @@ import orjson
 from esm.events.kinesis import KinesisShardOrigin, event_record
 from esm.mappings.stream_flavors import KINESIS, EventRecord, ShardReader, StreamFlavor
 from esm.outcomes import InvokeOutcome
-from esm.shard_consumer import ShardMetrics
 from esm.sources.stream_discovery import ShardInfo
 from esm.sources.stream_shards import ReadResult, StartPosition
 from esm.stores.leases import SHARD_END, Lease, LeaseStore
@@ -188,28 +187,6 @@ class RecordingInvoker:
 
 def event_ids(shard_id: str, numbers: Sequence[int]) -> list[str]:
     return [f"{shard_id}:{sequence(n)}" for n in numbers]
-
-
-class Count:
-    """A metric child that keeps its value (inc, observe and set)."""
-
-    def __init__(self) -> None:
-        self.value = 0.0
-
-    def inc(self, amount: float = 1) -> None:
-        self.value += amount
-
-    def observe(self, amount: float) -> None:
-        self.value += amount
-
-    def set(self, value: float) -> None:
-        self.value = value
-
-
-def counting_metrics() -> tuple[ShardMetrics, dict[str, Count]]:
-    """ShardMetrics whose children are Counts, and those Counts by field name."""
-    counts = {field.name: Count() for field in dataclasses.fields(ShardMetrics)}
-    return ShardMetrics(**counts), counts
 
 
 class ObservedLeases:

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
 import pytest
+from shard_metrics import Count, counting_metrics
 
 from esm.batching import BatchLimits
 from esm.failures import FailurePolicy
@@ -25,11 +26,9 @@ from esm.stores.leases import SHARD_END, Lease, LeaseStore, lease_namespace
 
 from .stream_fakes import (
     STREAM_ARN,
-    Count,
     FakeStream,
     ObservedLeases,
     RecordingInvoker,
-    counting_metrics,
     entry,
     event_ids,
     lease_of,
