@@ -218,6 +218,10 @@ class ShardConsumerBase(Generic[R]):
         self._transition(ShardEvent.SHUTDOWN_REQUESTED)
         self._halt.set()
 
+    async def run(self) -> None:
+        """Processes the shard's records until it ends, is lost or shut down."""
+        raise NotImplementedError
+
     def _end_reached(self) -> None:
         """Everything the shard will ever hold was processed: the owner may end the shard."""
         self._transition(ShardEvent.END_REACHED)

@@ -27,14 +27,14 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from esm.batching import BatchLimits, RecordBuffer, wait_either
 from esm.failures import FailurePolicy
 from esm.filtering import RecordFilter
 from esm.mappings.stream_flavors import EventRecord, ShardReader, StreamFlavor
 from esm.shard_chores import halted_within
-from esm.shard_consumer import FailureSink, Invoker, ShardConsumer, ShardMetrics
+from esm.shard_consumer import FailureSink, Invoker, ShardConsumer, ShardConsumerBase, ShardMetrics
 from esm.shard_lanes import CompletionTracker, lane_for
 from esm.shard_state import ShardState
 from esm.sources.stream_shards import ChildShard, ReadResult, StartPosition
@@ -54,23 +54,6 @@ BROKEN_READ_DELAY_SECONDS = 30.0
 STORE_RETRY_DELAYS_SECONDS = (0.2, 0.5, 1.0, 2.0)
 # How often a shard waiting on its parents looks at their leases again.
 PARENT_CHECK_INTERVAL_SECONDS = 1.0
-
-
-class LaneConsumer(Protocol):
-    """ShardConsumer or WindowedShardConsumer: what the shard needs of a lane."""
-
-    buffer: RecordBuffer[Any]
-    state: ShardState
-    current: list[Any] | None
-    last_error: str | None
-    last_processing_result: str
-
-    @property
-    def reached_end(self) -> bool: ...
-
-    async def run(self) -> None: ...
-    def lease_lost(self) -> None: ...
-    def request_shutdown(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -262,7 +245,7 @@ class StreamShard:
         self._wall_clock = wall_clock
         self.hold = _LeaseHold(lease.shard_id, lease.token, lease.parent_shard_ids, lease.checkpoint)
         self.checkpointer = ShardCheckpointer(store, settings, self.hold, wall_clock, self.lease_lost)
-        self.lanes: list[LaneConsumer] = []
+        self.lanes: list[ShardConsumerBase[Any]] = []
         self.buffered_bytes = 0
         self.room = asyncio.Event()
         self._stop = asyncio.Event()
@@ -369,28 +352,13 @@ class StreamShard:
         # A shard this mapping starts with (its parents, if any, were never seen): as configured.
         return self.settings.start
 
-    def _lane(self, index: int) -> LaneConsumer:
+    def _lane(self, index: int) -> ShardConsumerBase[Any]:
         source = _LaneSource(self, index)
         buffer: RecordBuffer[Any] = RecordBuffer(time.monotonic)
         s = self.settings
         name = self.shard_id if s.lanes == 1 else f"{self.shard_id}#{index}"
         sink = self._make_failure_sink(self.shard_id)
-        if s.window_seconds > 0:
-            return WindowedShardConsumer(
-                name,
-                buffer,
-                s.limits,
-                source,
-                self._invoker,
-                s.policy,
-                self._metrics,
-                failure_sink=sink,
-                report_batch_item_failures=s.report_batch_item_failures,
-                window_seconds=s.window_seconds,
-                stream_arn=s.stream_arn,
-                watermark=lambda: self.watermark,
-            )
-        return ShardConsumer(
+        args = (
             name,
             buffer,
             s.limits,
@@ -398,9 +366,17 @@ class StreamShard:
             self._invoker,
             s.policy,
             self._metrics,
-            failure_sink=sink,
-            report_batch_item_failures=s.report_batch_item_failures,
+            sink,
+            s.report_batch_item_failures,
         )
+        if s.window_seconds > 0:
+            return WindowedShardConsumer(
+                *args,
+                window_seconds=s.window_seconds,
+                stream_arn=s.stream_arn,
+                watermark=lambda: self.watermark,
+            )
+        return ShardConsumer(*args)
 
     async def _read_until_stopped(self, reader: ShardReader) -> None:
         loop = asyncio.get_running_loop()
