@@ -7,8 +7,9 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+import uuid
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import boto3
 
@@ -128,3 +129,28 @@ class DynamoDBLocal(_Emulator):
     def _answers(self) -> bool:
         self.client().list_tables()  # type: ignore[attr-defined]
         return True
+
+
+def wait_stream_active(client: Any, name: str, timeout: float = 30.0) -> None:
+    """Until the Kinesis stream `name` is ACTIVE (kinesis-mock takes its CREATE/SPLIT/MERGE time)."""
+    deadline = time.monotonic() + timeout
+    while (
+        status := client.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamStatus"]
+    ) != "ACTIVE":
+        assert time.monotonic() < deadline, f"stream {name} still {status} after {timeout}s"
+        time.sleep(0.05)
+
+
+def create_table(client: Any, stream_view: str | None = "NEW_AND_OLD_IMAGES", name: str | None = None) -> Any:
+    """A new table keyed by the string `id` (a unique name unless given), streaming `stream_view`
+    (None: no stream); its TableDescription."""
+    extra: dict[str, Any] = {}
+    if stream_view is not None:
+        extra["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": stream_view}
+    return client.create_table(
+        TableName=name or f"t-{uuid.uuid4().hex[:10]}",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+        **extra,
+    )["TableDescription"]

@@ -24,7 +24,7 @@ from typing import Any
 
 import botocore.exceptions
 from esm_processes import EsmProcess
-from stream_services import CREDENTIALS, DynamoDBLocal, KinesisMock
+from stream_services import CREDENTIALS, DynamoDBLocal, KinesisMock, wait_stream_active
 
 from esm.mappings.streams import lease_namespace
 from esm.stores import open_store
@@ -69,11 +69,7 @@ class KinesisStream:
         return str(summary["StreamStatus"])
 
     def wait_active(self, timeout: float = 30.0) -> KinesisStream:
-        deadline = time.monotonic() + timeout
-        while (status := self.status()) != "ACTIVE":
-            if time.monotonic() > deadline:
-                raise AssertionError(f"stream {self.name} still {status} after {timeout}s")
-            time.sleep(0.05)
+        wait_stream_active(self.client, self.name, timeout)
         return self
 
     def shards(self) -> list[dict[str, Any]]:

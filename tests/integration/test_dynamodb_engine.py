@@ -13,7 +13,6 @@ import asyncio
 import json
 import re
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 
 import pytest
 from esm_processes import EsmProcess
-from stream_services import DynamoDBLocal
+from stream_services import DynamoDBLocal, create_table
 
 from esm.stores import open_store
 from esm.stores.leases import SHARD_END, Lease, lease_namespace, normalize_sequence
@@ -59,14 +58,8 @@ class Table:
         streams: Any = emulator.client("dynamodbstreams")
         self.dynamodb = dynamodb
         self.streams = streams
-        self.name = f"ddb-{uuid.uuid4().hex[:10]}"
-        described = self.dynamodb.create_table(
-            TableName=self.name,
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-            StreamSpecification={"StreamEnabled": True, "StreamViewType": view_type},
-        )["TableDescription"]
+        described = create_table(self.dynamodb, view_type)
+        self.name: str = described["TableName"]
         self.table_arn: str = described["TableArn"]
         self.stream_arn: str = described["LatestStreamArn"]
 

@@ -4,13 +4,12 @@ standard environment: resolved per service without any network, then used agains
 from __future__ import annotations
 
 import os
-import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
-from stream_services import DynamoDBLocal, KinesisMock
+from stream_services import DynamoDBLocal, KinesisMock, create_table, wait_stream_active
 
 from esm.sources.aws_clients import aws_client, aws_region
 
@@ -33,16 +32,6 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPat
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
     return monkeypatch
-
-
-def wait_active(client: Any, name: str) -> None:
-    deadline = time.monotonic() + 30
-    while (
-        client.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamStatus"]
-        != "ACTIVE"
-    ):
-        assert time.monotonic() < deadline, f"stream {name} did not become ACTIVE"
-        time.sleep(0.05)
 
 
 @pytest.mark.parametrize(
@@ -133,7 +122,7 @@ def test_kinesis_client_reaches_kinesis_mock(aws_env: pytest.MonkeyPatch, kinesi
     admin: Any = kinesis_mock.client()
     admin.create_stream(StreamName=name, ShardCount=1)
     try:
-        wait_active(admin, name)
+        wait_stream_active(admin, name)
         aws_env.setenv("AWS_ENDPOINT_URL_KINESIS", kinesis_mock.endpoint)
         aws_env.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens: must not be used
         client = aws_client("kinesis", "us-east-1")
@@ -151,18 +140,12 @@ def test_dynamodb_clients_reach_dynamodb_local(
     # DynamoDB Local's own region, taken from its ARNs: never checked against AWS's list.
     tables = aws_client("dynamodb", "ddblocal")
     streams = aws_client("dynamodbstreams", "ddblocal")
-    name = f"t-{uuid.uuid4().hex[:10]}"
-    created = tables.create_table(
-        TableName=name,
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "KEYS_ONLY"},
-    )
+    created = create_table(tables, "KEYS_ONLY")
+    name = created["TableName"]
     try:
         admin: Any = dynamodb_local.client()
         assert admin.describe_table(TableName=name)["Table"]["TableStatus"] == "ACTIVE"
         listed = streams.list_streams(TableName=name)["Streams"]
-        assert [s["StreamArn"] for s in listed] == [created["TableDescription"]["LatestStreamArn"]]
+        assert [s["StreamArn"] for s in listed] == [created["LatestStreamArn"]]
     finally:
         tables.delete_table(TableName=name)

@@ -4,13 +4,12 @@ still come from the emulator), resume after a checkpoint, throttling backoff, er
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
-from stream_services import DynamoDBLocal
+from stream_services import DynamoDBLocal, create_table
 
 from esm.sources.dynamodb import (
     DynamoDBReaderSettings,
@@ -74,15 +73,9 @@ class Table:
         streams: Any = emulator.client("dynamodbstreams")
         self.dynamodb = dynamodb
         self.streams = streams
-        self.name = f"t-{uuid.uuid4().hex[:10]}"
-        described = self.dynamodb.create_table(
-            TableName=self.name,
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-        )
-        self.stream_arn: str = described["TableDescription"]["LatestStreamArn"]
+        described = create_table(self.dynamodb)
+        self.name: str = described["TableName"]
+        self.stream_arn: str = described["LatestStreamArn"]
 
     def put(self, *ids: str) -> None:
         for item_id in ids:

@@ -12,7 +12,7 @@ from typing import Any
 
 import botocore.exceptions
 import pytest
-from stream_services import KinesisMock
+from stream_services import KinesisMock, wait_stream_active
 
 from esm.sources.kinesis import (
     LATEST_RESUME_MARGIN_SECONDS,
@@ -75,16 +75,6 @@ class FaultyClient:
         return result
 
 
-def wait_active(client: Any, name: str) -> None:
-    deadline = time.monotonic() + 30
-    while (
-        client.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamStatus"]
-        != "ACTIVE"
-    ):
-        assert time.monotonic() < deadline, f"stream {name} did not become ACTIVE"
-        time.sleep(0.05)
-
-
 @pytest.fixture
 def client(kinesis_mock: KinesisMock) -> Any:
     return kinesis_mock.client()
@@ -95,7 +85,7 @@ def stream(client: Any) -> Iterator[tuple[str, str]]:
     """A fresh one-shard stream: (name, shard id)."""
     name = f"s-{uuid.uuid4().hex[:10]}"
     client.create_stream(StreamName=name, ShardCount=1)
-    wait_active(client, name)
+    wait_stream_active(client, name)
     [shard] = client.list_shards(StreamName=name)["Shards"]
     yield name, shard["ShardId"]
     client.delete_stream(StreamName=name)
@@ -175,7 +165,7 @@ async def test_parent_shard_ends_after_a_split_naming_its_children(client: Any, 
     name, parent = stream
     before = put(client, name, 5)
     client.split_shard(StreamName=name, ShardToSplit=parent, NewStartingHashKey=str(2**127))
-    wait_active(client, name)
+    wait_stream_active(client, name)
     children = {s["ShardId"] for s in client.list_shards(StreamName=name)["Shards"]} - {parent}
     assert len(children) == 2
     put(client, name, 3, first=5)  # goes to the children, never to the closed parent

@@ -5,13 +5,12 @@ Local gives a stream one shard only (see SERVICES.md)."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from stream_services import DynamoDBLocal, KinesisMock
+from stream_services import DynamoDBLocal, KinesisMock, create_table, wait_stream_active
 
 from esm.sources.dynamodb import StreamNotFoundError, StreamReadError
 from esm.sources.kinesis import KinesisReadError, KinesisStreamNotFoundError
@@ -116,16 +115,6 @@ class RecordingKinesis:
         return self.real.list_shards(**kwargs)
 
 
-def wait_active(client: Any, name: str) -> None:
-    deadline = time.monotonic() + 30
-    while (
-        client.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamStatus"]
-        != "ACTIVE"
-    ):
-        assert time.monotonic() < deadline, f"stream {name} did not become ACTIVE"
-        time.sleep(0.05)
-
-
 @pytest.fixture
 def kinesis(kinesis_mock: KinesisMock) -> Any:
     return kinesis_mock.client()
@@ -140,13 +129,13 @@ def new_stream(kinesis: Any) -> Iterator[Callable[[int], tuple[str, str]]]:
         name = f"s-{uuid.uuid4().hex[:10]}"
         kinesis.create_stream(StreamName=name, ShardCount=shard_count)
         names.append(name)
-        wait_active(kinesis, name)
+        wait_stream_active(kinesis, name)
         summary = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
         return name, str(summary["StreamARN"])
 
     yield make
     for name in names:
-        wait_active(kinesis, name)
+        wait_stream_active(kinesis, name)
         kinesis.delete_stream(StreamName=name)
 
 
@@ -172,7 +161,7 @@ def test_kinesis_split_lists_the_closed_parent_before_both_children(
     kinesis.split_shard(
         StreamName=name, ShardToSplit=first["ShardId"], NewStartingHashKey=str((low + high) // 2)
     )
-    wait_active(kinesis, name)
+    wait_stream_active(kinesis, name)
 
     shards = KinesisShardLister(kinesis, arn).list_shards()
 
@@ -192,7 +181,7 @@ def test_kinesis_merge_names_parent_then_adjacent_parent(
     name, arn = new_stream(3)
     first, second, third = open_shard_ids(kinesis, name)
     kinesis.merge_shards(StreamName=name, ShardToMerge=second, AdjacentShardToMerge=third)
-    wait_active(kinesis, name)
+    wait_stream_active(kinesis, name)
 
     shards = KinesisShardLister(kinesis, arn).list_shards()
 
@@ -253,19 +242,8 @@ class Tables:
 
     def create(self, stream_view: str | None = "NEW_AND_OLD_IMAGES") -> dict[str, Any]:
         """A new table's TableDescription; `stream_view` None: without a stream."""
-        name = f"t-{uuid.uuid4().hex[:10]}"
-        extra: dict[str, Any] = {}
-        if stream_view is not None:
-            extra["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": stream_view}
-        described = self.dynamodb.create_table(
-            TableName=name,
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-            **extra,
-        )
-        self.names.append(name)
-        table: dict[str, Any] = described["TableDescription"]
+        table: dict[str, Any] = create_table(self.dynamodb, stream_view)
+        self.names.append(table["TableName"])
         return table
 
     def disable_stream(self, name: str) -> None:

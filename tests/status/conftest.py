@@ -3,12 +3,11 @@ environment, as `esm status` is in production, and tables made per test."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from stream_services import CREDENTIALS, DynamoDBLocal
+from stream_services import CREDENTIALS, DynamoDBLocal, create_table
 
 
 class Tables:
@@ -21,19 +20,8 @@ class Tables:
 
     def create(self, with_stream: bool = True) -> dict[str, Any]:
         """The new table's TableDescription."""
-        name = f"t-{uuid.uuid4().hex[:10]}"
-        extra: dict[str, Any] = {}
-        if with_stream:
-            extra["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": "KEYS_ONLY"}
-        described = self.client.create_table(
-            TableName=name,
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-            **extra,
-        )
-        self.names.append(name)
-        table: dict[str, Any] = described["TableDescription"]
+        table: dict[str, Any] = create_table(self.client, "KEYS_ONLY" if with_stream else None)
+        self.names.append(table["TableName"])
         return table
 
 

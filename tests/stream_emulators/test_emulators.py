@@ -7,7 +7,7 @@ import time
 import uuid
 from typing import Any
 
-from stream_services import DynamoDBLocal, KinesisMock
+from stream_services import DynamoDBLocal, KinesisMock, create_table
 
 
 def test_kinesis_mock_round_trip(kinesis_mock: KinesisMock) -> None:
@@ -36,15 +36,8 @@ def test_kinesis_mock_round_trip(kinesis_mock: KinesisMock) -> None:
 def test_dynamodb_local_streams_an_insert(dynamodb_local: DynamoDBLocal) -> None:
     dynamodb: Any = dynamodb_local.client()
     streams: Any = dynamodb_local.client("dynamodbstreams")
-    table = f"t-{uuid.uuid4().hex[:8]}"
-    described = dynamodb.create_table(
-        TableName=table,
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-    )
-    arn = described["TableDescription"]["LatestStreamArn"]
+    described = create_table(dynamodb)
+    table, arn = described["TableName"], described["LatestStreamArn"]
     dynamodb.put_item(TableName=table, Item={"id": {"S": "a"}, "n": {"N": "1"}})
     [shard] = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
     iterator = streams.get_shard_iterator(
