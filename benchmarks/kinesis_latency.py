@@ -38,23 +38,21 @@ import contextlib  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
-import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence  # noqa: E402
+from collections.abc import Callable, Iterable, Iterator, Sequence  # noqa: E402
 from dataclasses import asdict, dataclass  # noqa: E402
 from typing import Any, Protocol  # noqa: E402
 
 import boto3  # noqa: E402
 from kafka_bench.engine import (  # noqa: E402
     EngineUnavailable,
-    child_environment,
-    esm_command,
     require_engine,
     start_daemon,
     start_worker,
+    write_checked_config,
 )
 from kafka_bench.latency import LatencyResult  # noqa: E402
 from kafka_bench.stats import median_or_none  # noqa: E402
@@ -330,21 +328,6 @@ def engine_config(
     }
 
 
-def write_config(workdir: Path, config: Mapping[str, Any]) -> Path:
-    """Write the config (JSON, which YAML loaders read too) and check it with `esm validate`."""
-    path = workdir / "esm-config.json"
-    path.write_text(json.dumps(config, indent=2))
-    check = subprocess.run(
-        esm_command("validate", "-c", str(path)), capture_output=True, text=True, env=child_environment()
-    )
-    if check.returncode != 0:
-        raise EngineUnavailable(
-            f"`esm validate` rejects the benchmark's config {path} (update engine_config in "
-            f"{Path(__file__).name}):\n{check.stdout}{check.stderr}"
-        )
-    return path
-
-
 # -- one part of a run: warm up, produce, collect ----------------------------------------------
 
 
@@ -398,7 +381,7 @@ def measure_engine(endpoint: str, stream: Stream, workdir: Path, args: argparse.
     )
     try:
         store_url = f"sqlite:///{(workdir / 'store.sqlite').resolve()}"
-        config = write_config(
+        config = write_checked_config(
             workdir, engine_config(store_url, worker_endpoint, stream.arn, args.poll_interval)
         )
         daemon = start_daemon(config, workdir)

@@ -102,9 +102,14 @@ def engine_config(store_url: str, metrics_port: int, mapping: MappingSpec) -> di
 
 
 def write_config(workdir: Path, mapping: MappingSpec) -> Path:
-    """Write the config (JSON, which YAML loaders read too) and check it with `esm validate`."""
-    path = workdir / "esm-config.json"
+    """The Kafka benchmark's config, written and checked (`write_checked_config`)."""
     config = engine_config(f"sqlite:///{(workdir / 'store.sqlite').resolve()}", free_port(), mapping)
+    return write_checked_config(workdir, config)
+
+
+def write_checked_config(workdir: Path, config: Mapping[str, Any]) -> Path:
+    """Write a benchmark's config (JSON, which YAML loaders read too) and check it with `esm validate`."""
+    path = workdir / "esm-config.json"
     path.write_text(json.dumps(config, indent=2))
     if importlib.util.find_spec("esm.config.loader") is not None:
         check = subprocess.run(
