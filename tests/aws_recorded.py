@@ -1,4 +1,4 @@
-"""The events AWS recorded delivering to Lambda (shared/fixtures/aws-recorded), for golden tests."""
+"""The events AWS recorded delivering to Lambda (tests/fixtures/aws-recorded), for golden tests."""
 
 from __future__ import annotations
 
@@ -6,8 +6,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-# shared/ lies beside the repository (also in CI, which clones main elsewhere).
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "aws-recorded"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "aws-recorded"
+
+
+def recorded_fixtures() -> list[Path]:
+    """Every recorded snapshot; never empty, so a test that loops over them cannot pass on nothing."""
+    found = sorted(FIXTURES.glob("*.snapshot.json"))
+    if not found:
+        raise FileNotFoundError(f"no recorded AWS snapshots in {FIXTURES}")
+    return found
 
 
 def recorded_records(fixture: Path) -> list[dict[str, Any]]:

@@ -8,14 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_recorded import FIXTURES
+from aws_recorded import recorded_fixtures
 
 from esm.config import ConfigError, KafkaSource, StartingPosition, load_config, parse_config, validate_command
 from esm.config.arns import resolve_function_name
 
 from .conftest import build_config
 
-RECORDED = FIXTURES
 
 EXAMPLE_YAML = """\
 Store: sqlite:///esm-state.db
@@ -241,7 +240,7 @@ def recorded_create_responses() -> list[tuple[str, dict[str, Any]]]:
         return re.sub(r"<uuid:(\d+)>", lambda m: f"00000000-0000-4000-8000-{int(m.group(1)):012d}", text)
 
     found = []
-    for path in sorted(RECORDED.glob("*.json")):
+    for path in recorded_fixtures():
         for scenario, recorded in json.loads(fill(path.read_text())).items():
             response = recorded["recorded-content"].get("create_event_source_mapping_response")
             if response is not None:

@@ -1,4 +1,4 @@
-"""The failure record against what AWS wrote (shared/fixtures/aws-recorded) and documents for Kafka.
+"""The failure record against what AWS wrote (tests/fixtures/aws-recorded) and documents for Kafka.
 
 Each recorded record is rebuilt from the same inputs and compared key by key: same keys (and order,
 except the S3 bodies, which the recorder stored sorted), same value types, equal fixed values, and
@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 import pytest
-from aws_recorded import FIXTURES
+from aws_recorded import recorded_fixtures
 
 from esm.destinations.record import (
     FailureCondition,
@@ -45,7 +45,7 @@ STREAM_ARNS = {
 
 def _recorded_failure_records() -> Iterator[tuple[str, dict[str, Any], bool]]:
     """(scenario, record, key order meaningful) for every on-failure record in the fixtures."""
-    for path in sorted(FIXTURES.glob("*.snapshot.json")):
+    for path in recorded_fixtures():
         for scenario, body in orjson.loads(path.read_bytes()).items():
             content = body.get("recorded-content", {})
             for key in _RECORD_KEYS:

@@ -1,4 +1,4 @@
-"""DynamoDB Streams events against what AWS Lambda delivered (shared/fixtures/aws-recorded)."""
+"""DynamoDB Streams events against what AWS Lambda delivered (tests/fixtures/aws-recorded)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Kinesis events against what AWS Lambda delivered (shared/fixtures/aws-recorded)."""
+"""Kinesis events against what AWS Lambda delivered (tests/fixtures/aws-recorded)."""
 
 from __future__ import annotations
 
