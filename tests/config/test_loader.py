@@ -15,7 +15,6 @@ from esm.config.arns import resolve_function_name
 
 from .conftest import build_config
 
-
 EXAMPLE_YAML = """\
 Store: sqlite:///esm-state.db
 Metrics: {Port: 9108, Host: 0.0.0.0}
