@@ -16,9 +16,9 @@ import json
 import math
 import statistics
 
-from esm.batch_response import SUCCEEDED
-from esm.failures import DecisionKind, FailurePolicy, WorkItem
-from esm.outcomes import FunctionError, InvokeOutcome, OutcomeKind
+from esm.dispatch.outcomes import FunctionError, InvokeOutcome, OutcomeKind
+from esm.shard.batch_response import SUCCEEDED
+from esm.shard.failures import DecisionKind, FailurePolicy, WorkItem
 
 ERROR = InvokeOutcome(OutcomeKind.FUNCTION_ERROR, error=FunctionError("ValueError", "bad record"))
 OK = InvokeOutcome.success(b"null")

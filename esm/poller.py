@@ -13,7 +13,6 @@ import socket
 import time
 from typing import Any, Protocol
 
-from esm.batching import BatchLimits
 from esm.config import (
     DynamoDBStreamsSource,
     EsmConfig,
@@ -26,19 +25,20 @@ from esm.destinations import open_destination
 from esm.dispatch.endpoints import EndpointPool
 from esm.dispatch.invoker import FunctionIdentity, FunctionInvoker
 from esm.dispatch.limiter import ConcurrencyLimiter, make_limiter
-from esm.failures import Backoff, FailurePolicy
 from esm.mappings.kafka import FailureHandling, KafkaMappingRunner
 from esm.mappings.stream_flavors import DYNAMODB_STREAMS, KINESIS
 from esm.mappings.stream_shard import StreamShardSettings
 from esm.mappings.streams import LeaseTiming, StreamMappingRunner
 from esm.metrics import Metrics
+from esm.ownership.leases import lease_namespace
+from esm.shard.batching import BatchLimits
+from esm.shard.failures import Backoff, FailurePolicy
 from esm.sources.aws_clients import aws_client
 from esm.sources.kafka import KafkaGroupReader, ReaderSettings
 from esm.sources.kafka_group import GroupReader
 from esm.sources.stream_discovery import resolve_stream_arn
 from esm.sources.stream_shards import StartPosition
 from esm.stores import Store, StoreError, open_store
-from esm.stores.leases import lease_namespace
 
 log = logging.getLogger(__name__)
 

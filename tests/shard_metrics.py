@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from esm.shard_consumer import ShardMetrics
+from esm.shard.lane import ShardMetrics
 
 
 class Count:

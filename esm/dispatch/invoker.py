@@ -19,8 +19,8 @@ import grpc
 from esm._proto.esm.v1 import function_pb2
 from esm.dispatch.endpoints import Endpoint, EndpointPool
 from esm.dispatch.limiter import ConcurrencyLimiter
+from esm.dispatch.outcomes import FunctionError, InvokeOutcome, OutcomeKind
 from esm.metrics import Metrics
-from esm.outcomes import FunctionError, InvokeOutcome, OutcomeKind
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ from typing import Any
 
 from esm.destinations import Destination, DestinationError
 from esm.destinations.record import FailureCondition, FailureContext, LastFailure
-from esm.failures import Decision
-from esm.outcomes import InvokeOutcome
-from esm.shard_chores import FailureSinkError
+from esm.dispatch.outcomes import InvokeOutcome
+from esm.shard.failures import Decision
+from esm.shard.reporting import FailureSinkError
 
 
 class DestinationSink:

@@ -11,15 +11,15 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from esm.batching import BatchLimits, RecordBuffer
 from esm.destinations import Destination
 from esm.events.kafka import EventRecord, KafkaEventBuilder, estimated_entry_size
-from esm.failures import FailurePolicy
 from esm.filtering import RecordFilter, compile_filters, kafka_filter_view
 from esm.mappings.kafka_failures import KafkaFailureSink
 from esm.metrics import Metrics
 from esm.ownership.kafka_assignment import PartitionAssignment
-from esm.shard_consumer import Invoker, ShardConsumer, ShardMetrics
+from esm.shard.batching import BatchLimits, RecordBuffer
+from esm.shard.failures import FailurePolicy
+from esm.shard.lane import Invoker, ShardConsumer, ShardMetrics
 from esm.sources.kafka import KafkaGroupReader, ReaderSettings
 from esm.sources.kafka_group import GroupReader
 

@@ -8,10 +8,10 @@ from collections.abc import Callable, Sequence
 
 from esm.destinations import Destination
 from esm.destinations.record import KafkaBatch, KafkaPartitionRange, kafka_failure_record
+from esm.dispatch.outcomes import InvokeOutcome
 from esm.events.kafka import EventRecord, KafkaEventBuilder
-from esm.failures import Decision
 from esm.mappings.failure_sinks import DestinationSink
-from esm.outcomes import InvokeOutcome
+from esm.shard.failures import Decision
 
 
 class KafkaFailureSink(DestinationSink):

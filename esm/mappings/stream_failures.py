@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 
 from esm.destinations import Destination
 from esm.destinations.record import StreamBatch, stream_failure_record
-from esm.failures import Decision
+from esm.dispatch.outcomes import InvokeOutcome
 from esm.mappings.failure_sinks import DestinationSink
 from esm.mappings.stream_flavors import EventRecord, StreamFlavor
-from esm.outcomes import InvokeOutcome
+from esm.shard.failures import Decision
 
 
 class StreamFailureSink(DestinationSink):

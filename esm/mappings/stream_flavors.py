@@ -12,7 +12,7 @@ from esm.destinations.record import StreamKind
 from esm.events import dynamodb as dynamodb_events
 from esm.events import kinesis as kinesis_events
 from esm.filtering import dynamodb_filter_view, kinesis_filter_view
-from esm.shard_lanes import dynamodb_lane_key
+from esm.shard.lanes import dynamodb_lane_key
 from esm.sources.dynamodb import DynamoDBReaderSettings, DynamoDBShardReader
 from esm.sources.kinesis import KinesisReaderSettings, KinesisShardReader
 from esm.sources.stream_discovery import DynamoDBShardLister, KinesisShardLister, ShardLister

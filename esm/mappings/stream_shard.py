@@ -8,7 +8,7 @@ and its fenced checkpoints.
                         batch in flight; records go to a lane by partition-key hash, so order is
                         kept per key
     checkpoint          the highest position below which every lane has completed
-                        (esm.shard_lanes.CompletionTracker), written through the lease store,
+                        (esm.shard.lanes.CompletionTracker), written through the lease store,
                         fenced by (owner, token); a refused write means the lease is gone
     SHARD_END           no NextShardIterator and every lane drained: checkpoint SHARD_END, give
                         the lease up, and let the children start
@@ -29,18 +29,18 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
-from esm.batching import BatchLimits, RecordBuffer, wait_either
-from esm.failures import FailurePolicy
 from esm.filtering import RecordFilter
 from esm.mappings.stream_flavors import EventRecord, ShardReader, StreamFlavor
-from esm.shard_chores import halted_within
-from esm.shard_consumer import FailureSink, Invoker, ShardConsumer, ShardConsumerBase, ShardMetrics
-from esm.shard_lanes import CompletionTracker, lane_for
-from esm.shard_state import ShardState
+from esm.ownership.leases import SHARD_END, Lease, LeaseStore
+from esm.shard.batching import BatchLimits, RecordBuffer, wait_either
+from esm.shard.failures import FailurePolicy
+from esm.shard.lane import FailureSink, Invoker, ShardConsumer, ShardConsumerBase, ShardMetrics
+from esm.shard.lanes import CompletionTracker, lane_for
+from esm.shard.reporting import halted_within
+from esm.shard.state import ShardState
+from esm.shard.windows import WindowedShardConsumer
 from esm.sources.stream_shards import ChildShard, ReadResult, StartPosition
 from esm.stores import StoreError
-from esm.stores.leases import SHARD_END, Lease, LeaseStore
-from esm.windowed_consumer import WindowedShardConsumer
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +172,7 @@ class ShardCheckpointer:
 
 
 class _LaneSource:
-    """ShardSource for one lane (esm.shard_consumer.ShardSource)."""
+    """ShardSource for one lane (esm.shard.lane.ShardSource)."""
 
     def __init__(self, shard: StreamShard, lane: int) -> None:
         self._shard = shard

@@ -1,7 +1,7 @@
 """Runs one Kinesis or DynamoDB Streams mapping in this process: shard discovery, the lease
 loop, and one `StreamShard` per shard this process holds the lease of.
 
-Ownership is KCL's lease table, kept in the store (esm.stores.leases): every poller process, on
+Ownership is KCL's lease table, kept in the store (esm.ownership.leases): every poller process, on
 this host or another, is a member; the members share the shards through it.
 
 - Discovery lists the stream's shards every ShardDiscoveryIntervalSeconds (and at once when a
@@ -35,11 +35,11 @@ from esm.mappings.stream_flavors import StreamFlavor
 from esm.mappings.stream_shard import StreamShard, StreamShardSettings
 from esm.metrics import Metrics
 from esm.ownership.lease_taker import LeaseTaker
-from esm.shard_consumer import FailureSink, Invoker, ShardMetrics
+from esm.ownership.leases import Lease, LeaseStore, lease_namespace
+from esm.shard.lane import FailureSink, Invoker, ShardMetrics
 from esm.sources.stream_discovery import ShardLister
 from esm.sources.stream_shards import ChildShard
 from esm.stores import StoreError
-from esm.stores.leases import Lease, LeaseStore, lease_namespace
 from esm.stores.status import DATA_LOSS_KEPT_SECONDS, ShardStatusStore, data_loss_key
 
 __all__ = ["LeaseTiming", "StreamMappingRunner", "lease_namespace"]

@@ -22,7 +22,7 @@ import math
 from collections import Counter
 from collections.abc import Collection, Sequence
 
-from esm.stores.leases import Lease
+from esm.ownership.leases import Lease
 
 
 class LeaseTaker:

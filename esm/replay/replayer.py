@@ -23,10 +23,10 @@ from typing import Any
 
 import orjson
 
-from esm.batch_response import SUCCEEDED, Verdict, read_batch_response
-from esm.outcomes import InvokeOutcome, OutcomeKind
+from esm.dispatch.outcomes import InvokeOutcome, OutcomeKind
 from esm.replay.batch_items import batch_items
 from esm.replay.describe import record_label
+from esm.shard.batch_response import SUCCEEDED, Verdict, read_batch_response
 
 Invoke = Callable[[bytes], Awaitable[InvokeOutcome]]
 Sleep = Callable[[float], Awaitable[None]]

@@ -23,10 +23,10 @@ import orjson
 
 from esm.config import ConfigError, EsmConfig, KafkaSource, load_config
 from esm.config.sources import DynamoDBStreamsSource, KinesisSource
+from esm.ownership.leases import SHARD_END, lease_namespace
 from esm.status.kafka_positions import KafkaPositionsError, kafka_positions
 from esm.status.stream_leases import StreamArnError, StreamSource, resolve_stream_arn, shard_rows
 from esm.stores import Store, StoreError, open_store
-from esm.stores.leases import SHARD_END, lease_namespace
 from esm.stores.status import data_loss_key
 
 TABLE_WIDTH = 120

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from esm.ownership.leases import Lease
 from esm.sources.stream_discovery import StreamArnError, StreamSource, resolve_stream_arn
-from esm.stores.leases import Lease
 
 __all__ = [
     "StreamArnError",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from esm.stores.leases import LeaseStore
+from esm.ownership.leases import LeaseStore
 from esm.stores.permits import PermitStore
 from esm.stores.status import ShardStatusStore
 

@@ -15,9 +15,9 @@ from esm._proto.esm.v1 import function_pb2, function_pb2_grpc
 from esm.dispatch.endpoints import EndpointPool
 from esm.dispatch.invoker import FunctionIdentity, FunctionInvoker
 from esm.dispatch.limiter import ConcurrencyLimiter, LocalLimiter, UnlimitedLimiter
+from esm.dispatch.outcomes import OutcomeKind
 from esm.metrics import Metrics
 from esm.netutil import free_port
-from esm.outcomes import OutcomeKind
 
 Answer = function_pb2.InvokeResponse | grpc.StatusCode
 Start = Callable[[Callable[[function_pb2.InvokeRequest], Answer]], Awaitable[tuple[str, "ScriptedWorker"]]]

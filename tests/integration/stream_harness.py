@@ -27,8 +27,8 @@ from esm_processes import EsmProcess
 from stream_services import CREDENTIALS, DynamoDBLocal, KinesisMock, wait_stream_active
 
 from esm.mappings.streams import lease_namespace
+from esm.ownership.leases import Lease
 from esm.stores import open_store
-from esm.stores.leases import Lease
 
 from .harness import Worker, complete_lines
 

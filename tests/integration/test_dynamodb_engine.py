@@ -22,8 +22,8 @@ import pytest
 from esm_processes import EsmProcess
 from stream_services import DynamoDBLocal, create_table
 
+from esm.ownership.leases import SHARD_END, Lease, lease_namespace, normalize_sequence
 from esm.stores import open_store
-from esm.stores.leases import SHARD_END, Lease, lease_namespace, normalize_sequence
 
 from .harness import Worker, wait_until, write_config
 from .stream_harness import emulator_env

@@ -17,7 +17,7 @@ from typing import Any
 from esm_processes import EsmProcess
 from stream_services import KinesisMock
 
-from esm.stores.leases import SHARD_END
+from esm.ownership.leases import SHARD_END
 
 from .harness import Worker, wait_until, write_config
 from .stream_harness import (

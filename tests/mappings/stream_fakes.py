@@ -22,12 +22,12 @@ from typing import Any
 
 import orjson
 
+from esm.dispatch.outcomes import InvokeOutcome
 from esm.events.kinesis import KinesisShardOrigin, event_record
 from esm.mappings.stream_flavors import KINESIS, EventRecord, ShardReader, StreamFlavor
-from esm.outcomes import InvokeOutcome
+from esm.ownership.leases import SHARD_END, Lease, LeaseStore
 from esm.sources.stream_discovery import ShardInfo
 from esm.sources.stream_shards import ReadResult, StartPosition
-from esm.stores.leases import SHARD_END, Lease, LeaseStore
 
 STREAM_ARN = "arn:aws:kinesis:us-east-1:123456789012:stream/orders"
 # Real Kinesis sequence numbers exceed 64 bits; the tests use numbers of that size.

@@ -9,12 +9,12 @@ from collections.abc import Callable
 import orjson
 from prometheus_client import CollectorRegistry
 
-from esm.batching import BatchLimits
+from esm.dispatch.outcomes import InvokeOutcome
 from esm.embedded.topics import OutgoingRecord, committed_offsets, produce
-from esm.failures import FailurePolicy
 from esm.mappings.kafka import KafkaMappingRunner
 from esm.metrics import Metrics
-from esm.outcomes import InvokeOutcome
+from esm.shard.batching import BatchLimits
+from esm.shard.failures import FailurePolicy
 from esm.sources.kafka import ReaderSettings
 
 

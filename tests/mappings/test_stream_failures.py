@@ -9,11 +9,11 @@ import orjson
 import pytest
 
 from esm.destinations import open_destination
-from esm.failures import Decision, DecisionKind
+from esm.dispatch.outcomes import InvokeOutcome
 from esm.mappings.stream_failures import StreamFailureSink
 from esm.mappings.stream_flavors import KINESIS
-from esm.outcomes import InvokeOutcome
-from esm.shard_consumer import FailureSinkError
+from esm.shard.failures import Decision, DecisionKind
+from esm.shard.lane import FailureSinkError
 
 from .stream_fakes import STREAM_ARN, entry, sequence
 

@@ -12,17 +12,17 @@ from typing import Any, cast
 import pytest
 from shard_metrics import Count, counting_metrics
 
-from esm.batching import BatchLimits
-from esm.failures import FailurePolicy
 from esm.filtering import RecordFilter, compile_filters
 from esm.mappings import stream_shard
 from esm.mappings.stream_shard import StreamShard, StreamShardSettings
-from esm.shard_lanes import lane_for
-from esm.shard_state import ShardState
+from esm.ownership.leases import SHARD_END, Lease, LeaseStore, lease_namespace
+from esm.shard.batching import BatchLimits
+from esm.shard.failures import FailurePolicy
+from esm.shard.lanes import lane_for
+from esm.shard.state import ShardState
 from esm.sources.kinesis import KinesisAccessDeniedError, KinesisReadError, KinesisUnavailableError
 from esm.sources.stream_shards import ChildShard, ReadResult, StartPosition
 from esm.stores import Store, StoreUnavailableError, open_store
-from esm.stores.leases import SHARD_END, Lease, LeaseStore, lease_namespace
 
 from .stream_fakes import (
     STREAM_ARN,

@@ -12,19 +12,19 @@ from collections.abc import AsyncIterator
 import pytest
 from prometheus_client import CollectorRegistry
 
-from esm.batching import BatchLimits
-from esm.failures import FailurePolicy
 from esm.filtering import compile_filters
 from esm.mappings import stream_shard
 from esm.mappings.kafka import FailureHandling
 from esm.mappings.stream_shard import StreamShardSettings
 from esm.mappings.streams import LeaseTiming, StreamMappingRunner, lease_namespace
 from esm.metrics import Metrics
-from esm.shard_state import ShardState
+from esm.ownership.leases import LeaseStore
+from esm.shard.batching import BatchLimits
+from esm.shard.failures import FailurePolicy
+from esm.shard.state import ShardState
 from esm.sources.stream_discovery import ShardInfo
 from esm.sources.stream_shards import ChildShard, ReadResult, StartPosition
 from esm.stores import Store, open_store
-from esm.stores.leases import LeaseStore
 from esm.stores.status import ShardStatusStore, data_loss_key
 
 from .stream_fakes import (

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from esm.ownership.lease_taker import LeaseTaker
-from esm.stores.leases import SHARD_END, Lease
+from esm.ownership.leases import SHARD_END, Lease
 
 NOW = 1000.0
 LIVE = NOW + 30.0  # an expiry still ahead of NOW

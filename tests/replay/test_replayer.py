@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
-from esm.outcomes import FunctionError, InvokeOutcome, OutcomeKind
+from esm.dispatch.outcomes import FunctionError, InvokeOutcome, OutcomeKind
 from esm.replay.replayer import (
     RecordReplayer,
     ReplayResult,

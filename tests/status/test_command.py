@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
+from esm.ownership.leases import SHARD_END, Lease, lease_namespace
 from esm.status.command import abbreviate_sequence, millis_text, render, status_command
 from esm.status.stream_leases import shard_row
 from esm.stores import open_store
-from esm.stores.leases import SHARD_END, Lease, lease_namespace
 
 from .conftest import Tables
 

@@ -10,9 +10,9 @@ import pytest
 
 from esm.config.arns import parse_event_source_arn
 from esm.config.sources import DynamoDBStreamsSource, KinesisSource
+from esm.ownership.leases import Lease, lease_namespace
 from esm.status.stream_leases import StreamArnError, lease_condition, resolve_stream_arn, shard_rows
 from esm.stores import Store, open_store
-from esm.stores.leases import Lease, lease_namespace
 from esm.stores.status import DATA_LOSS_KEPT_SECONDS, data_loss_key
 
 from .conftest import Tables

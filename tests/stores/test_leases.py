@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio
 
-from esm.stores.leases import SHARD_END, Lease, LeaseStore
+from esm.ownership.leases import SHARD_END, Lease, LeaseStore
 from esm.stores.redis.leases import RedisLeaseStore
 from esm.stores.sqlite.database import SqliteDatabase
 from esm.stores.sqlite.leases import LEASES_SCHEMA, SqliteLeaseStore

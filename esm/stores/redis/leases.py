@@ -1,4 +1,4 @@
-"""Shard leases in Redis (semantics: see esm.stores.leases).
+"""Shard leases in Redis (semantics: see esm.ownership.leases).
 
 One hash per stream: field = shard id, value = the lease as JSON. Take, renew, release and
 checkpoint are Lua scripts, so each compare-and-set on the token is atomic across every host
@@ -16,7 +16,7 @@ import redis.asyncio
 import redis.exceptions
 from redis.commands.core import AsyncScript
 
-from esm.stores.leases import SHARD_END, Lease, normalize_sequence
+from esm.ownership.leases import SHARD_END, Lease, normalize_sequence
 from esm.stores.redis.connection import translate
 
 # Helpers shared by the scripts; KEYS[1] is always the stream's hash, ARGV[1] the shard id.

@@ -1,4 +1,4 @@
-"""Shard leases in a SQLite `leases` table (semantics: see esm.stores.leases).
+"""Shard leases in a SQLite `leases` table (semantics: see esm.ownership.leases).
 
 Every read-check-write runs in one BEGIN IMMEDIATE transaction, so processes sharing the file
 see each compare-and-set as atomic. Checkpoints are compared in Python inside the transaction:
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import orjson
 
-from esm.stores.leases import SHARD_END, Lease, is_forward, normalize_sequence
+from esm.ownership.leases import SHARD_END, Lease, is_forward, normalize_sequence
 from esm.stores.sqlite.database import SqliteDatabase, immediate
 
 LEASES_SCHEMA = (

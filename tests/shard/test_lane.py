@@ -9,11 +9,11 @@ import orjson
 import pytest
 from shard_metrics import metrics
 
-from esm.batching import BatchLimits, RecordBuffer
-from esm.failures import Backoff, Decision, FailurePolicy
-from esm.outcomes import FunctionError, InvokeOutcome, OutcomeKind
-from esm.shard_consumer import ShardConsumer
-from esm.shard_state import ShardState
+from esm.dispatch.outcomes import FunctionError, InvokeOutcome, OutcomeKind
+from esm.shard.batching import BatchLimits, RecordBuffer
+from esm.shard.failures import Backoff, Decision, FailurePolicy
+from esm.shard.lane import ShardConsumer
+from esm.shard.state import ShardState
 
 FAST = FailurePolicy(function_error_backoff=Backoff(0.001, 0.001), transient_backoff=Backoff(0.001, 0.001))
 

@@ -14,14 +14,14 @@ import pytest
 from aws_lambda_powertools.utilities.data_classes import KinesisStreamEvent
 from shard_metrics import Count, metrics
 
-from esm.batching import BatchLimits, RecordBuffer
+from esm.dispatch.outcomes import FunctionError, InvokeOutcome, OutcomeKind
 from esm.events.kinesis import KinesisEventBuilder, KinesisShardOrigin, event_record
-from esm.failures import Backoff, Decision, FailurePolicy
-from esm.outcomes import FunctionError, InvokeOutcome, OutcomeKind
-from esm.shard_consumer import ShardMetrics
-from esm.shard_state import ShardState
-from esm.tumbling import STATE_LIMIT_BYTES, Window, format_utc
-from esm.windowed_consumer import WindowedShardConsumer
+from esm.shard.batching import BatchLimits, RecordBuffer
+from esm.shard.failures import Backoff, Decision, FailurePolicy
+from esm.shard.lane import ShardMetrics
+from esm.shard.state import ShardState
+from esm.shard.tumbling import STATE_LIMIT_BYTES, Window, format_utc
+from esm.shard.windows import WindowedShardConsumer
 
 STREAM_ARN = "arn:aws:kinesis:us-east-1:123456789012:stream/sums"
 SHARD_ID = "shardId-000000000000"

@@ -1,8 +1,8 @@
 """Processes one shard's records in tumbling windows (TumblingWindowInSeconds, Kinesis and
 DynamoDB Streams): batch -> invoke with the window's state -> ... -> final invoke -> checkpoint.
 
-The window logic itself is pure (esm.tumbling); this loop is ShardConsumer's (same protocols,
-same ownership contract, same `esm.shard_state` life) with these differences:
+The window logic itself is pure (esm.shard.tumbling); this loop is ShardConsumer's (same protocols,
+same ownership contract, same `esm.shard.state` life) with these differences:
 
 - A batch never mixes windows (`WindowBatcher`): it stops at the first record of a later window
   (BatchSize, the batching window and the 6 MB cut still apply), and that record starts the
@@ -51,14 +51,14 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import Generic, TypeVar
 
-from esm.batch_response import SUCCEEDED, BatchResponse, Verdict, read_batch_response
-from esm.batching import INVOKE_PAYLOAD_LIMIT_BYTES, BatchLimits, RecordBuffer
-from esm.failures import Attempts, Decision, DecisionKind, FailurePolicy, WorkItem
-from esm.outcomes import InvokeOutcome, OutcomeKind
-from esm.shard_chores import log_retry, processing_result
-from esm.shard_consumer import FailureSink, Invoker, ShardConsumerBase, ShardMetrics, ShardSource
-from esm.shard_state import ShardEvent, ShardState
-from esm.tumbling import (
+from esm.dispatch.outcomes import InvokeOutcome, OutcomeKind
+from esm.shard.batch_response import SUCCEEDED, BatchResponse, Verdict, read_batch_response
+from esm.shard.batching import INVOKE_PAYLOAD_LIMIT_BYTES, BatchLimits, RecordBuffer
+from esm.shard.failures import Attempts, Decision, DecisionKind, FailurePolicy, WorkItem
+from esm.shard.lane import FailureSink, Invoker, ShardConsumerBase, ShardMetrics, ShardSource
+from esm.shard.reporting import log_retry, processing_result
+from esm.shard.state import ShardEvent, ShardState
+from esm.shard.tumbling import (
     INITIAL_STATE,
     NO_RECORDS_EVENT,
     StateProblem,
@@ -289,7 +289,7 @@ class WindowedShardConsumer(ShardConsumerBase[R]):
         watermark is due another look."""
         timeout = self._watermark_poll_seconds if self._open is not None else None
         try:
-            async with asyncio.timeout(timeout):  # not wait_for: see esm.shard_chores.halted_within
+            async with asyncio.timeout(timeout):  # not wait_for: see esm.shard.reporting.halted_within
                 return await self.buffer.wait_ready(limits, self._halt)
         except TimeoutError:
             return False

@@ -6,8 +6,9 @@ import math
 
 import pytest
 
-from esm.batch_response import SUCCEEDED, BatchResponse, Verdict
-from esm.failures import (
+from esm.dispatch.outcomes import FunctionError, InvokeOutcome, OutcomeKind
+from esm.shard.batch_response import SUCCEEDED, BatchResponse, Verdict
+from esm.shard.failures import (
     RECORD_AGE_EXCEEDED,
     RETRY_ATTEMPTS_EXHAUSTED,
     Attempts,
@@ -17,7 +18,6 @@ from esm.failures import (
     FailurePolicy,
     WorkItem,
 )
-from esm.outcomes import FunctionError, InvokeOutcome, OutcomeKind
 
 NOW = 10_000.0
 FRESH = NOW - 1.0  # the oldest record's time in the stream

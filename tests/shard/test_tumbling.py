@@ -12,7 +12,7 @@ from esm.events.dynamodb import DynamoDBEventBuilder
 from esm.events.dynamodb import event_record as dynamodb_record
 from esm.events.kinesis import KinesisEventBuilder, KinesisShardOrigin
 from esm.events.kinesis import event_record as kinesis_record
-from esm.tumbling import (
+from esm.shard.tumbling import (
     INITIAL_STATE,
     NO_RECORDS_EVENT,
     STATE_LIMIT_BYTES,

@@ -3,7 +3,7 @@
 import orjson
 import pytest
 
-from esm.batch_response import BatchResponse, Verdict, read_batch_response
+from esm.shard.batch_response import BatchResponse, Verdict, read_batch_response
 
 # The batch: sequence numbers "s0".."s4" at indices 0..4.
 BATCH = ["s0", "s1", "s2", "s3", "s4"]

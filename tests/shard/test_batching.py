@@ -2,7 +2,7 @@ import asyncio
 
 import pytest
 
-from esm.batching import ENVELOPE_RESERVE_BYTES, INVOKE_PAYLOAD_LIMIT_BYTES, BatchLimits, RecordBuffer
+from esm.shard.batching import ENVELOPE_RESERVE_BYTES, INVOKE_PAYLOAD_LIMIT_BYTES, BatchLimits, RecordBuffer
 
 MB = 1024 * 1024
 LIMIT = INVOKE_PAYLOAD_LIMIT_BYTES - ENVELOPE_RESERVE_BYTES

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from esm.shard_lanes import CompletionTracker, dynamodb_lane_key, lane_for
+from esm.shard.lanes import CompletionTracker, dynamodb_lane_key, lane_for
 
 # A Kinesis sequence number: 56 digits, far past 64 bits.
 BIG = "49590338271490256608559692538361571095921575989136588898"

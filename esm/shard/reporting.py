@@ -1,7 +1,7 @@
 """Small pieces the shard consumers (ordinary and tumbling-window) and the stream shards share:
 the failure sink contract, waiting out a backoff unless halted, Lambda's LastProcessingResult
 wording, and logging retries without flooding. (Their common lifecycle is
-esm.shard_consumer.ShardConsumerBase.)"""
+esm.shard.lane.ShardConsumerBase.)"""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import logging
 from collections.abc import Sequence
 from typing import Protocol, TypeVar
 
-from esm.failures import Attempts, Decision
-from esm.outcomes import InvokeOutcome, OutcomeKind
+from esm.dispatch.outcomes import InvokeOutcome, OutcomeKind
+from esm.shard.failures import Attempts, Decision
 
-log = logging.getLogger("esm.shard_consumer")
+log = logging.getLogger("esm.shard.lane")
 
 R_contra = TypeVar("R_contra", contravariant=True)
 

@@ -1,6 +1,6 @@
 import pytest
 
-from esm.shard_state import TRANSITIONS, InvalidTransition, ShardEvent, ShardState, next_state
+from esm.shard.state import TRANSITIONS, InvalidTransition, ShardEvent, ShardState, next_state
 
 S, E = ShardState, ShardEvent
 

@@ -26,8 +26,8 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from esm.batch_response import SUCCEEDED, BatchResponse, Verdict
-from esm.outcomes import InvokeOutcome, OutcomeKind
+from esm.dispatch.outcomes import InvokeOutcome, OutcomeKind
+from esm.shard.batch_response import SUCCEEDED, BatchResponse, Verdict
 
 RETRY_ATTEMPTS_EXHAUSTED = "RetryAttemptsExhausted"
 RECORD_AGE_EXCEEDED = "RecordAgeExceeded"

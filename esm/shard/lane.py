@@ -3,9 +3,9 @@
 One batch in flight at a time. The source fills the shard's `RecordBuffer` (prefetching while a
 batch is in flight); this loop cuts batches, drops what FilterCriteria rejects (checkpointing
 past it), invokes the function, and carries out the policy's decisions over the batch's work
-items (esm.failures): checkpoint, retry after a backoff, bisect, or give records up to the
+items (esm.shard.failures): checkpoint, retry after a backoff, bisect, or give records up to the
 failure sink (the on-failure destination, retried until written). Its lifecycle follows
-`esm.shard_state` (diagram there).
+`esm.shard.state` (diagram there).
 
 Ownership: when the shard is lost (Kafka revocation, lease stolen) the loop stops taking batches;
 an invocation already in flight is allowed to finish, so the function's concurrency limit stays
@@ -26,12 +26,12 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from esm.batch_response import SUCCEEDED, read_batch_response
-from esm.batching import INVOKE_PAYLOAD_LIMIT_BYTES, BatchLimits, RecordBuffer
-from esm.failures import Attempts, Decision, DecisionKind, FailurePolicy, WorkItem
-from esm.outcomes import InvokeOutcome, OutcomeKind
-from esm.shard_chores import FailureSink, FailureSinkError, halted_within, log_retry, processing_result
-from esm.shard_state import ShardEvent, ShardState, next_state
+from esm.dispatch.outcomes import InvokeOutcome, OutcomeKind
+from esm.shard.batch_response import SUCCEEDED, read_batch_response
+from esm.shard.batching import INVOKE_PAYLOAD_LIMIT_BYTES, BatchLimits, RecordBuffer
+from esm.shard.failures import Attempts, Decision, DecisionKind, FailurePolicy, WorkItem
+from esm.shard.reporting import FailureSink, FailureSinkError, halted_within, log_retry, processing_result
+from esm.shard.state import ShardEvent, ShardState, next_state
 
 if TYPE_CHECKING:
     from esm.metrics import Metrics
@@ -148,8 +148,8 @@ class ShardMetrics:
 
 
 class ShardConsumerBase(Generic[R]):
-    """What both shard consumers (this one and esm.windowed_consumer's) share: their
-    collaborators, the `esm.shard_state` life with its ownership contract, the status fields, and
+    """What both shard consumers (this one and esm.shard.windows's) share: their
+    collaborators, the `esm.shard.state` life with its ownership contract, the status fields, and
     handing records given up on to the failure sink."""
 
     def __init__(
