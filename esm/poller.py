@@ -25,11 +25,13 @@ from esm.destinations import open_destination
 from esm.dispatch.endpoints import EndpointPool
 from esm.dispatch.invoker import FunctionIdentity, FunctionInvoker
 from esm.dispatch.limiter import ConcurrencyLimiter, make_limiter
-from esm.mappings.kafka import FailureHandling, KafkaMappingRunner
+from esm.mappings.failure_handling import FailureHandling
+from esm.mappings.kafka import KafkaMappingRunner
 from esm.mappings.stream_flavors import DYNAMODB_STREAMS, KINESIS
 from esm.mappings.stream_shard import StreamShardSettings
-from esm.mappings.streams import LeaseTiming, StreamMappingRunner
+from esm.mappings.streams import StreamMappingRunner
 from esm.metrics import Metrics
+from esm.ownership.lease_coordinator import LeaseTiming
 from esm.ownership.leases import lease_namespace
 from esm.shard.batching import BatchLimits
 from esm.shard.failures import Backoff, FailurePolicy
@@ -177,12 +179,13 @@ class Poller:
         self, mapping: EventSourceMappingConfig, source: KafkaSource, invoker: FunctionInvoker
     ) -> KafkaMappingRunner:
         log.info(
-            "mapping %s: %s topic %s -> function %s (group %s)",
+            "mapping %s: %s topic %s -> function %s (group %s, %d lanes per partition)",
             mapping.uuid,
             ",".join(source.bootstrap_servers),
             source.topic,
             mapping.function_name,
             source.consumer_group_id,
+            mapping.ParallelizationFactor,
         )
         return KafkaMappingRunner(
             mapping_id=mapping.uuid,
@@ -194,6 +197,7 @@ class Poller:
             policy=failure_policy(mapping),
             metrics=self._metrics,
             failure_handling=self._failure_handling(mapping, invoker, source.bootstrap_servers),
+            lanes=mapping.ParallelizationFactor,
         )
 
     async def _stream_runner(

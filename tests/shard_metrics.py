@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from esm.shard.lane import ShardMetrics
+from esm.shard.metrics import ShardMetrics
 
 
 class Count:

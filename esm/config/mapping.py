@@ -146,8 +146,9 @@ class EventSourceMappingConfig(ConfigModel):
     FilterCriteria: parts.FilterCriteria = parts.FilterCriteria()
     """`{Filters: [{Pattern: ...}]}`; records matching no pattern are dropped. Default: no filtering."""
     ParallelizationFactor: Annotated[StrictInt, between(1, 10)] = 1
-    """Kinesis and DynamoDB Streams: concurrent batches per shard, 1-10; records are spread by
-    partition key (DynamoDB: item key), so order is kept per key. Default: 1."""
+    """Concurrent batches per shard or partition, 1-10; records are spread by partition key
+    (DynamoDB: item key; Kafka, an esm extension: record key), so order is kept per key. Kafka
+    records with a null key are spread by offset. Default: 1."""
     TumblingWindowInSeconds: Annotated[StrictInt, between(0, 900)] = 0
     """Kinesis and DynamoDB Streams: tumbling window for stateful aggregation, 0-900 seconds
     (0 = off). The state is kept per shard (per lane with ParallelizationFactor). Default: 0."""
@@ -320,7 +321,6 @@ def _stream_only_problems(mapping: EventSourceMappingConfig) -> list[tuple[Locat
     set_fields = [
         field
         for field, unset in (
-            ("ParallelizationFactor", 1),
             ("TumblingWindowInSeconds", 0),
             ("PollingIntervalInSeconds", None),
         )

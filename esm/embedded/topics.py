@@ -9,18 +9,29 @@ end offsets come from a fetch's high-water mark (Tansu's ListOffsets LATEST is w
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaProducer
+
+from esm.sources.kafka_offsets import KafkaOffsetsError, committed_offsets, read_highwaters
+
+__all__ = [
+    "KafkaHelperError",
+    "OutgoingRecord",
+    "committed_offsets",
+    "create_topic",
+    "produce",
+    "read_highwaters",
+]
 
 # Check deliveries every so many records, so a broken broker is noticed early and the list of
 # pending futures stays bounded.
 _DELIVERY_CHECK_EVERY = 5000
 
 
-class KafkaHelperError(RuntimeError):
+class KafkaHelperError(KafkaOffsetsError):
     """A topic could not be created, a record was not delivered, or a position not read."""
 
 
@@ -112,56 +123,3 @@ def _check_delivered(producer: Any, pending: list[Any], topic: str, timeout_s: f
             raise KafkaHelperError(f"topic {topic!r}: a record was not acknowledged within {timeout_s}s")
         if future.failed():
             raise KafkaHelperError(f"topic {topic!r}: a record was not delivered: {future.exception!r}")
-
-
-def read_highwaters(
-    bootstrap: str,
-    topic: str,
-    partitions: Iterable[int],
-    *,
-    timeout_s: float = 15.0,
-    clock: Callable[[], float] = time.monotonic,
-) -> dict[int, int]:
-    """The end offset (offset of the next record) of each partition, from fetch responses.
-
-    Reads from the (possibly too low) LATEST offset so the fetch is small; the high-water mark
-    in the response is right even where ListOffsets is not.
-    """
-    tps = [TopicPartition(topic, p) for p in partitions]
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        fetch_max_wait_ms=10,
-        client_id="esm-read-highwaters",
-    )
-    try:
-        consumer.assign(tps)
-        consumer.seek_to_end(*tps)
-        deadline = clock() + timeout_s
-        while clock() < deadline:
-            consumer.poll(timeout_ms=100)
-            marks = {tp.partition: consumer.highwater(tp) for tp in tps}
-            if all(mark is not None for mark in marks.values()):
-                return {p: int(mark) for p, mark in marks.items()}
-        missing = sorted(tp.partition for tp in tps if consumer.highwater(tp) is None)
-        raise KafkaHelperError(
-            f"topic {topic!r}: no high-water mark for partitions {missing} after {timeout_s}s"
-        )
-    finally:
-        consumer.close()
-
-
-def committed_offsets(bootstrap: str, group_id: str, topic: str) -> dict[int, int]:
-    """The consumer group's committed offsets on `topic`, by partition (absent: none committed)."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="esm-committed-offsets")
-    try:
-        by_group = admin.list_group_offsets({group_id: None})
-    finally:
-        admin.close()
-    offsets = by_group.get(group_id, {})
-    return {
-        tp.partition: int(meta.offset)
-        for tp, meta in offsets.items()
-        if tp.topic == topic and meta.offset >= 0  # -1: no commit for that partition
-    }

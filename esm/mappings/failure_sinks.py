@@ -13,7 +13,7 @@ from esm.destinations import Destination, DestinationError
 from esm.destinations.record import FailureCondition, FailureContext, LastFailure
 from esm.dispatch.outcomes import InvokeOutcome
 from esm.shard.failures import Decision
-from esm.shard.reporting import FailureSinkError
+from esm.shard.sink import FailureSinkError
 
 
 class DestinationSink:

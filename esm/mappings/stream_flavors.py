@@ -1,6 +1,7 @@
 """What differs between Kinesis and DynamoDB Streams for the stream mapping runner: how to read a
 shard, list the shards, and read an event entry's sequence number, time, partition key and
-filter view. Everything else (leases, lanes, batching, failures) is shared."""
+filter view (`StreamRecordFormat` shows them to the engine). Everything else (leases, lanes,
+batching, failures) is shared."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from typing import Any, Protocol
 from esm.destinations.record import StreamKind
 from esm.events import dynamodb as dynamodb_events
 from esm.events import kinesis as kinesis_events
-from esm.filtering import dynamodb_filter_view, kinesis_filter_view
-from esm.shard.lanes import dynamodb_lane_key
+from esm.filtering import RecordFilter, dynamodb_filter_view, kinesis_filter_view
+from esm.shard.lanes import dynamodb_lane_key, sequence_order
 from esm.sources.dynamodb import DynamoDBReaderSettings, DynamoDBShardReader
 from esm.sources.kinesis import KinesisReaderSettings, KinesisShardReader
 from esm.sources.stream_discovery import DynamoDBShardLister, KinesisShardLister, ShardLister
@@ -100,3 +101,33 @@ DYNAMODB_STREAMS = StreamFlavor(
     make_lister=DynamoDBShardLister,
     client_service="dynamodbstreams",
 )
+
+
+class StreamRecordFormat:
+    """A stream's event entries as the engine sees them (esm.shard.contracts.RecordFormat)."""
+
+    def __init__(self, flavor: StreamFlavor, record_filter: RecordFilter) -> None:
+        self._flavor = flavor
+        self._filter = record_filter
+        self.build_event = flavor.build_event
+        self.record_time = flavor.time_of
+        self.lane_key = flavor.lane_key_of
+
+    def select(self, records: list[EventRecord]) -> list[EventRecord]:
+        if self._filter.accepts_all:
+            return records
+        view, matches = self._flavor.filter_view, self._filter.matches
+        return [record for record in records if matches(view(record))]
+
+    def index_of(self, records: Sequence[EventRecord], identifier: Any) -> int | None:
+        """Kinesis and DynamoDB itemIdentifier: the record's sequence number."""
+        if not isinstance(identifier, str):
+            return None
+        sequence_of = self._flavor.sequence_of
+        return next((i for i, record in enumerate(records) if sequence_of(record) == identifier), None)
+
+    def order(self, record: EventRecord) -> int:
+        return sequence_order(self._flavor.sequence_of(record))
+
+    def describe_position(self, record: EventRecord) -> str:
+        return f"sequence number {self._flavor.sequence_of(record)}"

@@ -11,7 +11,11 @@ on its side (a commit from an old generation is rejected).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+R = TypeVar("R")
 
 
 @dataclass(frozen=True, order=True)
@@ -83,3 +87,20 @@ class PartitionAssignment:
     @property
     def buffered_bytes(self) -> int:
         return self._buffered_bytes
+
+
+class GroupCheckpointer(Generic[R]):
+    """A partition's checkpoint for one ownership epoch: the offset the consumer thread commits
+    to the group next. Refused once the epoch is revoked; Kafka fences the commit once more."""
+
+    def __init__(self, assignment: PartitionAssignment, offset_of: Callable[[R], int]) -> None:
+        self._assignment = assignment
+        self._offset_of = offset_of
+
+    @property
+    def owned(self) -> bool:
+        return self._assignment.active
+
+    async def checkpoint_through(self, record: R) -> bool:
+        # Kafka's convention: commit the next offset to read.
+        return self._assignment.complete(self._offset_of(record) + 1)

@@ -30,8 +30,10 @@ class Verdict(enum.Enum):
 @dataclass(frozen=True)
 class BatchResponse:
     verdict: Verdict
-    # FAILED_FROM: the index (in the invoked batch) of the lowest failed record.
+    # FAILED_FROM: the index (in the invoked batch) of the lowest failed record, and how many
+    # records the response named.
     first_failed: int = 0
+    reported: int = 0
     # FAILED: why the response counts as a whole-batch failure (for logs and status).
     reason: str = ""
 
@@ -52,6 +54,7 @@ def read_batch_response(body: bytes | None, index_of: Callable[[Any], int | None
     if not isinstance(failures, list):
         return BatchResponse(Verdict.FAILED, reason="batchItemFailures is not a list")
     lowest: int | None = None
+    reported: set[int] = set()
     for item in failures:
         if not isinstance(item, dict) or "itemIdentifier" not in item:
             return BatchResponse(
@@ -64,5 +67,6 @@ def read_batch_response(body: bytes | None, index_of: Callable[[Any], int | None
         if index is None:
             return BatchResponse(Verdict.FAILED, reason=f"itemIdentifier {identifier!r} is not in the batch")
         lowest = index if lowest is None else min(lowest, index)
+        reported.add(index)
     assert lowest is not None
-    return BatchResponse(Verdict.FAILED_FROM, first_failed=lowest)
+    return BatchResponse(Verdict.FAILED_FROM, first_failed=lowest, reported=len(reported))

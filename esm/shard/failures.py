@@ -114,9 +114,10 @@ class FailurePolicy:
         return None
 
     def oversize(self, item: WorkItem) -> Decision:
-        """The item's event passes the invoke payload limit: a single record goes to the
-        destination (MaximumPayloadSizeExceeded) and the shard moves on; more are split."""
-        if item.size == 1:
+        """The item's event passes the invoke payload limit: a single record (or an event with
+        none, such as a window's final invocation) goes to the destination
+        (MaximumPayloadSizeExceeded) and the shard moves on; more are split."""
+        if item.size <= 1:
             return _discard(item, item.start, MAXIMUM_PAYLOAD_SIZE_EXCEEDED, None, item.attempts.invocations)
         middle = item.start + item.size // 2
         return Decision(

@@ -1,22 +1,31 @@
-"""Processes one shard's records in order: batch -> invoke -> failure policy -> fenced checkpoint.
+"""One lane of a shard: the batch loop, with one batch in flight.
 
-One batch in flight at a time. The source fills the shard's `RecordBuffer` (prefetching while a
-batch is in flight); this loop cuts batches, drops what FilterCriteria rejects (checkpointing
-past it), invokes the function, and carries out the policy's decisions over the batch's work
-items (esm.shard.failures): checkpoint, retry after a backoff, bisect, or give records up to the
-failure sink (the on-failure destination, retried until written). Its lifecycle follows
-`esm.shard.state` (diagram there).
+    next batch -> filter -> invoke -> failure policy (esm.shard.failures) -> completed | retry |
+    bisect | give up to the failure sink -> report completion to the shard -> next batch
 
-Ownership: when the shard is lost (Kafka revocation, lease stolen) the loop stops taking batches;
-an invocation already in flight is allowed to finish, so the function's concurrency limit stays
-true, but its result is dropped and nothing is checkpointed. On shutdown the batch in flight is
+A lane takes its records from its `RecordBuffer` (the shard fills it) through a `Framing`: the
+plain one here (each batch stands alone and is checkpointed as soon as it completes), or
+esm.shard.windows' (tumbling windows: batches of one window carry its state, and its records
+are checkpointed after the window's final invocation). Whatever the framing, a batch's records
+are worked through by `work_through`, the one place the policy's decisions are carried out:
+
+- a batch is worked on as `WorkItem`s (index ranges); bisecting replaces an item by its halves,
+  a partial batch response by its remainder;
+- records are given up (too old, out of retries, too large) to the failure sink, which is
+  retried while it cannot write: a record is never dropped without being written somewhere
+  (unless no destination is configured, as in Lambda);
+- what completed is reported to the shard (`ShardProgress`), whose checkpoint is fenced by
+  ownership: a refused checkpoint means the shard was lost.
+
+Ownership: a lane runs while its shard is PROCESSING (esm.shard.state). When the shard is lost,
+an invocation in flight is allowed to finish, so the function's concurrency limit stays true, but
+its result is dropped and nothing more is checkpointed. On shutdown the batch in flight is
 finished and checkpointed, buffered records are left for the next owner, and a batch waiting to
 be retried is abandoned (it is re-read from the last checkpoint).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 import time
@@ -24,221 +33,286 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import ClassVar, Generic, Protocol, TypeVar
 
 from esm.dispatch.outcomes import InvokeOutcome, OutcomeKind
-from esm.shard.batch_response import SUCCEEDED, read_batch_response
+from esm.shard.batch_response import SUCCEEDED, BatchResponse, Verdict, read_batch_response
 from esm.shard.batching import INVOKE_PAYLOAD_LIMIT_BYTES, BatchLimits, RecordBuffer
+from esm.shard.contracts import Invoker, RecordFormat
 from esm.shard.failures import Attempts, Decision, DecisionKind, FailurePolicy, WorkItem
-from esm.shard.reporting import FailureSink, FailureSinkError, halted_within, log_retry, processing_result
-from esm.shard.state import ShardEvent, ShardState, next_state
-
-if TYPE_CHECKING:
-    from esm.metrics import Metrics
+from esm.shard.metrics import ShardMetrics
+from esm.shard.reporting import describe_failure, log_retry, processing_result
+from esm.shard.sink import DroppingSink, FailureSink, FailureSinkError
+from esm.shard.state import ShardLife
+from esm.shard.waits import REAL_WAITS, Waits
 
 log = logging.getLogger(__name__)
 
 R = TypeVar("R")
+R_contra = TypeVar("R_contra", contravariant=True)
 
 
-class Invoker(Protocol):
-    async def invoke(self, payload: bytes) -> InvokeOutcome: ...
+@dataclass(frozen=True)
+class LaneServices(Generic[R]):
+    """What every lane of a mapping shares."""
+
+    format: RecordFormat[R]
+    invoker: Invoker
+    policy: FailurePolicy
+    metrics: ShardMetrics
+    limits: BatchLimits
+    report_batch_item_failures: bool = False
+    waits: Waits = REAL_WAITS
+    wall_clock: Callable[[], float] = time.time
+    rand: Callable[[], float] = random.random
 
 
-class ShardSource(Protocol[R]):
-    """What a source supplies to process its records."""
+class LaneHost(Protocol[R_contra]):
+    """The shard, as its lanes see it."""
 
-    def build_event(self, records: Sequence[R]) -> bytes: ...
-    def record_time(self, record: R) -> float:
-        """When the record entered the stream (epoch seconds): iterator age and record age."""
+    @property
+    def life(self) -> ShardLife: ...
+
+    @property
+    def owned(self) -> bool:
+        """Whether the source still gives this process the shard (a Kafka assignment is active)."""
         ...
 
-    def select(self, records: list[R]) -> list[R]:
-        """The records FilterCriteria lets through (the others are checkpointed, not invoked)."""
-        ...
+    def lease_lost(self) -> None: ...
 
-    def index_of(self, records: Sequence[R], identifier: Any) -> int | None:
-        """Where a partial batch response's itemIdentifier is in `records`, None if absent."""
-        ...
-
-    async def checkpoint_after(self, record: R) -> bool:
-        """Marks everything up to `record` done; False when ownership was lost."""
+    async def completed_through(self, lane: int, record: R_contra) -> bool:
+        """The lane completed everything it was given up to `record`; False when the shard is lost."""
         ...
 
     def taken(self, size_bytes: int) -> None:
         """Buffered bytes left the buffer (flow control)."""
         ...
 
+
+class Job(Protocol[R]):
+    """A batch to work through: its records (none for a window's final invocation), and what the
+    framing does around them."""
+
+    # Whether MaximumRecordAgeInSeconds is checked before each invocation (not for a window's
+    # final invocation: it carries no records).
+    ages_before_invoke: ClassVar[bool]
+
     @property
-    def owned(self) -> bool: ...
+    def records(self) -> Sequence[R]: ...
+
+    def oldest(self, item: WorkItem) -> float:
+        """When the item's oldest record entered the stream (epoch seconds)."""
+        ...
+
+    def payload(self, chunk: Sequence[R]) -> bytes: ...
+
+    def read(self, outcome: InvokeOutcome, chunk: Sequence[R]) -> BatchResponse:
+        """What the function's answer says of the chunk (SUCCEEDED unless it failed records)."""
+        ...
+
+    async def completed(self, start: int, end: int) -> bool:
+        """Records [start, end) succeeded (after every invocation, possibly empty); False when
+        the shard was lost."""
+        ...
+
+    async def given_up(self, start: int, end: int, why: str) -> bool:
+        """Records [start, end) were given to the failure sink (`why`: the policy's condition);
+        False when the shard was lost."""
+        ...
 
 
-__all__ = [
-    "DroppingSink",
-    "FailureSink",
-    "FailureSinkError",
-    "ShardConsumer",
-    "ShardConsumerBase",
-    "ShardMetrics",
-    "ShardSource",
-]
+class Framing(Protocol[R]):
+    """How a lane's records become batches, and when their checkpoint is written."""
+
+    async def next_batch(self) -> list[R] | None:
+        """The next batch; [] to look again; None when the lane has nothing more (halted, or
+        its buffer was closed and drained)."""
+        ...
+
+    def job(self, records: list[R]) -> Job[R]: ...
+
+    async def passed(self, record: R) -> bool:
+        """The batch's trailing records up to `record` were filtered out; False when lost."""
+        ...
+
+    @property
+    def drained(self) -> bool:
+        """Everything the lane will ever get was taken and settled."""
+        ...
+
+    def drop(self) -> int:
+        """Drops what waits to be processed (ownership lost); how many records."""
+        ...
 
 
-class DroppingSink:
-    """No destination configured: as in Lambda, records given up on are dropped (and counted)."""
-
-    async def send(
-        self, records: Sequence[Any], decision: Decision, last_outcome: InvokeOutcome | None
-    ) -> bool:
-        log.warning(
-            "%d records dropped (%s after %d invocations; no on-failure destination)",
-            len(records),
-            decision.condition,
-            decision.invoke_count,
-        )
-        return False
-
-
-class _Inc(Protocol):
-    def inc(self, amount: float = 1) -> None: ...
-
-
-class _Observe(Protocol):
-    def observe(self, amount: float) -> None: ...
-
-
-class _Set(Protocol):
-    def set(self, value: float) -> None: ...
-
-
-@dataclass(frozen=True)
-class ShardMetrics:
-    """Pre-labelled metric children for one mapping (shared by its shards)."""
-
-    records_invoked: _Inc
-    records_delivered: _Inc
-    # Buffered or in-flight records left for the next owner (ownership lost).
-    records_abandoned: _Inc
-    batch_size: _Observe
-    retries: _Inc
-    iterator_age: _Set
-    bisects: _Inc
-    records_to_destination: _Inc
-    records_dropped_no_destination: _Inc
-    records_filtered: _Inc
-    destination_failures: _Inc
-    records_failed_invoke: _Inc
-
-    @classmethod
-    def of_mapping(cls, metrics: Metrics, mapping_id: str) -> ShardMetrics:
-        return cls(
-            records_invoked=metrics.records_invoked.labels(mapping_id),
-            records_delivered=metrics.records_delivered.labels(mapping_id),
-            records_abandoned=metrics.records_dropped_on_revoke.labels(mapping_id),
-            batch_size=metrics.batch_size.labels(mapping_id),
-            retries=metrics.retries.labels(mapping_id),
-            iterator_age=metrics.iterator_age.labels(mapping_id),
-            bisects=metrics.bisects.labels(mapping_id),
-            records_to_destination=metrics.records_to_destination.labels(mapping_id),
-            records_dropped_no_destination=metrics.records_dropped.labels(mapping_id),
-            records_failed_invoke=metrics.records_failed_invoke.labels(mapping_id),
-            records_filtered=metrics.records_filtered.labels(mapping_id),
-            destination_failures=metrics.destination_failures.labels(mapping_id),
-        )
-
-
-class ShardConsumerBase(Generic[R]):
-    """What both shard consumers (this one and esm.shard.windows's) share: their
-    collaborators, the `esm.shard.state` life with its ownership contract, the status fields, and
-    handing records given up on to the failure sink."""
-
+class Lane(Generic[R]):
     def __init__(
         self,
-        shard_id: str,
-        buffer: RecordBuffer[R],
-        limits: BatchLimits,
-        source: ShardSource[R],
-        invoker: Invoker,
-        policy: FailurePolicy,
-        metrics: ShardMetrics,
-        failure_sink: FailureSink[R] | None = None,
-        report_batch_item_failures: bool = False,
-        initial_state: ShardState = ShardState.INITIALIZING,
-        wall_clock: Callable[[], float] = time.time,
-        rand: Callable[[], float] = random.random,
+        host: LaneHost[R],
+        index: int,
+        name: str,
+        services: LaneServices[R],
+        sink: FailureSink[R] | None = None,
+        framing: Callable[[Lane[R]], Framing[R]] | None = None,
     ) -> None:
-        self.shard_id = shard_id
-        self.buffer = buffer
-        self._limits = limits
-        self._source = source
-        self._invoker = invoker
-        self._policy = policy
-        self._metrics = metrics
-        self._sink: FailureSink[R] = failure_sink or DroppingSink()
-        self._report_item_failures = report_batch_item_failures
-        self._wall_clock = wall_clock
-        self._rand = rand
-        self.state = initial_state
-        # Set when the shard must stop taking batches (lost or shutting down).
-        self._halt = asyncio.Event()
-        self.last_error: str | None = None
-        self.attempts = Attempts()
+        self.index = index
+        self.name = name
+        self.host = host
+        self.services = services
+        self.buffer: RecordBuffer[R] = RecordBuffer(time.monotonic)
+        self._sink: FailureSink[R] = sink or DroppingSink()
+        self.framing: Framing[R] = framing(self) if framing is not None else PlainFraming(self)
         # For `esm status`: the batch being worked on, and Lambda's LastProcessingResult.
         self.current: list[R] | None = None
+        self.attempts = Attempts()
+        self.last_error: str | None = None
         self.last_processing_result = "No records processed"
-        self._reached_end = False
-
-    def _transition(self, event: ShardEvent) -> None:
-        before = self.state
-        self.state = next_state(self.state, event)
-        if before is not self.state:
-            log.debug("shard %s: %s -> %s", self.shard_id, before.value, self.state.value)
+        self.reached_end = False
 
     @property
-    def reached_end(self) -> bool:
-        """The shard's buffer was closed and every record in it was processed (not lost/stopped)."""
-        return self._reached_end
+    def format(self) -> RecordFormat[R]:
+        return self.services.format
 
-    def lease_lost(self) -> None:
-        self._transition(ShardEvent.LEASE_LOST)
-        self._halt.set()
-        dropped = self._drop_buffered()
-        if dropped:
-            self._metrics.records_abandoned.inc(dropped)
+    @property
+    def limits(self) -> BatchLimits:
+        return self.services.limits
 
-    def _drop_buffered(self) -> int:
-        """Drops the records waiting to be processed (the next owner reads them); how many."""
-        dropped = len(self.buffer)
-        self.buffer.clear()
-        return dropped
+    @property
+    def policy(self) -> FailurePolicy:
+        return self.services.policy
 
-    def request_shutdown(self) -> None:
-        if self.state in (ShardState.SHUT_DOWN, ShardState.LEASE_LOST):
-            return
-        self._transition(ShardEvent.SHUTDOWN_REQUESTED)
-        self._halt.set()
+    @property
+    def metrics(self) -> ShardMetrics:
+        return self.services.metrics
 
     async def run(self) -> None:
-        """Processes the shard's records until it ends, is lost or shut down."""
-        raise NotImplementedError
+        """Processes the lane's records while its shard is PROCESSING."""
+        life = self.host.life
+        try:
+            while life.processing:
+                records = await self.framing.next_batch()
+                if records is None:
+                    break
+                if records:
+                    await self._process(records)
+            if life.processing and self.framing.drained:
+                self.reached_end = True
+        finally:
+            self.current = None
 
-    def _end_reached(self) -> None:
-        """Everything the shard will ever hold was processed: the owner may end the shard."""
-        self._transition(ShardEvent.END_REACHED)
-        self._reached_end = True
+    def drop_buffered(self) -> int:
+        return self.framing.drop()
 
-    def _settle(self) -> None:
-        """The end of `run()`, however it ends: SHUT_DOWN."""
-        if self.state in (ShardState.INITIALIZING, ShardState.PROCESSING):
-            # Cancelled (its owner was cancelled past the shutdown grace): a shutdown all the same.
-            self._transition(ShardEvent.SHUTDOWN_REQUESTED)
-        if self.state is not ShardState.SHUT_DOWN:
-            self._transition(ShardEvent.DRAINED)
+    async def checkpoint_through(self, record: R) -> bool:
+        """Reports the lane complete through `record`; False (and the shard lost) when refused."""
+        if await self.host.completed_through(self.index, record):
+            return True
+        self.host.lease_lost()
+        return False
 
-    async def _halted_within(self, seconds: float) -> bool:
-        return await halted_within(self._halt, seconds)
+    async def _process(self, records: list[R]) -> bool:
+        selected = self.format.select(records)
+        if len(selected) < len(records):
+            self.metrics.records_filtered.inc(len(records) - len(selected))
+        if selected:
+            self.metrics.batch_size.observe(len(selected))
+            self.current = selected
+            try:
+                if not await self.work_through(self.framing.job(selected)):
+                    return False  # lost or stopped: nothing more is checkpointed
+            finally:
+                self.current = None
+        if not selected or selected[-1] is not records[-1]:
+            return await self.framing.passed(records[-1])
+        return True
 
-    async def _give_up(self, records: list[R], decision: Decision, outcome: InvokeOutcome | None) -> bool:
+    async def work_through(self, job: Job[R]) -> bool:
+        """Works through a job until each of its records completed or was given up on: True.
+        False when the shard was lost or stops first (the next owner reads the rest again)."""
+        policy, metrics, clock = self.policy, self.metrics, self.services.wall_clock
+        records = job.records
+        items: deque[WorkItem] = deque([WorkItem(0, len(records))])
+        while items:
+            if not self.host.life.processing:
+                return False
+            item = items[0]
+            self.attempts = item.attempts
+            oldest = job.oldest(item)
+            decision = policy.before_invoke(item, oldest, clock()) if job.ages_before_invoke else None
+            chunk = records[item.start : item.end]
+            payload = job.payload(chunk) if decision is None else b""
+            if decision is None and len(payload) > INVOKE_PAYLOAD_LIMIT_BYTES:
+                decision = policy.oversize(item)
+            outcome: InvokeOutcome | None = None
+            response = SUCCEEDED
+            if decision is None:
+                if item.size:
+                    metrics.records_invoked.inc(item.size)
+                    metrics.iterator_age.set(max(0.0, clock() - oldest))
+                outcome = await self.services.invoker.invoke(payload)
+                if self._lost():
+                    metrics.records_abandoned.inc(len(records) - item.start)
+                    return False
+                response = job.read(outcome, chunk)
+                if outcome.kind.function_ran or response is not SUCCEEDED:
+                    metrics.records_failed_invoke.inc(item.size)
+                decision = policy.decide(item, outcome, clock(), oldest, response, self.services.rand)
+                done_to = item.end if decision.kind is DecisionKind.CHECKPOINT else decision.checkpoint_to
+                if not await job.completed(item.start, item.start if done_to is None else done_to):
+                    return False
+            if decision.kind is DecisionKind.CHECKPOINT:
+                self.last_error = None
+                self.last_processing_result = "OK"
+                items.popleft()
+            elif decision.kind is DecisionKind.SPLIT:
+                metrics.bisects.inc()
+                items.popleft()
+                items.extendleft(reversed(decision.next_items))
+            elif decision.kind is DecisionKind.DISCARD:
+                given_up = records[decision.discard_from : item.end]
+                if given_up and not await self._give_up(given_up, decision, outcome):
+                    return False
+                why = decision.condition if outcome is None else f"{decision.condition}: {outcome.describe()}"
+                if not await job.given_up(decision.discard_from, item.end, why):
+                    return False
+                items.popleft()
+            else:
+                assert outcome is not None
+                items[0] = decision.next_items[0]
+                if not await self._retry_later(outcome, response, chunk, decision):
+                    return False
+        self.attempts = Attempts()
+        return True
+
+    def _lost(self) -> bool:
+        """Whether ownership went while an invocation was in flight (its result is dropped)."""
+        if self.host.life.lost:
+            return True
+        if not self.host.owned:
+            self.host.lease_lost()  # the source knew first: stop now rather than invoke again
+            return True
+        return False
+
+    async def _retry_later(
+        self, outcome: InvokeOutcome, response: BatchResponse, chunk: Sequence[R], decision: Decision
+    ) -> bool:
+        """Records why the attempt failed and waits out the backoff; False when the shard stops first."""
+        first_failed = None
+        if response.verdict is Verdict.FAILED_FROM and chunk:
+            first_failed = self.format.describe_position(chunk[response.first_failed])
+        failure = describe_failure(outcome, response, len(chunk), first_failed)
+        retry = decision.next_items[0]
+        self.last_error = failure
+        self.last_processing_result = processing_result(outcome)
+        log_retry(self.name, outcome, failure, retry.attempts, decision.delay_seconds)
+        self.metrics.retries.inc()
+        life = self.host.life
+        # Shutting down or lost: the batch is re-read from the last checkpoint.
+        return life.processing and not await self.services.waits.halted_within(
+            life.halt, decision.delay_seconds
+        )
+
+    async def _give_up(self, records: Sequence[R], decision: Decision, outcome: InvokeOutcome | None) -> bool:
         """Hands records to the failure sink, retrying while it cannot take them: a record is never
         dropped without being written somewhere. False when the shard halts first."""
         failures = 0
@@ -247,139 +321,93 @@ class ShardConsumerBase(Generic[R]):
                 written = await self._sink.send(records, decision, outcome)
             except FailureSinkError as err:
                 failures += 1
-                self._metrics.destination_failures.inc()
-                delay = self._policy.transient_backoff.delay(failures, self._rand)
+                self.metrics.destination_failures.inc()
+                delay = self.policy.transient_backoff.delay(failures, self.services.rand)
                 log.warning(
-                    "shard %s: on-failure destination failed (%s); retrying in %.2fs",
-                    self.shard_id,
-                    err,
-                    delay,
+                    "shard %s: on-failure destination failed (%s); retrying in %.2fs", self.name, err, delay
                 )
-                if await self._halted_within(delay):
+                if await self.services.waits.halted_within(self.host.life.halt, delay):
                     return False
                 continue
-            metrics = self._metrics
-            counter = metrics.records_to_destination if written else metrics.records_dropped_no_destination
+            counter = (
+                self.metrics.records_to_destination
+                if written
+                else self.metrics.records_dropped_no_destination
+            )
             counter.inc(len(records))
             return True
 
 
-class ShardConsumer(ShardConsumerBase[R]):
-    async def run(self) -> None:
-        if self.state is ShardState.INITIALIZING:
-            self._transition(ShardEvent.INITIALIZED)
-        try:
-            while self.state is ShardState.PROCESSING:
-                if not await self.buffer.wait_ready(self._limits, self._halt):
-                    break
-                records, size = self.buffer.take(self._limits)
-                self._source.taken(size)
-                selected = self._source.select(records)
-                if len(selected) < len(records):
-                    self._metrics.records_filtered.inc(len(records) - len(selected))
-                if selected and not await self._process(selected):
-                    continue  # lost or halted: nothing more is checkpointed
-                if (not selected or selected[-1] is not records[-1]) and not await self._checkpoint_filtered(
-                    records
-                ):
-                    continue
-            if self.state is ShardState.PROCESSING and self.buffer.drained:
-                self._end_reached()
-        finally:
-            self._settle()
+class RecordsJob(Generic[R]):
+    """A plain batch: the source's event; checkpointed as soon as records complete."""
 
-    async def _checkpoint_filtered(self, records: list[R]) -> bool:
-        """Moves the checkpoint past a batch's trailing records that the filter dropped."""
-        if await self._source.checkpoint_after(records[-1]):
-            return True
-        self.lease_lost()
-        return False
+    ages_before_invoke: ClassVar[bool] = True
 
-    async def _process(self, records: list[R]) -> bool:
-        """Works through one batch until every record is checkpointed or given up on (sent to
-        the failure sink): True. False when the shard is lost or shut down first."""
-        self._metrics.batch_size.observe(len(records))
-        self.current = records
-        try:
-            return await self._work_through(records)
-        finally:
-            self.current = None
+    def __init__(self, lane: Lane[R], records: list[R]) -> None:
+        self._lane = lane
+        self._records = records
 
-    async def _work_through(self, records: list[R]) -> bool:
-        items: deque[WorkItem] = deque([WorkItem(0, len(records))])
-        while items:
-            item = items[0]
-            self.attempts = item.attempts
-            oldest = self._source.record_time(records[item.start])
-            decision = self._policy.before_invoke(item, oldest, self._wall_clock())
-            outcome: InvokeOutcome | None = None
-            chunk = records[item.start : item.end]
-            payload = self._source.build_event(chunk) if decision is None else b""
-            if decision is None and len(payload) > INVOKE_PAYLOAD_LIMIT_BYTES:
-                decision = self._policy.oversize(item)
-            if decision is None:
-                self._metrics.records_invoked.inc(item.size)
-                self._metrics.iterator_age.set(max(0.0, self._wall_clock() - oldest))
-                outcome = await self._invoker.invoke(payload)
-                if not self._source.owned or self.state is ShardState.LEASE_LOST:
-                    self._metrics.records_abandoned.inc(len(records) - item.start)
-                    return False
-                response = SUCCEEDED
-                if self._report_item_failures and outcome.kind is OutcomeKind.SUCCESS:
-                    response = read_batch_response(outcome.response, partial(self._source.index_of, chunk))
-                if outcome.kind.function_ran or response is not SUCCEEDED:
-                    self._metrics.records_failed_invoke.inc(item.size)
-                decision = self._policy.decide(
-                    item, outcome, self._wall_clock(), oldest, response, self._rand
-                )
-            if decision.checkpoint_to is not None and not await self._checkpoint(
-                records, item.start, decision.checkpoint_to
-            ):
-                return False
-            if decision.kind is DecisionKind.CHECKPOINT:
-                self.last_error = None
-                self.last_processing_result = "OK"
-                if not await self._checkpoint(records, item.start, item.end):
-                    return False
-                items.popleft()
-            elif decision.kind is DecisionKind.SPLIT:
-                self._metrics.bisects.inc()
-                items.popleft()
-                items.extendleft(reversed(decision.next_items))
-            elif decision.kind is DecisionKind.DISCARD:
-                given_up = records[decision.discard_from : item.end]
-                if not await self._give_up(given_up, decision, outcome):
-                    return False
-                if not await self._checkpoint(records, decision.discard_from, item.end):
-                    return False
-                items.popleft()
-            else:
-                assert outcome is not None
-                items[0] = decision.next_items[0]
-                self.last_error = outcome.describe()
-                self.last_processing_result = processing_result(outcome)
-                log_retry(
-                    self.shard_id,
-                    outcome,
-                    outcome.describe(),
-                    decision.next_items[0].attempts,
-                    decision.delay_seconds,
-                )
-                self._metrics.retries.inc()
-                if self.state is not ShardState.PROCESSING or await self._halted_within(
-                    decision.delay_seconds
-                ):
-                    return False  # shutting down or lost: the batch is re-read from the last checkpoint
-        self.attempts = Attempts()
+    @property
+    def records(self) -> Sequence[R]:
+        return self._records
+
+    def oldest(self, item: WorkItem) -> float:
+        return self._lane.format.record_time(self._records[item.start])
+
+    def payload(self, chunk: Sequence[R]) -> bytes:
+        return self._lane.format.build_event(chunk)
+
+    def read(self, outcome: InvokeOutcome, chunk: Sequence[R]) -> BatchResponse:
+        lane = self._lane
+        if lane.services.report_batch_item_failures and outcome.kind is OutcomeKind.SUCCESS:
+            return read_batch_response(outcome.response, partial(lane.format.index_of, chunk))
+        return SUCCEEDED
+
+    async def completed(self, start: int, end: int) -> bool:
+        if not await self._checkpoint(start, end):
+            return False
+        if end > start:
+            self._lane.metrics.records_delivered.inc(end - start)
         return True
 
-    async def _checkpoint(self, records: list[R], start: int, end: int) -> bool:
-        """Checkpoints through records[end - 1]; False (and the shard is lost) when refused."""
+    async def given_up(self, start: int, end: int, why: str) -> bool:
+        return await self._checkpoint(start, end)
+
+    async def _checkpoint(self, start: int, end: int) -> bool:
         if end <= start:
             return True
-        if await self._source.checkpoint_after(records[end - 1]):
-            self._metrics.records_delivered.inc(end - start)
+        if await self._lane.checkpoint_through(self._records[end - 1]):
             return True
-        self._metrics.records_abandoned.inc(len(records) - start)
-        self.lease_lost()
+        self._lane.metrics.records_abandoned.inc(len(self._records) - start)
         return False
+
+
+class PlainFraming(Generic[R]):
+    """Batches cut from the buffer as they are due (BatchSize, window, 6 MB)."""
+
+    def __init__(self, lane: Lane[R]) -> None:
+        self._lane = lane
+
+    async def next_batch(self) -> list[R] | None:
+        lane = self._lane
+        if not await lane.buffer.wait_ready(lane.limits, lane.host.life.halt):
+            return None
+        records, size = lane.buffer.take(lane.limits)
+        lane.host.taken(size)
+        return records
+
+    def job(self, records: list[R]) -> Job[R]:
+        return RecordsJob(self._lane, records)
+
+    async def passed(self, record: R) -> bool:
+        return await self._lane.checkpoint_through(record)
+
+    @property
+    def drained(self) -> bool:
+        return self._lane.buffer.drained
+
+    def drop(self) -> int:
+        buffer = self._lane.buffer
+        dropped = len(buffer)
+        buffer.clear()
+        return dropped

@@ -1,20 +1,22 @@
 """ParallelizationFactor: a shard's records spread over lanes, and the checkpoint they allow.
 
-With ParallelizationFactor N a Kinesis or DynamoDB Streams shard runs up to N batches at once.
-Each record goes to lane `lane_for(key, N)` (Kinesis: its partition key; DynamoDB: its item's
-`dynamodb_lane_key`), and each lane has one batch in flight, so records of one key keep their
-order. The hash is CRC-32 of the UTF-8 key, the same in every process and run, so a shard taken
-over by another process spreads its keys the same way.
+With ParallelizationFactor N a shard (a Kafka partition, a Kinesis or DynamoDB Streams shard)
+runs up to N batches at once. Each record goes to lane `lane_for(key, N)` (Kafka: its key;
+Kinesis: its partition key; DynamoDB: its item's `dynamodb_lane_key`), and each lane has one
+batch in flight, so records of one key keep their order. The hash is CRC-32 of the UTF-8 key,
+the same in every process and run, so a shard taken over by another process spreads its keys the
+same way. A record without a key (a Kafka record with a null key) has no order to keep: such
+records are spread by their place in the shard (`lane_for_keyless`).
 
 Lanes finish out of order relative to each other, but the shard has one checkpoint. The
 `CompletionTracker` numbers the shard's records in shard order (tickets) as they are dispatched
-and keeps each lane's completed-through ticket. The checkpoint is the sequence number of the
-last record of the longest prefix of the shard that every lane has completed, so a restart from
-it never skips a record (records of a faster lane past it are delivered again: at least once).
+and keeps each lane's completed-through ticket. The checkpoint is the last record of the longest
+prefix of the shard that every lane has completed, so a restart from it never skips a record
+(records of a faster lane past it are delivered again: at least once).
 
     tickets   0   1   2   3   4   5
     lanes     A   B   A   A   B   B      A completed through 3, B through 1
-    done      x   x   x   x   .   .  ->  checkpoint = sequence number of ticket 3
+    done      x   x   x   x   .   .  ->  checkpoint = the record of ticket 3
 
 Pure logic: no I/O and no clock. Amortized O(1) per record; memory bounded by the records not
 yet covered by the checkpoint.
@@ -26,9 +28,11 @@ import zlib
 from binascii import b2a_base64
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import orjson
+
+T = TypeVar("T")
 
 MIN_LANES = 1
 MAX_LANES = 10
@@ -52,6 +56,21 @@ def lane_for(key: str, lanes: int) -> int:
     return zlib.crc32(key.encode("utf-8")) % lanes
 
 
+def lane_for_keyless(order: int, lanes: int) -> int:
+    """The lane of a record with no key, by its place in the shard (consecutive records go to
+    consecutive lanes)."""
+    _check_lanes(lanes)
+    return order % lanes
+
+
+def sequence_order(sequence_number: str) -> int:
+    """A Kinesis or DynamoDB sequence number as the integer that orders it (they exceed 64 bits:
+    never a float). ValueError when it is not a decimal sequence number."""
+    if not sequence_number.isascii() or not sequence_number.isdigit():
+        raise ValueError(f"sequence number {sequence_number!r} is not a decimal sequence number")
+    return int(sequence_number)
+
+
 def _binary_as_base64(value: object) -> str:
     # boto3 hands binary key attributes (B) over as bytes; Lambda's event carries them as base64.
     # Both spell the same item, so both must give the same lane key.
@@ -73,33 +92,34 @@ def dynamodb_lane_key(keys: Mapping[str, Any]) -> str:
 
 
 @dataclass(frozen=True)
-class _Dispatched:
+class _Dispatched(Generic[T]):
     lane: int
-    sequence_number: str
+    record: T
 
 
-class CompletionTracker:
-    """One shard's records, dispatched to lanes in shard order, completed per lane in lane order."""
+class CompletionTracker(Generic[T]):
+    """One shard's records, dispatched to lanes in shard order, completed per lane in lane order.
+    Records are opaque here; `dispatched` is told each one's order in the shard."""
 
     def __init__(self, lanes: int) -> None:
         _check_lanes(lanes)
         self._lanes = lanes
         # Records not yet covered by the checkpoint, by ticket; tickets are consecutive from
         # `_first_outstanding`, and dicts keep insertion order, so the first entry is the oldest.
-        self._outstanding: dict[int, _Dispatched] = {}
+        self._outstanding: dict[int, _Dispatched[T]] = {}
         self._first_outstanding = 0
         self._next_ticket = 0
         self._completed_through = [_NONE_COMPLETED] * lanes
-        self._last_sequence: int | None = None
-        self._checkpoint: str | None = None
+        self._last_order: int | None = None
+        self._checkpoint: T | None = None
 
     @property
     def lanes(self) -> int:
         return self._lanes
 
     @property
-    def checkpoint(self) -> str | None:
-        """The sequence number below and at which every record has completed (None before any)."""
+    def checkpoint(self) -> T | None:
+        """The record at and before which every record has completed (None before any)."""
         return self._checkpoint
 
     @property
@@ -107,27 +127,23 @@ class CompletionTracker:
         """Records dispatched but not yet covered by the checkpoint."""
         return self._next_ticket - self._first_outstanding
 
-    def dispatched(self, lane: int, sequence_number: str) -> int:
-        """Registers the next record of the shard (shard order) as given to `lane`; returns its
-        ticket (0, 1, 2, ...). ValueError for a lane out of range or a sequence number that is
-        not decimal or not after the previous record's."""
+    def dispatched(self, lane: int, record: T, order: int) -> int:
+        """Registers the next record of the shard as given to `lane`; `order` is its place in
+        the shard (an offset, a sequence number). Returns its ticket (0, 1, 2, ...). ValueError
+        for a lane out of range or a record that is not after the previous one."""
         self._check_lane(lane, "dispatched")
-        if not sequence_number.isascii() or not sequence_number.isdigit():
-            raise ValueError(f"sequence number {sequence_number!r} is not a decimal sequence number")
-        # Sequence numbers exceed 64 bits: compare them as Python ints, never as floats.
-        sequence = int(sequence_number)
-        if self._last_sequence is not None and sequence <= self._last_sequence:
+        if self._last_order is not None and order <= self._last_order:
             raise ValueError(
-                f"sequence number {sequence_number} dispatched after {self._last_sequence}: "
+                f"position {order} dispatched after {self._last_order}: "
                 "records must be dispatched in shard order"
             )
-        self._last_sequence = sequence
+        self._last_order = order
         ticket = self._next_ticket
-        self._outstanding[ticket] = _Dispatched(lane, sequence_number)
+        self._outstanding[ticket] = _Dispatched(lane, record)
         self._next_ticket += 1
         return ticket
 
-    def completed(self, lane: int, ticket: int) -> str | None:
+    def completed(self, lane: int, ticket: int) -> T | None:
         """Lane `lane` has completed (checkpointed or given up) every record it was given up to
         and including `ticket`. Returns the shard's new checkpoint if it moved forward, else None
         (also for a completion reported again). ValueError when `ticket` was not dispatched to
@@ -160,7 +176,7 @@ class CompletionTracker:
         if record.lane != lane:
             raise ValueError(f"lane {lane}: ticket {ticket} was dispatched to lane {record.lane}")
 
-    def _advance(self) -> str | None:
+    def _advance(self) -> T | None:
         """Moves the checkpoint over the completed head of the shard; returns it if it moved."""
         moved = False
         while self._first_outstanding < self._next_ticket:
@@ -169,6 +185,6 @@ class CompletionTracker:
                 break
             del self._outstanding[self._first_outstanding]
             self._first_outstanding += 1
-            self._checkpoint = head.sequence_number
+            self._checkpoint = head.record
             moved = True
         return self._checkpoint if moved else None

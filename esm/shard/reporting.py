@@ -1,37 +1,15 @@
-"""Small pieces the shard consumers (ordinary and tumbling-window) and the stream shards share:
-the failure sink contract, waiting out a backoff unless halted, Lambda's LastProcessingResult
-wording, and logging retries without flooding. (Their common lifecycle is
-esm.shard.lane.ShardConsumerBase.)"""
+"""What a shard says about a failed attempt: the words for logs and `esm status` (Lambda's
+LastProcessingResult among them). Pure, but for `log_retry`."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Sequence
-from typing import Protocol, TypeVar
 
 from esm.dispatch.outcomes import InvokeOutcome, OutcomeKind
-from esm.shard.failures import Attempts, Decision
+from esm.shard.batch_response import BatchResponse, Verdict
+from esm.shard.failures import Attempts
 
-log = logging.getLogger("esm.shard.lane")
-
-R_contra = TypeVar("R_contra", contravariant=True)
-
-
-class FailureSink(Protocol[R_contra]):
-    """Where records go when the policy gives up on them (the on-failure destination)."""
-
-    async def send(
-        self, records: Sequence[R_contra], decision: Decision, last_outcome: InvokeOutcome | None
-    ) -> bool:
-        """Writes the records durably and returns True, or returns False when it drops them by
-        design (no destination configured); raises FailureSinkError when it cannot write now."""
-        ...
-
-
-class FailureSinkError(Exception):
-    """The failure sink could not write the records now; the shard retries."""
-
+log = logging.getLogger("esm.shard")
 
 _FUNCTION_CALL_FAILED = "PROBLEM: Function call failed"
 # Lambda's LastProcessingResult wording by what went wrong (a failing partial response is a
@@ -50,34 +28,36 @@ def processing_result(outcome: InvokeOutcome) -> str:
     return _PROCESSING_RESULTS.get(outcome.kind, _FUNCTION_CALL_FAILED)
 
 
-async def halted_within(halt: asyncio.Event, seconds: float | None) -> bool:
-    """Waits `seconds` (None: for ever) unless `halt` is set first (True).
+def describe_failure(
+    outcome: InvokeOutcome, response: BatchResponse, batch_size: int, first_failed_at: str | None
+) -> str:
+    """What went wrong with an attempt, in the words of what happened.
 
-    asyncio.timeout rather than wait_for: on Python 3.11 wait_for can swallow a cancellation that
-    races its timeout, and a shard's task must end when it is cancelled."""
-    try:
-        async with asyncio.timeout(seconds):
-            await halt.wait()
-    except TimeoutError:
-        return False
-    return True
+    `response` is the reading of a successful call's partial batch response; `first_failed_at`
+    the position of its lowest failed record (`offset 1234`), when it reported some."""
+    if outcome.kind is not OutcomeKind.SUCCESS:
+        return outcome.describe()
+    if response.verdict is Verdict.FAILED_FROM:
+        where = f", retrying from {first_failed_at}" if first_failed_at else ""
+        return f"{response.reported} of {batch_size} records reported failed{where}"
+    if response.verdict is Verdict.FAILED:
+        return f"the whole batch failed: {response.reason}"
+    return "the function's response was not accepted"
 
 
-def log_retry(shard_id: str, outcome: InvokeOutcome, failure: str, attempts: Attempts, delay: float) -> None:
-    if outcome.kind.function_ran or outcome.kind is OutcomeKind.SUCCESS:
+def log_retry(shard: str, outcome: InvokeOutcome, failure: str, attempts: Attempts, delay: float) -> None:
+    if outcome.kind is OutcomeKind.SUCCESS:
+        log.warning("shard %s: %s (retry %d in %.2fs)", shard, failure, attempts.retries, delay)
+    elif outcome.kind.function_ran:
         log.warning(
-            "shard %s: function failed (retry %d): %s; retrying in %.2fs",
-            shard_id,
-            attempts.retries,
-            failure,
-            delay,
+            "shard %s: function failed (retry %d in %.2fs): %s", shard, attempts.retries, delay, failure
         )
     elif attempts.transient_failures % TRANSIENT_LOG_EVERY == 1:
         log.warning(
             "shard %s: function not invoked (%s, %d times): %s; retrying in %.2fs",
-            shard_id,
+            shard,
             outcome.kind.value,
             attempts.transient_failures,
-            outcome.describe(),
+            failure,
             delay,
         )

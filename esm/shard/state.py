@@ -11,12 +11,18 @@
                                                                   +---> SHUT_DOWN <--+  (drained)
 
 SHARD_END, LEASE_LOST and SHUTTING_DOWN each end in SHUT_DOWN once in-flight work is settled.
-Kafka partitions start at INITIALIZING (no parents) and never reach SHARD_END.
+Kafka partitions start at INITIALIZING (no parents) and never reach SHARD_END. `ShardLife` is
+the one place a shard's state is kept: every change goes through `next_state`, and its `halt`
+event tells the lanes and the reader to stop taking work.
 """
 
 from __future__ import annotations
 
+import asyncio
 import enum
+import logging
+
+log = logging.getLogger(__name__)
 
 
 class ShardState(enum.Enum):
@@ -57,8 +63,10 @@ TRANSITIONS: dict[tuple[ShardState, ShardEvent], ShardState] = {
     (S.SHUTTING_DOWN, E.LEASE_LOST): S.LEASE_LOST,
 }
 
-# Events that may arrive again once their effect has happened (a revocation racing a shutdown).
+# Events that may arrive again once their effect has happened (a revocation racing a shutdown),
+# and a shutdown asked of a shard that is already finishing its end.
 _IGNORED_IN = {
+    S.SHARD_END: {E.SHUTDOWN_REQUESTED},
     S.LEASE_LOST: {E.LEASE_LOST, E.SHUTDOWN_REQUESTED},
     S.SHUTTING_DOWN: {E.SHUTDOWN_REQUESTED},
     S.SHUT_DOWN: {E.LEASE_LOST, E.SHUTDOWN_REQUESTED, E.DRAINED},
@@ -80,3 +88,44 @@ def next_state(state: ShardState, event: ShardEvent) -> ShardState:
     if event in _IGNORED_IN.get(state, set()):
         return state
     raise InvalidTransition(state, event)
+
+
+# States in which the shard takes no new work: its lanes and reader stop.
+_HALTED = frozenset({S.SHARD_END, S.LEASE_LOST, S.SHUTTING_DOWN, S.SHUT_DOWN})
+
+
+class ShardLife:
+    """The state of one owned shard, moved only by events through the transition table."""
+
+    def __init__(self, name: str, initial: ShardState) -> None:
+        if initial not in (ShardState.WAITING_ON_PARENTS, ShardState.INITIALIZING):
+            raise ValueError(f"a shard starts WAITING_ON_PARENTS or INITIALIZING, not {initial.value}")
+        self.name = name
+        self.state: ShardState = initial
+        # Set once the shard stops taking work (lost, shutting down, ended).
+        self.halt = asyncio.Event()
+        self._lost = False
+
+    def fire(self, event: ShardEvent) -> ShardState:
+        before = self.state
+        self.state = next_state(before, event)
+        if self.state in _HALTED:
+            self.halt.set()
+        if self.state is ShardState.LEASE_LOST:
+            self._lost = True
+        if before is not self.state:
+            log.debug("shard %s: %s -> %s", self.name, before.value, self.state.value)
+        return self.state
+
+    @property
+    def processing(self) -> bool:
+        return self.state is ShardState.PROCESSING
+
+    @property
+    def lost(self) -> bool:
+        """The shard went to another owner (it stays lost after it shut down)."""
+        return self._lost
+
+    @property
+    def finished(self) -> bool:
+        return self.state is ShardState.SHUT_DOWN

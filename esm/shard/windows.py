@@ -1,8 +1,6 @@
-"""Processes one shard's records in tumbling windows (TumblingWindowInSeconds, Kinesis and
-DynamoDB Streams): batch -> invoke with the window's state -> ... -> final invoke -> checkpoint.
-
-The window logic itself is pure (esm.shard.tumbling); this loop is ShardConsumer's (same protocols,
-same ownership contract, same `esm.shard.state` life) with these differences:
+"""Tumbling windows (TumblingWindowInSeconds, Kinesis and DynamoDB Streams): the framing a lane's
+batch loop (esm.shard.lane) gets when a mapping has windows. The window logic itself is pure
+(esm.shard.tumbling); this is what changes around the one batch loop:
 
 - A batch never mixes windows (`WindowBatcher`): it stops at the first record of a later window
   (BatchSize, the batching window and the 6 MB cut still apply), and that record starts the
@@ -19,45 +17,36 @@ same ownership contract, same `esm.shard.state` life) with these differences:
   the source has read everything, epoch seconds; polled every `watermark_poll_seconds` while a
   window is open) reaches its end, with nothing left in the buffer (buffered records are taken
   at once then: they may still belong to it). Then the final invocation (no records, the last
-  state, `isFinalInvokeForWindow`) is made; its response only has to be a success. Windows in
-  which the function accepted no records (all filtered out or given up) get none.
+  state, `isFinalInvokeForWindow`) is made through the same batch loop; its response only has
+  to be a success. Windows in which the function accepted no records (all filtered out or
+  given up) get none.
 - A failing final invocation is retried per the FailurePolicy (its age counts from the window's
   end). Lambda documents that processing waits until it succeeds, which is what the defaults
   (MaximumRetryAttempts and MaximumRecordAgeInSeconds -1) do; when a policy gives up, the
   window is logged, counted (`windows_given_up`) and checkpointed anyway: no records are left
   to send to the failure sink.
-- State lives in memory only, so a window's records are checkpointed after its final
-  invocation. A takeover or crash re-reads the open window from the last checkpoint and
-  rebuilds its state: records may be delivered twice, never lost.
+- The checkpoint is deferred: state lives in memory only, so a window's records are
+  checkpointed after its final invocation. A takeover or crash re-reads the open window from the
+  last checkpoint and rebuilds its state: records may be delivered twice, never lost.
 - BisectBatchOnFunctionError is not applied to windowed batches: the mapping passes a
-  FailurePolicy with bisect off, and the constructor refuses one with it on. Oversize events
-  are still halved (before any invocation), and the halves carry the state along in order.
-
-Ownership: `lease_lost()` stops at once, drops the buffer and the window; a result arriving after
-the loss is dropped and nothing more is checkpointed. `request_shutdown()` lets the invocation in
-flight finish and stops without checkpointing the open window (a final invocation in flight is
-finished and checkpointed).
+  FailurePolicy with bisect off, and the framing refuses one with it on. Oversize events are
+  still halved (before any invocation), and the halves carry the state along in order.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
-import time
-from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import Generic, TypeVar
+from typing import ClassVar, Generic, TypeVar
 
 from esm.dispatch.outcomes import InvokeOutcome, OutcomeKind
 from esm.shard.batch_response import SUCCEEDED, BatchResponse, Verdict, read_batch_response
-from esm.shard.batching import INVOKE_PAYLOAD_LIMIT_BYTES, BatchLimits, RecordBuffer
-from esm.shard.failures import Attempts, Decision, DecisionKind, FailurePolicy, WorkItem
-from esm.shard.lane import FailureSink, Invoker, ShardConsumerBase, ShardMetrics, ShardSource
-from esm.shard.reporting import log_retry, processing_result
-from esm.shard.state import ShardEvent, ShardState
+from esm.shard.batching import BatchLimits, RecordBuffer
+from esm.shard.failures import WorkItem
+from esm.shard.lane import Job, Lane, RecordsJob
 from esm.shard.tumbling import (
     INITIAL_STATE,
     NO_RECORDS_EVENT,
@@ -166,6 +155,18 @@ class WindowBatcher(Generic[R]):
         return _Taken(record, size, self._latest)
 
 
+@dataclass(frozen=True)
+class WindowSettings:
+    """A shard's tumbling windows."""
+
+    seconds: int
+    shard_id: str
+    stream_arn: str
+    # How far the shard has been read completely (epoch seconds).
+    watermark: Callable[[], float]
+    watermark_poll_seconds: float = 0.25
+
+
 @dataclass
 class _OpenWindow(Generic[R]):
     """The window being worked on (or the rest of one that ended early)."""
@@ -179,95 +180,64 @@ class _OpenWindow(Generic[R]):
     terminated_early: bool = False
 
 
-class WindowedShardConsumer(ShardConsumerBase[R]):
-    def __init__(
-        self,
-        shard_id: str,
-        buffer: RecordBuffer[R],
-        limits: BatchLimits,
-        source: ShardSource[R],
-        invoker: Invoker,
-        policy: FailurePolicy,
-        metrics: ShardMetrics,
-        failure_sink: FailureSink[R] | None = None,
-        report_batch_item_failures: bool = False,
-        initial_state: ShardState = ShardState.INITIALIZING,
-        wall_clock: Callable[[], float] = time.time,
-        rand: Callable[[], float] = random.random,
-        *,
-        window_seconds: int,
-        stream_arn: str,
-        watermark: Callable[[], float],
-        watermark_poll_seconds: float = 0.25,
-    ) -> None:
-        if policy.bisect_on_function_error:
+class WindowFraming(Generic[R]):
+    def __init__(self, lane: Lane[R], settings: WindowSettings) -> None:
+        if lane.policy.bisect_on_function_error:
             raise ValueError(
                 "BisectBatchOnFunctionError is not applied with TumblingWindowInSeconds: "
                 "pass a FailurePolicy with bisect_on_function_error=False"
             )
-        super().__init__(
-            shard_id,
-            buffer,
-            limits,
-            source,
-            invoker,
-            policy,
-            metrics,
-            failure_sink,
-            report_batch_item_failures,
-            initial_state,
-            wall_clock,
-            rand,
-        )
-        self._batcher = WindowBatcher(buffer, source.record_time, window_seconds, source.taken)
-        self._stream_arn = stream_arn
-        self._watermark = watermark
-        self._watermark_poll_seconds = watermark_poll_seconds
+        self._lane = lane
+        self._settings = settings
+        self._batcher = WindowBatcher(lane.buffer, lane.format.record_time, settings.seconds, lane.host.taken)
         # Final invocations given up on (their window was checkpointed without them).
         self.windows_given_up = 0
-        self._open: _OpenWindow[R] | None = None
+        self.open: _OpenWindow[R] | None = None
 
     @property
     def window(self) -> Window | None:
         """The window being worked on, for status."""
-        return self._open.window if self._open is not None else None
+        return self.open.window if self.open is not None else None
 
-    def _drop_buffered(self) -> int:
+    @property
+    def drained(self) -> bool:
+        return self._batcher.drained and self.open is None
+
+    def drop(self) -> int:
         return self._batcher.drop()
 
-    async def run(self) -> None:
-        if self.state is ShardState.INITIALIZING:
-            self._transition(ShardEvent.INITIALIZED)
-        try:
-            while self.state is ShardState.PROCESSING:
-                if self._open is not None and self._open_window_complete():
-                    await self._close_window()
-                    continue
-                limits = self._batch_limits()
-                if not self._batch_due() and not await self._wait_for_batch(limits):
-                    if self._batcher.drained and self._open is None:
-                        break
-                    continue  # halted, or time to look at the watermark again
-                records = self._take_batch(limits)
-                if records:
-                    await self._process(records)
-            if self.state is ShardState.PROCESSING:
-                # The buffer was closed and drained, and the last window closed.
-                self._end_reached()
-        finally:
-            self._open = None
-            self._settle()
+    async def next_batch(self) -> list[R] | None:
+        if self.open is not None and self._open_window_complete():
+            await self.close_window()
+            return []  # the lane looks at its state again before the next batch
+        limits = self._batch_limits()
+        if not self._batch_due() and not await self._wait_for_batch(limits):
+            if self._batcher.drained and self.open is None:
+                return None
+            return []  # halted, or time to look at the watermark again
+        records, window = self._batcher.take(limits, self.open.window if self.open is not None else None)
+        if records and self.open is None:
+            assert window is not None
+            self.open = _OpenWindow(window)
+        return records  # empty when the next record starts a later window: the open one is complete
 
-    # -- batches -------------------------------------------------------------------------------
+    def job(self, records: list[R]) -> Job[R]:
+        return _WindowRecordsJob(self, self._lane, records)
+
+    async def passed(self, record: R) -> bool:
+        # Trailing filtered records are passed when the window is checkpointed.
+        assert self.open is not None
+        self.open.last = record
+        return True
 
     def _open_window_complete(self) -> bool:
-        assert self._open is not None
+        assert self.open is not None
         held = self._batcher.held_window
         if held is not None:
-            return held != self._open.window
+            return held != self.open.window
         if not self._batcher.empty:
             return False  # buffered records may still be the window's
-        return self.buffer.closed or self._watermark() >= self._open.window.end
+        return self._lane.buffer.closed or self._settings.watermark() >= self.open.window.end
 
     def _batch_due(self) -> bool:
         """A batch goes out without waiting: a held record was due already, and once the
@@ -275,250 +245,150 @@ class WindowedShardConsumer(ShardConsumerBase[R]):
         if self._batcher.held_window is not None:
             return True
         return (
-            self._open is not None and not self._batcher.empty and self._watermark() >= self._open.window.end
+            self.open is not None
+            and not self._batcher.empty
+            and self._settings.watermark() >= self.open.window.end
         )
 
     def _batch_limits(self) -> BatchLimits:
-        if self._open is None:
-            return self._limits
+        limits = self._lane.limits
+        if self.open is None:
+            return limits
         # The state travels in every event of the window.
-        return replace(self._limits, max_bytes=max(1, self._limits.max_bytes - self._open.state.size_bytes))
+        return replace(limits, max_bytes=max(1, limits.max_bytes - self.open.state.size_bytes))
 
     async def _wait_for_batch(self, limits: BatchLimits) -> bool:
         """True when a batch is ready; False when halted, drained, or (a window being open) the
         watermark is due another look."""
-        timeout = self._watermark_poll_seconds if self._open is not None else None
+        timeout = self._settings.watermark_poll_seconds if self.open is not None else None
         try:
-            async with asyncio.timeout(timeout):  # not wait_for: see esm.shard.reporting.halted_within
-                return await self.buffer.wait_ready(limits, self._halt)
+            async with asyncio.timeout(timeout):  # not wait_for: see esm.shard.waits
+                return await self._lane.buffer.wait_ready(limits, self._lane.host.life.halt)
         except TimeoutError:
             return False
 
-    def _take_batch(self, limits: BatchLimits) -> list[R]:
-        """The next batch of the open window, or of the next record's window, which it opens.
-        Empty when the next record starts a later window (the open one is complete)."""
-        records, window = self._batcher.take(limits, self._open.window if self._open is not None else None)
-        if records and self._open is None:
-            assert window is not None
-            self._open = _OpenWindow(window)
-        return records
+    def event_fields(self, open_window: _OpenWindow[R], final: bool = False) -> WindowEventFields:
+        return WindowEventFields(
+            window=open_window.window,
+            state=open_window.state,
+            shard_id=self._settings.shard_id,
+            stream_arn=self._settings.stream_arn,
+            final=final,
+            terminated_early=final and open_window.terminated_early,
+        )
 
-    async def _process(self, records: list[R]) -> None:
-        """Works through one batch of the open window; stops early when the shard is lost or
-        halted (the state then says so)."""
-        assert self._open is not None
-        selected = self._source.select(records)
-        if len(selected) < len(records):
-            self._metrics.records_filtered.inc(len(records) - len(selected))
-        if selected:
-            self._metrics.batch_size.observe(len(selected))
-            self.current = selected
-            try:
-                if not await self._work_through(selected):
-                    return
-            finally:
-                self.current = None
-        if not selected or selected[-1] is not records[-1]:
-            # Trailing filtered records are passed when the window is checkpointed.
-            assert self._open is not None
-            self._open.last = records[-1]
-
-    async def _work_through(self, records: list[R]) -> bool:
-        items: deque[WorkItem] = deque([WorkItem(0, len(records))])
-        while items:
-            if self.state is not ShardState.PROCESSING:
-                return False  # lost, or shutting down: the open window is re-read by the next owner
-            open_window = self._open
-            assert open_window is not None
-            item = items[0]
-            self.attempts = item.attempts
-            oldest = self._source.record_time(records[item.start])
-            decision = self._policy.before_invoke(item, oldest, self._wall_clock())
-            chunk = records[item.start : item.end]
-            payload = b""
-            if decision is None:
-                payload = window_event(self._source.build_event(chunk), self._event_fields(open_window))
-                if len(payload) > INVOKE_PAYLOAD_LIMIT_BYTES:
-                    decision = self._policy.oversize(item)
-            outcome: InvokeOutcome | None = None
-            accepted: WindowState | None = None
-            failure = ""
-            if decision is None:
-                self._metrics.records_invoked.inc(item.size)
-                self._metrics.iterator_age.set(max(0.0, self._wall_clock() - oldest))
-                outcome = await self._invoker.invoke(payload)
-                if self._lost():
-                    self._metrics.records_abandoned.inc(len(records) - item.start)
-                    return False
-                decision, accepted, failure = self._judge(item, chunk, outcome, oldest)
-            if accepted is not None and not await self._accept(records, item, decision, accepted):
-                return False
-            if decision.kind is DecisionKind.CHECKPOINT:
-                self.last_error = None
-                self.last_processing_result = "OK"
-                items.popleft()
-            elif decision.kind is DecisionKind.SPLIT:
-                self._metrics.bisects.inc()  # an oversize event halved (bisect-on-error is off)
-                items.popleft()
-                items.extendleft(reversed(decision.next_items))
-            elif decision.kind is DecisionKind.DISCARD:
-                if not await self._give_up(records[decision.discard_from : item.end], decision, outcome):
-                    return False
-                assert self._open is not None
-                self._open.last = records[item.end - 1]
-                items.popleft()
-            else:
-                assert outcome is not None
-                items[0] = decision.next_items[0]
-                if not await self._retry_later(outcome, decision, failure):
-                    return False
-        self.attempts = Attempts()
+    async def close_window(self) -> bool:
+        """Makes the open window's final invocation, then checkpoints its records. False when
+        the shard was lost or halted first (nothing is checkpointed then)."""
+        open_window = self.open
+        assert open_window is not None
+        if open_window.invoked and not await self._lane.work_through(_FinalInvocation(self, open_window)):
+            return False
+        if open_window.last is not None and not await self._lane.checkpoint_through(open_window.last):
+            return False
+        self.open = None
         return True
 
-    def _judge(
-        self, item: WorkItem, chunk: list[R], outcome: InvokeOutcome, oldest: float
-    ) -> tuple[Decision, WindowState | None, str]:
-        """The policy's decision on an invocation of `chunk`, the state to take from it, and
-        what went wrong (for status when it failed)."""
-        response = SUCCEEDED
-        state: WindowState | None = None
-        if outcome.kind is OutcomeKind.SUCCESS:
-            reading = read_state(outcome.response)
-            if isinstance(reading, StateProblem):
-                response = BatchResponse(Verdict.FAILED, reason=reading.reason)
-            else:
-                state = reading
-                if self._report_item_failures:
-                    response = read_batch_response(outcome.response, partial(self._source.index_of, chunk))
-        if outcome.kind.function_ran or response is not SUCCEEDED:
-            self._metrics.records_failed_invoke.inc(item.size)
-        decision = self._policy.decide(item, outcome, self._wall_clock(), oldest, response, self._rand)
-        if response.verdict is Verdict.FAILED:
-            state = None  # a whole-batch failure: the window keeps its last good state
-        return decision, state, _failure_text(outcome, response)
+    def final_given_up(self, open_window: _OpenWindow[R], why: str) -> None:
+        self.windows_given_up += 1
+        log.error(
+            "shard %s: final invocation of window %s given up (%s); the window is checkpointed without it",
+            self._lane.name,
+            open_window.window,
+            why,
+        )
 
-    async def _accept(self, records: list[R], item: WorkItem, decision: Decision, state: WindowState) -> bool:
-        """Takes the state the function returned for the records it succeeded with (all of the
-        item, or those before the first failed one); a state over 1 MB closes the window now."""
-        open_window = self._open
-        assert open_window is not None
-        done_to = item.end if decision.kind is DecisionKind.CHECKPOINT else decision.checkpoint_to
-        if done_to is not None and done_to > item.start:
-            self._metrics.records_delivered.inc(done_to - item.start)
-            open_window.last = records[done_to - 1]
+
+class _WindowRecordsJob(RecordsJob[R]):
+    """A batch of the open window: the event carries the window's fields and state; the state the
+    function returns is taken for the records that succeeded; the checkpoint waits for the
+    window's end."""
+
+    def __init__(self, framing: WindowFraming[R], lane: Lane[R], records: list[R]) -> None:
+        super().__init__(lane, records)
+        self._framing = framing
+        # The state the last invocation returned, while it is being settled.
+        self._returned: WindowState | None = None
+
+    def payload(self, chunk: Sequence[R]) -> bytes:
+        assert self._framing.open is not None
+        event = self._lane.format.build_event(chunk)
+        return window_event(event, self._framing.event_fields(self._framing.open))
+
+    def read(self, outcome: InvokeOutcome, chunk: Sequence[R]) -> BatchResponse:
+        self._returned = None
+        if outcome.kind is not OutcomeKind.SUCCESS:
+            return SUCCEEDED  # the outcome itself says what failed
+        reading = read_state(outcome.response)
+        if isinstance(reading, StateProblem):
+            return BatchResponse(Verdict.FAILED, reason=reading.reason)
+        response = SUCCEEDED
+        if self._lane.services.report_batch_item_failures:
+            response = read_batch_response(outcome.response, partial(self._lane.format.index_of, chunk))
+        if response.verdict is not Verdict.FAILED:  # a whole-batch failure keeps the last good state
+            self._returned = reading
+        return response
+
+    async def completed(self, start: int, end: int) -> bool:
+        """Takes the returned state for the records that succeeded (all of the item, or those
+        before the first failed one); a state over 1 MB closes the window now."""
+        state, self._returned = self._returned, None
+        framing = self._framing
+        open_window = framing.open
+        if state is None or open_window is None:
+            return True
+        if end > start:
+            self._lane.metrics.records_delivered.inc(end - start)
+            open_window.last = self._records[end - 1]
         open_window.state = state
         open_window.invoked = True
         if not state.over_limit:
             return True
         log.info(
             "shard %s: window %s ends early: its state is %d bytes",
-            self.shard_id,
+            self._lane.name,
             open_window.window,
             state.size_bytes,
         )
         open_window.terminated_early = True
-        if not await self._close_window():
+        if not await framing.close_window():
             return False
-        self._open = _OpenWindow(open_window.window)  # the rest of the window starts from {}
+        framing.open = _OpenWindow(open_window.window)  # the rest of the window starts from {}
         return True
 
-    async def _retry_later(self, outcome: InvokeOutcome, decision: Decision, failure: str) -> bool:
-        """Waits out a retry's backoff; False when the shard stops first."""
-        retry = decision.next_items[0]
-        self.last_error = failure
-        self.last_processing_result = processing_result(outcome)
-        log_retry(self.shard_id, outcome, failure, retry.attempts, decision.delay_seconds)
-        self._metrics.retries.inc()
-        # Shutting down or lost: the window is re-read from the last checkpoint.
-        return self.state is ShardState.PROCESSING and not await self._halted_within(decision.delay_seconds)
-
-    def _lost(self) -> bool:
-        """Whether ownership went while an invocation was in flight (its result is dropped)."""
-        if self.state is ShardState.LEASE_LOST:
-            return True
-        if not self._source.owned:
-            self.lease_lost()  # the source knows first: stop now rather than invoke again
-            return True
-        return False
-
-    # -- closing a window ----------------------------------------------------------------------
-
-    def _event_fields(self, open_window: _OpenWindow[R], final: bool = False) -> WindowEventFields:
-        return WindowEventFields(
-            window=open_window.window,
-            state=open_window.state,
-            shard_id=self.shard_id,
-            stream_arn=self._stream_arn,
-            final=final,
-            terminated_early=final and open_window.terminated_early,
-        )
-
-    async def _close_window(self) -> bool:
-        """Makes the open window's final invocation, then checkpoints its records. False when
-        the shard was lost or halted first (nothing is checkpointed then)."""
-        open_window = self._open
-        assert open_window is not None
-        if open_window.invoked and not await self._invoke_final(open_window):
-            return False
-        if open_window.last is not None and not await self._checkpoint(open_window.last):
-            return False
-        self._open = None
+    async def given_up(self, start: int, end: int, why: str) -> bool:
+        if end > start and self._framing.open is not None:
+            self._framing.open.last = self._records[end - 1]
         return True
 
-    async def _invoke_final(self, open_window: _OpenWindow[R]) -> bool:
-        """Invokes the function with no records and the window's last state until it succeeds or
-        the policy gives up (True either way); False when the shard stops first. Its age, for
-        MaximumRecordAgeInSeconds, counts from the window's end: it is due no earlier, and the
-        window's records may be far older (a window is as long as 15 minutes)."""
-        payload = window_event(NO_RECORDS_EVENT, self._event_fields(open_window, final=True))
-        if len(payload) > INVOKE_PAYLOAD_LIMIT_BYTES:
-            self._final_given_up(open_window, "its event passes the invoke payload limit")
-            return True
-        item = WorkItem(0, 0)
-        while True:
-            if self.state is not ShardState.PROCESSING:
-                return False
-            self.attempts = item.attempts
-            outcome = await self._invoker.invoke(payload)
-            if self._lost():
-                return False
-            if outcome.kind is OutcomeKind.SUCCESS:
-                self.attempts = Attempts()
-                self.last_error = None
-                self.last_processing_result = "OK"
-                return True
-            decision = self._policy.decide(
-                item, outcome, self._wall_clock(), float(open_window.window.end), SUCCEEDED, self._rand
-            )
-            if decision.kind is DecisionKind.DISCARD:
-                self.attempts = Attempts()
-                self._final_given_up(open_window, f"{decision.condition}: {outcome.describe()}")
-                return True
-            assert decision.kind is DecisionKind.RETRY, decision
-            item = decision.next_items[0]
-            if not await self._retry_later(outcome, decision, outcome.describe()):
-                return False
 
-    def _final_given_up(self, open_window: _OpenWindow[R], why: str) -> None:
-        self.windows_given_up += 1
-        log.error(
-            "shard %s: final invocation of window %s given up (%s); the window is checkpointed without it",
-            self.shard_id,
-            open_window.window,
-            why,
-        )
+class _FinalInvocation(Generic[R]):
+    """A window's final invocation: no records, the last state; it only has to succeed. Its age,
+    for MaximumRecordAgeInSeconds, counts from the window's end: it is due no earlier, and the
+    window's records may be far older (a window is as long as 15 minutes)."""
 
-    async def _checkpoint(self, record: R) -> bool:
-        """Checkpoints through `record`; False (and the shard is lost) when refused."""
-        if await self._source.checkpoint_after(record):
-            return True
-        self.lease_lost()
-        return False
+    ages_before_invoke: ClassVar[bool] = False
 
+    def __init__(self, framing: WindowFraming[R], open_window: _OpenWindow[R]) -> None:
+        self._framing = framing
+        self._open = open_window
 
-def _failure_text(outcome: InvokeOutcome, response: BatchResponse) -> str:
-    if response.reason:
-        return response.reason
-    if response.verdict is Verdict.FAILED_FROM:
-        return "the function reported batch item failures"
-    return outcome.describe()
+    @property
+    def records(self) -> Sequence[R]:
+        return ()
+
+    def oldest(self, item: WorkItem) -> float:
+        return float(self._open.window.end)
+
+    def payload(self, chunk: Sequence[R]) -> bytes:
+        return window_event(NO_RECORDS_EVENT, self._framing.event_fields(self._open, final=True))
+
+    def read(self, outcome: InvokeOutcome, chunk: Sequence[R]) -> BatchResponse:
+        return SUCCEEDED
+
+    async def completed(self, start: int, end: int) -> bool:
+        return True
+
+    async def given_up(self, start: int, end: int, why: str) -> bool:
+        self._framing.final_given_up(self._open, why)
+        return True

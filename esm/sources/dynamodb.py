@@ -16,7 +16,7 @@ when nothing was returned yet - never at the mapping's StartingPosition again.
   suggested delay.
 - The shard has ended exactly when GetRecords returns no NextShardIterator (that last page may
   still carry records).
-Other failures raise a `StreamReadError` subclass, chosen from the error code by `_ERRORS`.
+Other failures raise a `DynamoDBReadError` subclass, chosen from the error code by `_ERRORS`.
 """
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
 
 from esm.events.dynamodb import event_record
-from esm.sources.stream_shards import ReadResult, StartKind, StartPosition
+from esm.sources.stream_shards import ReadResult, StartKind, StartPosition, StreamReadError
 
 # GetRecords' own upper bound for Limit.
 MAX_LIMIT = 1000
@@ -45,52 +45,50 @@ class StreamsClient(Protocol):
 # -- errors -----------------------------------------------------------------------------------
 
 
-class StreamReadError(Exception):
+class DynamoDBReadError(StreamReadError):
     """Reading the shard failed. `retryable`: the same read may succeed later."""
 
-    retryable: ClassVar[bool] = False
 
-
-class StreamNotFoundError(StreamReadError):
+class StreamNotFoundError(DynamoDBReadError):
     """The stream or shard does not exist (ResourceNotFoundException)."""
 
 
-class InvalidRequestError(StreamReadError):
+class InvalidRequestError(DynamoDBReadError):
     """The service rejected the request (ValidationException), e.g. a sequence number that is
     not in this shard."""
 
 
-class AccessDeniedError(StreamReadError):
+class AccessDeniedError(DynamoDBReadError):
     """The credentials may not read this stream."""
 
 
-class ThrottledError(StreamReadError):
+class ThrottledError(DynamoDBReadError):
     """Too many requests on the shard or account; `read()` turns this into a backoff."""
 
     retryable = True
 
 
-class IteratorExpiredError(StreamReadError):
+class IteratorExpiredError(DynamoDBReadError):
     """The shard iterator is older than 15 minutes; `read()` gets a new one."""
 
     retryable = True
 
 
-class DataTrimmedError(StreamReadError):
+class DataTrimmedError(DynamoDBReadError):
     """The requested position is past the stream's 24 h retention; `read()` resumes at
     TRIM_HORIZON."""
 
     retryable = True
 
 
-class ServiceUnavailableError(StreamReadError):
+class ServiceUnavailableError(DynamoDBReadError):
     """A server-side failure or no connection to the service."""
 
     retryable = True
 
 
 # Error code -> error type. Codes only: messages are for people.
-_ERRORS: Mapping[str, type[StreamReadError]] = {
+_ERRORS: Mapping[str, type[DynamoDBReadError]] = {
     "ResourceNotFoundException": StreamNotFoundError,
     "ValidationException": InvalidRequestError,
     "AccessDeniedException": AccessDeniedError,
@@ -107,7 +105,7 @@ _ERRORS: Mapping[str, type[StreamReadError]] = {
 }
 
 
-def translate_error(err: Exception, where: str) -> StreamReadError:
+def translate_error(err: Exception, where: str) -> DynamoDBReadError:
     """The reader's error for a botocore failure of the call described by `where`."""
     if isinstance(err, ClientError):
         error = err.response.get("Error", {})
@@ -116,11 +114,11 @@ def translate_error(err: Exception, where: str) -> StreamReadError:
         kind = _ERRORS.get(code)
         if kind is None:
             # An unlisted code: a 5xx is the service's trouble and worth retrying.
-            kind = ServiceUnavailableError if status >= 500 else StreamReadError
+            kind = ServiceUnavailableError if status >= 500 else DynamoDBReadError
         return kind(f"{where}: {code or 'unknown error'} (HTTP {status}): {error.get('Message', '')}")
     if isinstance(err, (ConnectionError, HTTPClientError)):
         return ServiceUnavailableError(f"{where}: {type(err).__name__}: {err}")
-    return StreamReadError(f"{where}: {type(err).__name__}: {err}")
+    return DynamoDBReadError(f"{where}: {type(err).__name__}: {err}")
 
 
 # -- positions, settings, results ---------------------------------------------------------------
@@ -296,7 +294,7 @@ class DynamoDBShardReader:
             raise translate_error(err, where) from err
         iterator = response.get("ShardIterator")
         if not isinstance(iterator, str):
-            raise StreamReadError(f"{where}: the response carries no ShardIterator")
+            raise DynamoDBReadError(f"{where}: the response carries no ShardIterator")
         return iterator
 
     def _get_records(self) -> Mapping[str, Any]:

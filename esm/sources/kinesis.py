@@ -26,20 +26,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Protocol
+from typing import Any, Protocol
 
 import botocore.exceptions
 
 from esm.events.kinesis import KinesisShardOrigin, event_record
-from esm.sources.stream_shards import ChildShard, ReadResult, StartKind, StartPosition
+from esm.sources.stream_shards import ChildShard, ReadResult, StartKind, StartPosition, StreamReadError
 
 # -- errors -----------------------------------------------------------------------------------
 
 
-class KinesisReadError(Exception):
+class KinesisReadError(StreamReadError):
     """A shard read failed. `retryable`: the same read may succeed later."""
-
-    retryable: ClassVar[bool] = False
 
     def __init__(self, message: str, code: str | None = None) -> None:
         super().__init__(message)

@@ -143,7 +143,7 @@ class DynamoDBShardLister:
                     description.get("LastEvaluatedShardId"), start, "LastEvaluatedShardId", where
                 )
             except ValueError as err:
-                raise dynamodb.StreamReadError(f"{where}: {err}") from err
+                raise dynamodb.DynamoDBReadError(f"{where}: {err}") from err
             if start is None:
                 return shards
 
@@ -152,7 +152,7 @@ class DynamoDBShardLister:
         where = f"DescribeStream of {self._stream_arn}"
         status = self._describe(where, None, 1).get("StreamStatus")
         if not isinstance(status, str) or not status:
-            raise dynamodb.StreamReadError(f"{where}: the response carries no StreamStatus")
+            raise dynamodb.DynamoDBReadError(f"{where}: the response carries no StreamStatus")
         return status
 
     def _describe(self, where: str, exclusive_start: str | None, limit: int) -> Mapping[str, Any]:
@@ -165,7 +165,7 @@ class DynamoDBShardLister:
             raise dynamodb.translate_error(err, where) from err
         description = response.get("StreamDescription")
         if not isinstance(description, Mapping):
-            raise dynamodb.StreamReadError(f"{where}: the response carries no StreamDescription")
+            raise dynamodb.DynamoDBReadError(f"{where}: the response carries no StreamDescription")
         return description
 
 
@@ -220,5 +220,5 @@ def resolve_stream_arn(source: StreamSource) -> str:
         return source.arn
     try:
         return resolve_dynamodb_stream_arn(aws_client("dynamodb", source.region), source.arn)
-    except (dynamodb.StreamReadError, ValueError) as err:
+    except (dynamodb.DynamoDBReadError, ValueError) as err:
         raise StreamArnError(f"cannot find the stream of table {source.table_name!r}: {err}") from err

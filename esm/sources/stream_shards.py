@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
+
+
+class StreamReadError(Exception):
+    """Reading or listing a stream's shards failed (Kinesis, DynamoDB Streams). `retryable`: the
+    same call may succeed later; otherwise it needs an operator (stream deleted, access denied)."""
+
+    retryable: ClassVar[bool] = False
 
 
 class StartKind(enum.Enum):

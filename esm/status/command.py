@@ -104,6 +104,7 @@ async def _add_kafka_partitions(
                 "committed": position.committed,
                 "end": position.end,
                 "lag": position.lag,
+                "lanes": report.get("lanes"),
                 "in_flight": report.get("in_flight"),
                 "retries": report.get("retries"),
                 "last_processing_result": report.get(
@@ -157,8 +158,7 @@ def _kafka_lines(mapping: Mapping[str, Any]) -> list[str]:
         f"{'in flight':<16} {'retry':>5}  result"
     )
     for p in mapping["partitions"]:
-        flight = p["in_flight"]
-        flight_text = f"{flight['first']}-{flight['last']}" if flight else "-"
+        flight_text = _offsets_in_flight(p["in_flight"])
         owner = p["owner"] or "-"
         result = p["last_processing_result"] or "-"
         lines.append(
@@ -168,6 +168,16 @@ def _kafka_lines(mapping: Mapping[str, Any]) -> list[str]:
         if p["last_error"]:
             lines.append(f"        last error: {p['last_error']}")
     return lines
+
+
+def _offsets_in_flight(in_flight: Any) -> str:
+    """The lowest batch in flight (first-last offsets), and how many more lanes have one."""
+    batches = [batch for batch in in_flight or () if isinstance(batch, Mapping)]
+    if not batches:
+        return "-"
+    lowest = min(batches, key=lambda batch: int(batch.get("first", 0)))
+    more = f" +{len(batches) - 1}" if len(batches) > 1 else ""
+    return f"{lowest.get('first')}-{lowest.get('last')}{more}"
 
 
 def _num(value: int | None) -> str:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from kafka import KafkaConsumer
 from kafka.errors import KafkaError
 
-from esm.embedded.topics import KafkaHelperError, committed_offsets, read_highwaters
+from esm.sources.kafka_offsets import KafkaOffsetsError, committed_offsets, read_highwaters
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ def kafka_positions(
             raise KafkaPositionsError(f"topic {topic!r} not found on {servers}")
         ends = read_highwaters(servers, topic, partitions, timeout_s=timeout_s)
         committed = committed_offsets(servers, group, topic)
-    except (KafkaError, KafkaHelperError) as err:
+    except (KafkaError, KafkaOffsetsError) as err:
         raise KafkaPositionsError(f"cannot read {topic!r} on {servers}: {err}") from err
     return [PartitionPosition(p, committed.get(p), ends.get(p)) for p in partitions]
 

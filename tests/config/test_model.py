@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from esm.config import ConfigError, EsmConfig, parse_config
+from esm.config import ConfigError, EsmConfig, KafkaSource, parse_config
 
 from .conftest import ConfigBuilder, build_config
 
@@ -260,10 +260,6 @@ def test_mapping_problems(changes: dict[str, Any], drop: tuple[str, ...], proble
             {"FilterCriteria": {"Filters": [{"Pattern": '{"value": {"a": [{"numeric": [">", "x"]}]}}'}]}},
             "FilterCriteria: Filters[0].Pattern.value.a",
         ),
-        (
-            {"ParallelizationFactor": 2},
-            "ParallelizationFactor: applies to Kinesis and DynamoDB Streams sources only",
-        ),
         ({"ParallelizationFactor": 11}, "ParallelizationFactor: must be between 1 and 10, got 11"),
         (
             {"TumblingWindowInSeconds": 60},
@@ -430,3 +426,10 @@ def test_messages_carry_no_pydantic_wording() -> None:
 def test_model_validate_directly_gives_same_guarantees() -> None:
     with pytest.raises(ValueError, match="not defined in Functions"):
         EsmConfig.model_validate(build_config({"FunctionName": "ghost"}))
+
+
+def test_kafka_takes_a_parallelization_factor() -> None:
+    """An esm extension for Kafka: batches in flight per partition, spread by record key."""
+    config = parse_config(build_config({"ParallelizationFactor": 10})).config
+    assert isinstance(config.EventSourceMappings[0].source, KafkaSource)
+    assert config.EventSourceMappings[0].ParallelizationFactor == 10

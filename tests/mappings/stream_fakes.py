@@ -26,6 +26,7 @@ from esm.dispatch.outcomes import InvokeOutcome
 from esm.events.kinesis import KinesisShardOrigin, event_record
 from esm.mappings.stream_flavors import KINESIS, EventRecord, ShardReader, StreamFlavor
 from esm.ownership.leases import SHARD_END, Lease, LeaseStore
+from esm.shard.waits import REAL_WAITS
 from esm.sources.stream_discovery import ShardInfo
 from esm.sources.stream_shards import ReadResult, StartPosition
 
@@ -242,3 +243,17 @@ async def until(condition: Callable[[], bool | Awaitable[bool]], what: str, time
             return
         assert time.monotonic() < deadline, f"timed out after {timeout}s waiting until {what}"
         await asyncio.sleep(0.005)
+
+
+class ShortWaits:
+    """Waits that note the delay asked for and pass at most `longest` seconds of real time, so a
+    test sees which delay a shard chose without sitting through it."""
+
+    def __init__(self, longest: float = 0.005) -> None:
+        self.longest = longest
+        self.waited: list[float | None] = []
+
+    async def halted_within(self, halt: asyncio.Event, seconds: float | None) -> bool:
+        self.waited.append(seconds)
+        real = self.longest if seconds is None else min(seconds, self.longest)
+        return await REAL_WAITS.halted_within(halt, real) or halt.is_set()

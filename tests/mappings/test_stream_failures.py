@@ -13,7 +13,7 @@ from esm.dispatch.outcomes import InvokeOutcome
 from esm.mappings.stream_failures import StreamFailureSink
 from esm.mappings.stream_flavors import KINESIS
 from esm.shard.failures import Decision, DecisionKind
-from esm.shard.lane import FailureSinkError
+from esm.shard.sink import FailureSinkError
 
 from .stream_fakes import STREAM_ARN, entry, sequence
 

@@ -14,10 +14,13 @@ from shard_metrics import Count, counting_metrics
 
 from esm.filtering import RecordFilter, compile_filters
 from esm.mappings import stream_shard
+from esm.mappings.stream_flavors import EventRecord, StreamRecordFormat
 from esm.mappings.stream_shard import StreamShard, StreamShardSettings
+from esm.ownership.lease_checkpointer import STORE_RETRY_DELAYS_SECONDS
 from esm.ownership.leases import SHARD_END, Lease, LeaseStore, lease_namespace
 from esm.shard.batching import BatchLimits
 from esm.shard.failures import FailurePolicy
+from esm.shard.lane import LaneServices
 from esm.shard.lanes import lane_for
 from esm.shard.state import ShardState
 from esm.sources.kinesis import KinesisAccessDeniedError, KinesisReadError, KinesisUnavailableError
@@ -29,6 +32,7 @@ from .stream_fakes import (
     FakeStream,
     ObservedLeases,
     RecordingInvoker,
+    ShortWaits,
     entry,
     event_ids,
     lease_of,
@@ -56,6 +60,7 @@ class Harness:
         self.metrics, self.counts = counting_metrics()
         self.data_lost: list[str] = []
         self.children: list[ChildShard] = []
+        self.waits = ShortWaits()
         self._running: list[tuple[StreamShard, asyncio.Task[bool]]] = []
 
     @property
@@ -100,19 +105,29 @@ class Harness:
     def start(
         self, lease: Lease, settings: StreamShardSettings | None = None, leases: LeaseStore | None = None
     ) -> tuple[StreamShard, asyncio.Task[bool]]:
+        settings = settings or self.settings()
+        services: LaneServices[EventRecord] = LaneServices(
+            format=StreamRecordFormat(settings.flavor, settings.record_filter),
+            invoker=self.invoker,
+            policy=settings.policy,
+            metrics=self.metrics,
+            limits=settings.limits,
+            report_batch_item_failures=settings.report_batch_item_failures,
+            waits=self.waits,
+        )
         shard = StreamShard(
             lease,
-            settings or self.settings(),
+            settings,
+            services,
             leases or self.leases,
             None,
             self.executor,
-            self.invoker,
-            self.metrics,
-            make_failure_sink=lambda shard_id: None,
+            None,
             on_children=self.children.extend,
             on_data_lost=self.data_lost.append,
             on_behind=lambda: None,
             polled=lambda count: None,
+            waits=self.waits,
         )
         task = asyncio.create_task(shard.run())
         self._running.append((shard, task))
@@ -149,11 +164,6 @@ async def harness(sqlite_store_url: str) -> AsyncIterator[Harness]:
     finally:
         await running.stop()
         await store.close()
-
-
-@pytest.fixture
-def fast_parent_checks(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(stream_shard, "PARENT_CHECK_INTERVAL_SECONDS", 0.01)
 
 
 def keys_by_lane(lanes: int) -> list[str]:
@@ -194,7 +204,7 @@ async def test_an_ended_shard_is_drained_then_checkpointed_at_shard_end(harness:
 
     assert harness.invoker.delivered() == event_ids(SHARD, [1, 2, 3])
     assert await harness.checkpoint() == SHARD_END
-    assert shard.state is ShardState.SHARD_END
+    assert shard.ended and shard.state is ShardState.SHUT_DOWN
     assert harness.children == list(children)  # announced so the runner can lease them
 
 
@@ -260,7 +270,7 @@ async def test_a_lease_taken_away_refuses_the_next_checkpoint(harness: Harness) 
     assert harness.invoker.delivered() == event_ids(SHARD, [1, 2, 3, 4])  # invoked, not checkpointed
     stored = await lease_of(harness.leases, NAMESPACE, SHARD)
     assert (stored.owner, stored.checkpoint) == ("thief", sequence(2))
-    assert shard.state is ShardState.LEASE_LOST
+    assert shard.lost and shard.state in (ShardState.LEASE_LOST, ShardState.SHUT_DOWN)
     assert shard.checkpointer.written == sequence(2)
 
 
@@ -284,7 +294,6 @@ async def test_a_refused_checkpoint_stops_the_shard(harness: Harness) -> None:
     assert shard.checkpointer.written == sequence(2)
 
 
-@pytest.mark.usefixtures("fast_parent_checks")
 async def test_a_child_waits_until_its_parent_lease_reaches_shard_end(harness: Harness) -> None:
     await harness.leases.ensure(NAMESPACE, SHARD, ())
     parent = await harness.leases.take(NAMESPACE, SHARD, "other", 0, TTL, time.time())
@@ -303,7 +312,6 @@ async def test_a_child_waits_until_its_parent_lease_reaches_shard_end(harness: H
 
 
 @pytest.mark.parametrize("parent_lease", ["absent", "at SHARD_END"])
-@pytest.mark.usefixtures("fast_parent_checks")
 async def test_a_child_whose_parent_is_done_or_unknown_starts_at_once(
     harness: Harness, parent_lease: str
 ) -> None:
@@ -370,18 +378,15 @@ async def test_lost_data_is_reported(harness: Harness) -> None:
     ids=["retryable", "needs-an-operator"],
 )
 async def test_a_failed_read_is_reported_and_retried_after_its_delay(
-    harness: Harness, monkeypatch: pytest.MonkeyPatch, error: KinesisReadError, delay_used: str
+    harness: Harness, error: KinesisReadError, delay_used: str
 ) -> None:
-    # Only the delay the error's kind calls for is short: a retry proves which one was used.
-    monkeypatch.setattr(stream_shard, "RETRY_READ_DELAY_SECONDS", 60.0)
-    monkeypatch.setattr(stream_shard, "BROKEN_READ_DELAY_SECONDS", 60.0)
-    monkeypatch.setattr(stream_shard, delay_used, 0.01)
     retried = harness.stream.pause()
     reader = harness.stream.script(SHARD, error, retried, ReadResult([entry(SHARD, 1)]))
     shard, _ = harness.start(await harness.held())
 
     await until(lambda: reader.reads == 2, "the read is retried")
     assert shard.status_report(OWNER)["last_error"] == str(error)
+    assert harness.waits.waited[0] == getattr(stream_shard, delay_used)  # the delay its kind calls for
 
     retried.set()
     await until(lambda: harness.delivered_count == 1, "the record is delivered")
@@ -416,12 +421,6 @@ class FlakyCheckpoints:
         return await self._inner.checkpoint(*args)
 
 
-@pytest.fixture
-def fast_store_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(stream_shard, "STORE_RETRY_DELAYS_SECONDS", (0.01, 0.01))
-
-
-@pytest.mark.usefixtures("fast_store_retries")
 async def test_a_checkpoint_write_survives_a_store_blip(harness: Harness) -> None:
     harness.stream.script(SHARD, ReadResult([entry(SHARD, n) for n in (1, 2)]))
     flaky = FlakyCheckpoints(harness.leases, failures=2)
@@ -429,9 +428,9 @@ async def test_a_checkpoint_write_survives_a_store_blip(harness: Harness) -> Non
 
     await until(lambda: _checkpoint_is(harness, sequence(2)), "records 1-2 are checkpointed")
     assert shard.owned and flaky.failures == 0
+    assert [w for w in harness.waits.waited if w in STORE_RETRY_DELAYS_SECONDS] == [0.2, 0.5]
 
 
-@pytest.mark.usefixtures("fast_store_retries")
 async def test_a_store_down_for_good_stops_the_shard_without_moving_the_checkpoint(harness: Harness) -> None:
     harness.stream.script(SHARD, ReadResult([entry(SHARD, n) for n in (1, 2)]))
     flaky = FlakyCheckpoints(harness.leases, failures=1000)
@@ -440,3 +439,6 @@ async def test_a_store_down_for_good_stops_the_shard_without_moving_the_checkpoi
     assert await asyncio.wait_for(task, 5) is False
     assert shard.lost
     assert await harness.checkpoint() is None
+    assert [w for w in harness.waits.waited if w in STORE_RETRY_DELAYS_SECONDS] == list(
+        STORE_RETRY_DELAYS_SECONDS
+    )

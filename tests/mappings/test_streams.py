@@ -13,11 +13,11 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from esm.filtering import compile_filters
-from esm.mappings import stream_shard
-from esm.mappings.kafka import FailureHandling
+from esm.mappings.failure_handling import FailureHandling
 from esm.mappings.stream_shard import StreamShardSettings
-from esm.mappings.streams import LeaseTiming, StreamMappingRunner, lease_namespace
+from esm.mappings.streams import StreamMappingRunner, lease_namespace
 from esm.metrics import Metrics
+from esm.ownership.lease_coordinator import LeaseTiming
 from esm.ownership.leases import LeaseStore
 from esm.shard.batching import BatchLimits
 from esm.shard.failures import FailurePolicy
@@ -32,6 +32,7 @@ from .stream_fakes import (
     FakeStream,
     ObservedLeases,
     RecordingInvoker,
+    ShortWaits,
     entry,
     event_ids,
     sequence,
@@ -53,6 +54,7 @@ class Members:
         self.stream = stream
         self.invoker = RecordingInvoker()
         self.runners: dict[str, StreamMappingRunner] = {}
+        self.registries: dict[str, CollectorRegistry] = {}
         self.stores: list[Store] = []
         self.observer = open_store(store_url)
         self.stores.append(self.observer)
@@ -96,9 +98,10 @@ class Members:
             leases=leases,
             timing=timing,
             invoker=self.invoker,
-            metrics=Metrics(CollectorRegistry()),
+            metrics=Metrics(self.registries.setdefault(owner, CollectorRegistry())),
             failure_handling=FailureHandling(),
             status=status,
+            waits=ShortWaits(),
         )
         runner.start()
         self.runners[owner] = runner
@@ -154,6 +157,13 @@ async def test_a_joining_member_steals_toward_an_even_split(members: Members) ->
 
     assert await members.held_by("a") | await members.held_by("b") == set(SHARDS)
 
+    def counted(owner: str, metric: str) -> float:
+        return members.registries[owner].get_sample_value(metric, {"mapping": MAPPING}) or 0.0
+
+    # Each lease b stole is counted as taken by b and, once a's shard has stopped, lost by a.
+    await until(lambda: counted("a", "esm_leases_lost_total") == 2, "a counts the two leases it lost")
+    assert counted("b", "esm_leases_taken_total") == 2
+
 
 async def test_a_member_shut_down_releases_its_leases_to_the_other(members: Members) -> None:
     await balanced(members)
@@ -172,7 +182,7 @@ async def test_a_member_that_stops_renewing_loses_its_leases_at_expiry(members: 
     await balanced(members)
     killed = members.runners["a"]
     # kill -9: the loops and shards stop at once; nothing is released or checkpointed.
-    tasks = [*killed._tasks, *(task for _, task in killed._shards.values())]
+    tasks = [*killed.coordinator.tasks, *killed.shards.tasks]
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
@@ -193,9 +203,8 @@ async def test_a_member_that_stops_renewing_loses_its_leases_at_expiry(members: 
 
 
 async def test_children_get_leases_and_start_after_their_parent_ended(
-    members: Members, monkeypatch: pytest.MonkeyPatch
+    members: Members,
 ) -> None:
-    monkeypatch.setattr(stream_shard, "PARENT_CHECK_INTERVAL_SECONDS", 0.01)
     parent, children = "shardId-000000000000", ["shardId-000000000001", "shardId-000000000002"]
     stream = members.stream
     stream.shards = [ShardInfo(parent, (), closed=False)]  # the listing never names the children
@@ -228,9 +237,8 @@ async def test_children_get_leases_and_start_after_their_parent_ended(
 
 
 async def test_a_finished_shard_gone_from_the_stream_loses_its_lease_once_its_children_checkpointed(
-    members: Members, monkeypatch: pytest.MonkeyPatch
+    members: Members,
 ) -> None:
-    monkeypatch.setattr(stream_shard, "PARENT_CHECK_INTERVAL_SECONDS", 0.01)
     parent, child = "shardId-000000000000", "shardId-000000000001"
     stream = members.stream
     stream.shards = [ShardInfo(parent, (), closed=True), ShardInfo(child, (parent,), closed=False)]

@@ -3,7 +3,7 @@
 import orjson
 import pytest
 
-from esm.shard.batch_response import BatchResponse, Verdict, read_batch_response
+from esm.shard.batch_response import Verdict, read_batch_response
 
 # The batch: sequence numbers "s0".."s4" at indices 0..4.
 BATCH = ["s0", "s1", "s2", "s3", "s4"]
@@ -57,6 +57,21 @@ def test_verdict(response: bytes | None, verdict: Verdict, first_failed: int) ->
     result = read_batch_response(response, index_of)
     assert result.verdict is verdict
     if verdict is Verdict.FAILED_FROM:
-        assert result == BatchResponse(Verdict.FAILED_FROM, first_failed=first_failed)
+        assert (result.verdict, result.first_failed) == (Verdict.FAILED_FROM, first_failed)
     if verdict is Verdict.FAILED:
         assert result.reason
+
+
+@pytest.mark.parametrize(
+    ("failures", "reported"),
+    [
+        (["s3"], 1),
+        (["s4", "s1"], 2),
+        (["s2", "s2", "s3"], 2),  # the same record named twice counts once
+    ],
+)
+def test_counts_the_records_reported_failed(failures: list[str], reported: int) -> None:
+    response = read_batch_response(
+        body({"batchItemFailures": [{"itemIdentifier": f} for f in failures]}), index_of
+    )
+    assert response.reported == reported

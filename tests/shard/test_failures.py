@@ -9,6 +9,7 @@ import pytest
 from esm.dispatch.outcomes import FunctionError, InvokeOutcome, OutcomeKind
 from esm.shard.batch_response import SUCCEEDED, BatchResponse, Verdict
 from esm.shard.failures import (
+    MAXIMUM_PAYLOAD_SIZE_EXCEEDED,
     RECORD_AGE_EXCEEDED,
     RETRY_ATTEMPTS_EXHAUSTED,
     Attempts,
@@ -379,3 +380,22 @@ def test_bisect_isolates_one_bad_record_in_a_thousand(bad: int) -> None:
     covered = [i for start, end in checkpointed for i in range(start, end)]
     assert covered == [i for i in range(1000) if i != bad]
     assert invocations <= 2 * math.ceil(math.log2(1000)) + retries + 1
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "expected"),
+    [
+        (0, 0, DecisionKind.DISCARD),  # no records (a window's final invocation): nothing to split
+        (3, 4, DecisionKind.DISCARD),  # one record: it goes to the destination alone
+        (0, 2, DecisionKind.SPLIT),
+        (0, 7, DecisionKind.SPLIT),
+    ],
+)
+def test_an_oversize_event_is_split_down_to_one_record(start: int, end: int, expected: DecisionKind) -> None:
+    decision = DEFAULT.oversize(WorkItem(start, end))
+    assert decision.kind is expected
+    if expected is DecisionKind.DISCARD:
+        assert (decision.condition, decision.discard_from) == (MAXIMUM_PAYLOAD_SIZE_EXCEEDED, start)
+    else:
+        middle = start + (end - start) // 2
+        assert decision.next_items == (WorkItem(start, middle), WorkItem(middle, end))

@@ -1,5 +1,5 @@
-"""The shard consumer against fake collaborators (the source and invoker are pure fakes here;
-the Kafka integration tests drive the real ones)."""
+"""A shard's batch loop (one lane) against fake collaborators (the source and invoker are pure
+fakes here; the integration tests drive the real ones)."""
 
 import asyncio
 import time
@@ -7,74 +7,23 @@ from collections.abc import Sequence
 
 import orjson
 import pytest
-from shard_metrics import metrics
 
 from esm.dispatch.outcomes import FunctionError, InvokeOutcome, OutcomeKind
-from esm.shard.batching import BatchLimits, RecordBuffer
 from esm.shard.failures import Backoff, Decision, FailurePolicy
-from esm.shard.lane import ShardConsumer
+from esm.shard.shard import Shard
 from esm.shard.state import ShardState
 
-FAST = FailurePolicy(function_error_backoff=Backoff(0.001, 0.001), transient_backoff=Backoff(0.001, 0.001))
+from .fakes import FAST, FakeSource, ScriptedInvoker, feed, shard_of
 
 
-class FakeSource:
-    def __init__(self) -> None:
-        self.owned = True
-        self.checkpoints: list[int] = []
-        self.taken_bytes = 0
-        self.filtered_out: set[int] = set()
-
-    def build_event(self, records: Sequence[int]) -> bytes:
-        return ",".join(map(str, records)).encode()
-
-    def record_time(self, record: int) -> float:
-        return time.time()
-
-    def select(self, records: list[int]) -> list[int]:
-        return [r for r in records if r not in self.filtered_out]
-
-    def index_of(self, records: Sequence[int], identifier: object) -> int | None:
-        return records.index(identifier) if identifier in records else None
-
-    async def checkpoint_after(self, record: int) -> bool:
-        if not self.owned:
-            return False
-        self.checkpoints.append(record)
-        return True
-
-    def taken(self, size_bytes: int) -> None:
-        self.taken_bytes += size_bytes
-
-
-class ScriptedInvoker:
-    """Answers with the given outcomes in turn (then success); can hold a call until released."""
-
-    def __init__(
-        self, outcomes: list[InvokeOutcome] | None = None, hold: asyncio.Event | None = None
-    ) -> None:
-        self.outcomes = list(outcomes or [])
-        self.payloads: list[bytes] = []
-        self.hold = hold
-        self.started = asyncio.Event()
-
-    async def invoke(self, payload: bytes) -> InvokeOutcome:
-        self.payloads.append(payload)
-        self.started.set()
-        if self.hold is not None:
-            await self.hold.wait()
-        return self.outcomes.pop(0) if self.outcomes else InvokeOutcome.success(b"null")
-
-
-def consumer(invoker: ScriptedInvoker, source: FakeSource, batch: int = 2) -> ShardConsumer[int]:
-    buffer: RecordBuffer[int] = RecordBuffer(time.monotonic)
-    return ShardConsumer("t-0", buffer, BatchLimits(batch, 0.0), source, invoker, FAST, metrics())
+def consumer(invoker: ScriptedInvoker, source: FakeSource, batch: int = 2) -> Shard[int]:
+    return shard_of(source, invoker, batch=batch)
 
 
 async def test_batches_in_order_and_checkpoints_after_each_success() -> None:
     source, invoker = FakeSource(), ScriptedInvoker()
     shard = consumer(invoker, source)
-    shard.buffer.extend([1, 2, 3, 4, 5], [10] * 5)
+    feed(shard, [1, 2, 3, 4, 5], size=10)
     task = asyncio.create_task(shard.run())
     while source.checkpoints[-1:] != [5]:
         await asyncio.sleep(0.001)
@@ -91,7 +40,7 @@ async def test_function_error_retries_the_same_batch_without_checkpointing() -> 
     down = InvokeOutcome(OutcomeKind.UNREACHABLE, detail="down")
     source, invoker = FakeSource(), ScriptedInvoker([error, down, error])
     shard = consumer(invoker, source)
-    shard.buffer.extend([1, 2], [1, 1])
+    feed(shard, [1, 2])
     task = asyncio.create_task(shard.run())
     while not source.checkpoints:
         await asyncio.sleep(0.001)
@@ -105,12 +54,12 @@ async def test_lease_lost_while_in_flight_drops_the_result() -> None:
     hold = asyncio.Event()
     source, invoker = FakeSource(), ScriptedInvoker(hold=hold)
     shard = consumer(invoker, source)
-    shard.buffer.extend([1, 2, 3], [1, 1, 1])
+    feed(shard, [1, 2, 3])
     task = asyncio.create_task(shard.run())
     await invoker.started.wait()
     source.owned = False
     shard.lease_lost()
-    assert len(shard.buffer) == 0  # buffered records are the next owner's
+    assert shard.status_fields()["buffered"] == 0  # buffered records are the next owner's
     hold.set()
     await asyncio.wait_for(task, 1)
     assert source.checkpoints == []
@@ -121,7 +70,7 @@ async def test_shutdown_finishes_the_batch_in_flight_and_leaves_the_rest() -> No
     hold = asyncio.Event()
     source, invoker = FakeSource(), ScriptedInvoker(hold=hold)
     shard = consumer(invoker, source)
-    shard.buffer.extend([1, 2, 3], [1, 1, 1])
+    feed(shard, [1, 2, 3])
     task = asyncio.create_task(shard.run())
     await invoker.started.wait()
     shard.request_shutdown()
@@ -135,7 +84,7 @@ async def test_a_cancelled_consumer_ends_shut_down_without_checkpointing() -> No
     """Cancelled past the shutdown grace, with a batch in flight: an ordinary end, not an error."""
     source, invoker = FakeSource(), ScriptedInvoker(hold=asyncio.Event())
     shard = consumer(invoker, source)
-    shard.buffer.extend([1, 2, 3], [1, 1, 1])
+    feed(shard, [1, 2, 3])
     task = asyncio.create_task(shard.run())
     await invoker.started.wait()
     task.cancel()
@@ -149,13 +98,12 @@ async def test_shutdown_abandons_a_batch_waiting_to_retry() -> None:
     slow = FailurePolicy(function_error_backoff=Backoff(60.0, 60.0), transient_backoff=Backoff(60.0, 60.0))
     error = InvokeOutcome(OutcomeKind.FUNCTION_ERROR, error=FunctionError("E", "x"))
     source, invoker = FakeSource(), ScriptedInvoker([error])
-    buffer: RecordBuffer[int] = RecordBuffer(time.monotonic)
-    shard = ShardConsumer("t-0", buffer, BatchLimits(5, 0.0), source, invoker, slow, metrics())
-    shard.buffer.extend([1], [1])
+    shard = shard_of(source, invoker, batch=5, policy=slow)
+    feed(shard, [1])
     task = asyncio.create_task(shard.run())
-    while shard.last_error is None:
+    while shard.lanes[0].last_error is None:
         await asyncio.sleep(0.001)
-    assert shard.last_error == "E: x"
+    assert shard.lanes[0].last_error == "E: x"
     shard.request_shutdown()
     await asyncio.wait_for(task, 1)  # no 60 s wait
     assert source.checkpoints == []
@@ -195,7 +143,7 @@ class PoisonInvoker:
         )
 
 
-async def run_until_checkpointed(shard: ShardConsumer[int], source: FakeSource, last: int) -> None:
+async def run_until_checkpointed(shard: Shard[int], source: FakeSource, last: int) -> None:
     task = asyncio.create_task(shard.run())
     while source.checkpoints[-1:] != [last]:
         await asyncio.sleep(0.001)
@@ -211,17 +159,8 @@ async def test_bisect_sends_only_the_poison_record_to_the_sink() -> None:
         transient_backoff=Backoff(0.001, 0.001),
     )
     source, invoker, sink = FakeSource(), PoisonInvoker(poison=5), RecordingSink()
-    shard = ShardConsumer(
-        "t-0",
-        RecordBuffer(time.monotonic),
-        BatchLimits(8, 0.0),
-        source,
-        invoker,
-        policy,
-        metrics(),
-        failure_sink=sink,
-    )
-    shard.buffer.extend(list(range(8)), [1] * 8)
+    shard = shard_of(source, invoker, batch=8, policy=policy, sink=sink)
+    feed(shard, list(range(8)))
     await run_until_checkpointed(shard, source, 7)
     assert sink.sent == [([5], "RetryAttemptsExhausted", 5)]  # 3 bisect levels + 2 invocations of [5]
     assert source.checkpoints == sorted(source.checkpoints)  # in order
@@ -236,18 +175,8 @@ async def test_partial_response_redelivers_from_the_failed_record_only() -> None
         transient_backoff=Backoff(0.001, 0.001),
     )
     source, invoker, sink = FakeSource(), PoisonInvoker(poison=3, partial=True), RecordingSink()
-    shard = ShardConsumer(
-        "t-0",
-        RecordBuffer(time.monotonic),
-        BatchLimits(6, 0.0),
-        source,
-        invoker,
-        policy,
-        metrics(),
-        failure_sink=sink,
-        report_batch_item_failures=True,
-    )
-    shard.buffer.extend(list(range(6)), [1] * 6)
+    shard = shard_of(source, invoker, batch=6, policy=policy, sink=sink, report_batch_item_failures=True)
+    feed(shard, list(range(6)))
     await run_until_checkpointed(shard, source, 5)
     # the head [0, 1, 2] is checkpointed once and never re-driven; [3, 4, 5] is retried twice
     assert invoker.batches == [[0, 1, 2, 3, 4, 5], [3, 4, 5], [3, 4, 5]]
@@ -259,17 +188,8 @@ async def test_records_past_the_age_limit_are_not_invoked() -> None:
     policy = FailurePolicy(maximum_record_age_seconds=60)
     source, invoker, sink = FakeSource(), ScriptedInvoker(), RecordingSink()
     source.record_time = lambda record: time.time() - 3600  # type: ignore[method-assign]
-    shard = ShardConsumer(
-        "t-0",
-        RecordBuffer(time.monotonic),
-        BatchLimits(5, 0.0),
-        source,
-        invoker,
-        policy,
-        metrics(),
-        failure_sink=sink,
-    )
-    shard.buffer.extend([1, 2], [1, 1])
+    shard = shard_of(source, invoker, batch=5, policy=policy, sink=sink)
+    feed(shard, [1, 2])
     await run_until_checkpointed(shard, source, 2)
     assert invoker.payloads == []
     assert sink.sent == [([1, 2], "RecordAgeExceeded", 0)]
@@ -279,7 +199,7 @@ async def test_filtered_records_are_checkpointed_not_invoked() -> None:
     source, invoker = FakeSource(), ScriptedInvoker()
     source.filtered_out = {2, 4, 5}
     shard = consumer(invoker, source, batch=5)
-    shard.buffer.extend([1, 2, 3, 4, 5, 6], [1] * 6)
+    feed(shard, [1, 2, 3, 4, 5, 6])
     await run_until_checkpointed(shard, source, 6)
     assert invoker.payloads == [b"1,3", b"6"]
     assert source.checkpoints == [3, 5, 6]  # the trailing filtered records 4, 5 are passed too
@@ -288,17 +208,8 @@ async def test_filtered_records_are_checkpointed_not_invoked() -> None:
 async def test_a_record_over_the_payload_limit_goes_to_the_sink_alone() -> None:
     source, invoker, sink = FakeSource(), ScriptedInvoker(), RecordingSink()
     source.build_event = lambda records: b"x" * (7 * 1024 * 1024) if 9 in records else b"ok"  # type: ignore[method-assign]
-    shard = ShardConsumer(
-        "t-0",
-        RecordBuffer(time.monotonic),
-        BatchLimits(5, 0.0),
-        source,
-        invoker,
-        FAST,
-        metrics(),
-        failure_sink=sink,
-    )
-    shard.buffer.extend([8, 9, 10], [1] * 3)
+    shard = shard_of(source, invoker, batch=5, policy=FAST, sink=sink)
+    feed(shard, [8, 9, 10])
     await run_until_checkpointed(shard, source, 10)
     assert sink.sent == [([9], "MaximumPayloadSizeExceeded", 0)]
     assert invoker.payloads == [b"ok", b"ok"]  # [8] and [10], after halving the oversize batch

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from esm.shard.lanes import CompletionTracker, dynamodb_lane_key, lane_for
+from esm.shard.lanes import CompletionTracker, dynamodb_lane_key, lane_for, lane_for_keyless, sequence_order
 
 # A Kinesis sequence number: 56 digits, far past 64 bits.
 BIG = "49590338271490256608559692538361571095921575989136588898"
@@ -33,12 +33,17 @@ class Complete:
 Step = Dispatch | Complete
 
 
-def run(tracker: CompletionTracker, steps: list[Step]) -> None:
+def dispatch(tracker: CompletionTracker[str], lane: int, sequence_number: str) -> int:
+    """Streams dispatch records by sequence number; the tracker is told its order."""
+    return tracker.dispatched(lane, sequence_number, sequence_order(sequence_number))
+
+
+def run(tracker: CompletionTracker[str], steps: list[Step]) -> None:
     """Carries out the steps, checking that tickets count up from 0 and each completion's result."""
     tickets = 0
     for number, step in enumerate(steps):
         if isinstance(step, Dispatch):
-            assert tracker.dispatched(step.lane, step.sequence_number) == tickets, f"step {number}"
+            assert dispatch(tracker, step.lane, step.sequence_number) == tickets, f"step {number}"
             tickets += 1
         else:
             assert tracker.completed(step.lane, step.ticket) == step.expected, f"step {number}: {step}"
@@ -177,7 +182,7 @@ def run(tracker: CompletionTracker, steps: list[Step]) -> None:
     ],
 )
 def test_scenarios(lanes: int, steps: list[Step], checkpoint: str | None, outstanding: int) -> None:
-    tracker = CompletionTracker(lanes)
+    tracker: CompletionTracker[str] = CompletionTracker(lanes)
     run(tracker, steps)
     assert (tracker.checkpoint, tracker.outstanding) == (checkpoint, outstanding)
 
@@ -211,8 +216,8 @@ ONE_EACH = [Dispatch(0, "10"), Dispatch(1, "20")]
             1,
             "lane 0 completed through ticket 1 after completing through 2",
         ),
-        (ONE_EACH, "dispatched", 0, "20", "sequence number 20 dispatched after 20"),
-        (ONE_EACH, "dispatched", 0, "19", "sequence number 19 dispatched after 20"),
+        (ONE_EACH, "dispatched", 0, "20", "position 20 dispatched after 20"),
+        (ONE_EACH, "dispatched", 0, "19", "position 19 dispatched after 20"),
         (ONE_EACH, "dispatched", 0, "", "sequence number '' is not a decimal sequence number"),
         (ONE_EACH, "dispatched", 0, "-30", "sequence number '-30' is not a decimal sequence number"),
         (ONE_EACH, "dispatched", 0, "3e9", "sequence number '3e9' is not a decimal sequence number"),
@@ -223,7 +228,7 @@ ONE_EACH = [Dispatch(0, "10"), Dispatch(1, "20")]
 def test_bad_calls_raise_and_change_nothing(
     steps: list[Step], call: str, lane: int, argument: str | int, message: str
 ) -> None:
-    tracker = CompletionTracker(2)
+    tracker: CompletionTracker[str] = CompletionTracker(2)
     run(tracker, steps)
     before = (tracker.checkpoint, tracker.outstanding)
     with pytest.raises(ValueError, match=message):
@@ -232,14 +237,14 @@ def test_bad_calls_raise_and_change_nothing(
             tracker.completed(lane, argument)
         else:
             assert isinstance(argument, str)
-            tracker.dispatched(lane, argument)
+            dispatch(tracker, lane, argument)
     assert (tracker.checkpoint, tracker.outstanding) == before
     # The tracker goes on: once both lanes complete all they were given, everything is covered.
     dispatched = [step for step in steps if isinstance(step, Dispatch)]
     lane_1_tickets = [ticket for ticket, step in enumerate(dispatched) if step.lane == 1]
     if lane_1_tickets:
         tracker.completed(1, lane_1_tickets[-1])
-    assert tracker.completed(0, tracker.dispatched(0, "1000")) == "1000"
+    assert tracker.completed(0, dispatch(tracker, 0, "1000")) == "1000"
     assert tracker.outstanding == 0
 
 
@@ -265,7 +270,7 @@ def oracle_checkpoint(sequence_numbers: list[str], done: set[int]) -> str | None
 def test_random_interleavings_of_three_lanes_match_the_oracle(seed: int) -> None:
     rand = random.Random(seed)
     lanes = 3
-    tracker = CompletionTracker(lanes)
+    tracker: CompletionTracker[str] = CompletionTracker(lanes)
     sequence_numbers: list[str] = []
     in_flight: list[list[int]] = [[] for _ in range(lanes)]  # per lane: dispatched, not completed
     completed_through = [-1] * lanes
@@ -278,7 +283,7 @@ def test_random_interleavings_of_three_lanes_match_the_oracle(seed: int) -> None
             lane = rand.randrange(lanes)
             next_sequence += rand.randint(1, 10**20)
             sequence_numbers.append(str(next_sequence))
-            ticket = tracker.dispatched(lane, sequence_numbers[-1])
+            ticket = dispatch(tracker, lane, sequence_numbers[-1])
             assert ticket == len(sequence_numbers) - 1
             in_flight[lane].append(ticket)
         elif action < 0.9:
@@ -386,3 +391,23 @@ def test_dynamodb_lane_key_tells_items_apart(first: dict[str, object], second: d
 def test_dynamodb_lane_key_refuses_what_is_not_keys(keys: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         dynamodb_lane_key(keys)
+
+
+@pytest.mark.parametrize("lanes", [1, 2, 10])
+def test_keyless_records_go_round_the_lanes_by_their_place(lanes: int) -> None:
+    assert [lane_for_keyless(order, lanes) for order in range(1000, 1000 + 2 * lanes)] == [
+        (1000 + n) % lanes for n in range(2 * lanes)
+    ]
+
+
+def test_a_tracker_holds_any_record_and_orders_by_what_it_is_told() -> None:
+    # Kafka records are ordered by offset.
+    tracker: CompletionTracker[dict[str, int]] = CompletionTracker(2)
+    first, second, third = {"offset": 7}, {"offset": 8}, {"offset": 10}
+    tickets = [
+        tracker.dispatched(lane, rec, rec["offset"]) for lane, rec in ((0, first), (1, second), (0, third))
+    ]
+    assert tracker.completed(0, tickets[2]) is first  # lane 0 through offset 10; lane 1 holds 8
+    assert tracker.completed(1, tickets[1]) is third
+    with pytest.raises(ValueError, match="position 10 dispatched after 10"):
+        tracker.dispatched(1, {"offset": 10}, 10)

@@ -1,12 +1,13 @@
-"""The windowed shard consumer against fakes: a source of Kinesis-shaped events (esm.events.kinesis)
-and a summing function that reads them with Powertools' KinesisStreamEvent, as handlers do. The
-source and function write one timeline, so the tests see invocations and checkpoints in order."""
+"""A shard's batch loop with tumbling windows (WindowFraming) against fakes: a source of
+Kinesis-shaped events (esm.events.kinesis) and a summing function that reads them with
+Powertools' KinesisStreamEvent, as handlers do. The source and function write one timeline, so
+the tests see invocations and checkpoints in order."""
 
 import asyncio
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import orjson
@@ -16,12 +17,15 @@ from shard_metrics import Count, metrics
 
 from esm.dispatch.outcomes import FunctionError, InvokeOutcome, OutcomeKind
 from esm.events.kinesis import KinesisEventBuilder, KinesisShardOrigin, event_record
-from esm.shard.batching import BatchLimits, RecordBuffer
+from esm.shard.batching import BatchLimits
 from esm.shard.failures import Backoff, Decision, FailurePolicy
-from esm.shard.lane import ShardMetrics
+from esm.shard.lane import LaneServices
+from esm.shard.metrics import ShardMetrics
+from esm.shard.shard import Shard
+from esm.shard.sink import FailureSink
 from esm.shard.state import ShardState
 from esm.shard.tumbling import STATE_LIMIT_BYTES, Window, format_utc
-from esm.shard.windows import WindowedShardConsumer
+from esm.shard.windows import WindowFraming, WindowSettings
 
 STREAM_ARN = "arn:aws:kinesis:us-east-1:123456789012:stream/sums"
 SHARD_ID = "shardId-000000000000"
@@ -83,7 +87,16 @@ class StreamSource:
     def index_of(self, records: Sequence[Rec], identifier: object) -> int | None:
         return next((i for i, r in enumerate(records) if str(r.seq) == identifier), None)
 
-    async def checkpoint_after(self, record: Rec) -> bool:
+    def lane_key(self, record: Rec) -> str | None:
+        return None
+
+    def order(self, record: Rec) -> int:
+        return record.seq
+
+    def describe_position(self, record: Rec) -> str:
+        return f"sequence number {record.seq}"
+
+    async def checkpoint_through(self, record: Rec) -> bool:
         if not self.owned:
             return False
         self.timeline.append(("checkpoint", record.seq))
@@ -158,9 +171,80 @@ class RecordingSink:
         return True
 
 
+class OneLane:
+    """A one-lane shard with windows, seen the way these tests look at it."""
+
+    def __init__(self, shard: Shard[Rec]) -> None:
+        self.shard = shard
+        self.lane = shard.lanes[0]
+        framing = self.lane.framing
+        assert isinstance(framing, WindowFraming)
+        self.framing: WindowFraming[Rec] = framing
+        self.buffer = self.lane.buffer
+        self.run = shard.run
+        self.lease_lost = shard.lease_lost
+        self.request_shutdown = shard.request_shutdown
+
+    @property
+    def state(self) -> ShardState:
+        return self.shard.state
+
+    @property
+    def window(self) -> Window | None:
+        return self.framing.window
+
+    @property
+    def windows_given_up(self) -> int:
+        return self.framing.windows_given_up
+
+    @property
+    def reached_end(self) -> bool:
+        return self.lane.reached_end
+
+    @property
+    def last_error(self) -> str | None:
+        return self.lane.last_error
+
+    @property
+    def last_processing_result(self) -> str:
+        return self.lane.last_processing_result
+
+
+def windowed(
+    source: StreamSource,
+    function: SumFunction,
+    limits: BatchLimits,
+    policy: FailurePolicy,
+    shard_metrics: ShardMetrics,
+    window_seconds: int = WINDOW,
+    watermark: Callable[[], float] = lambda: 0.0,
+    report_batch_item_failures: bool = False,
+    failure_sink: FailureSink[Rec] | None = None,
+) -> OneLane:
+    services: LaneServices[Rec] = LaneServices(
+        format=source,
+        invoker=function,
+        policy=policy,
+        metrics=shard_metrics,
+        limits=limits,
+        report_batch_item_failures=report_batch_item_failures,
+        wall_clock=lambda: 500.0,
+    )
+    window = WindowSettings(window_seconds, SHARD_ID, STREAM_ARN, watermark, watermark_poll_seconds=0.002)
+    shard = Shard(
+        SHARD_ID,
+        services,
+        source,
+        sink=failure_sink,
+        taken=source.taken,
+        framing=partial(WindowFraming, settings=window),
+    )
+    return OneLane(shard)
+
+
 @dataclass
 class Setup:
-    shard: WindowedShardConsumer[Rec]
+    shard: OneLane
     source: StreamSource
     function: SumFunction
     watermark: Watermark
@@ -178,25 +262,19 @@ def setup(
     timeline: list[Entry] = []
     source, function, watermark = StreamSource(timeline), SumFunction(timeline, script), Watermark()
     shard_metrics = metrics()
-    shard = WindowedShardConsumer(
-        SHARD_ID,
-        RecordBuffer(time.monotonic),
-        BatchLimits(batch, batching_window),
+    shard = windowed(
         source,
         function,
+        BatchLimits(batch, batching_window),
         policy,
         shard_metrics,
-        wall_clock=lambda: 500.0,
-        window_seconds=WINDOW,
-        stream_arn=STREAM_ARN,
         watermark=watermark,
-        watermark_poll_seconds=0.002,
         **options,
     )
     return Setup(shard, source, function, watermark, timeline, shard_metrics)
 
 
-def feed(shard: WindowedShardConsumer[Rec], records: list[Rec]) -> None:
+def feed(shard: OneLane, records: list[Rec]) -> None:
     shard.buffer.extend(records, [100] * len(records))
 
 
@@ -206,7 +284,7 @@ async def until(condition: Callable[[], bool]) -> None:
             await asyncio.sleep(0.001)
 
 
-async def stop(shard: WindowedShardConsumer[Rec], task: asyncio.Task[None]) -> None:
+async def stop(shard: OneLane, task: asyncio.Task[bool]) -> None:
     shard.request_shutdown()
     await asyncio.wait_for(task, 1)
     assert shard.state is ShardState.SHUT_DOWN
@@ -286,7 +364,7 @@ async def test_a_missing_state_is_reported_and_nothing_checkpointed_while_retryi
     feed(s.shard, recs((1, 101.0)))
     task = asyncio.create_task(s.shard.run())
     await until(lambda: s.shard.last_error is not None)
-    assert s.shard.last_error == 'the response has no "state"'
+    assert s.shard.last_error == 'the whole batch failed: the response has no "state"'
     assert s.shard.last_processing_result == "PROBLEM: Function call failed"
     await stop(s.shard, task)  # no 60 s wait
     assert s.source.checkpoints == []
@@ -520,15 +598,4 @@ def test_bisect_on_function_error_is_refused() -> None:
 
 def test_window_seconds_out_of_range_is_refused() -> None:
     with pytest.raises(ValueError, match="TumblingWindowInSeconds must be between 1 and 900, got 0"):
-        WindowedShardConsumer(
-            SHARD_ID,
-            RecordBuffer(time.monotonic),
-            BatchLimits(1, 0.0),
-            StreamSource([]),
-            SumFunction([]),
-            FAST,
-            metrics(),
-            window_seconds=0,
-            stream_arn=STREAM_ARN,
-            watermark=Watermark(),
-        )
+        windowed(StreamSource([]), SumFunction([]), BatchLimits(1, 0.0), FAST, metrics(), window_seconds=0)

@@ -12,6 +12,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 from stream_services import DynamoDBLocal, create_table
 
 from esm.sources.dynamodb import (
+    DynamoDBReadError,
     DynamoDBReaderSettings,
     DynamoDBShardReader,
     InvalidRequestError,
@@ -20,7 +21,6 @@ from esm.sources.dynamodb import (
     StartKind,
     StartPosition,
     StreamNotFoundError,
-    StreamReadError,
     ThrottledError,
     translate_error,
 )
@@ -281,7 +281,7 @@ async def test_trimmed_at_trim_horizon_raises_instead_of_looping(
     client = FaultyClient(table.streams)
     reader = reader_for(client=client)
     client.faults["get_records"].append(client_error("TrimmedDataAccessException", "GetRecords"))
-    with pytest.raises(StreamReadError):
+    with pytest.raises(DynamoDBReadError):
         await reader.read()
     assert client.get_records_calls == 1
 
@@ -328,12 +328,12 @@ async def test_missing_stream_raises_a_permanent_error(table: Table) -> None:
         (client_error("ThrottlingException", "GetRecords"), ThrottledError, True),
         (client_error("InternalFailure", "GetRecords", status=500), ServiceUnavailableError, True),
         (client_error("SomethingNew", "GetRecords", status=503), ServiceUnavailableError, True),
-        (client_error("SomethingNew", "GetRecords", status=400), StreamReadError, False),
+        (client_error("SomethingNew", "GetRecords", status=400), DynamoDBReadError, False),
         (EndpointConnectionError(endpoint_url="http://127.0.0.1:1"), ServiceUnavailableError, True),
     ],
 )
 def test_errors_are_translated_by_code(
-    error: Exception, expected: type[StreamReadError], retryable: bool
+    error: Exception, expected: type[DynamoDBReadError], retryable: bool
 ) -> None:
     translated = translate_error(error, "GetRecords on arn shard s-1")
     assert type(translated) is expected

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from stream_services import DynamoDBLocal, KinesisMock, create_table, wait_stream_active
 
-from esm.sources.dynamodb import StreamNotFoundError, StreamReadError
+from esm.sources.dynamodb import DynamoDBReadError, StreamNotFoundError
 from esm.sources.kinesis import KinesisReadError, KinesisStreamNotFoundError
 from esm.sources.stream_discovery import (
     DynamoDBShardLister,
@@ -343,7 +343,7 @@ def test_dynamodb_pages_follow_last_evaluated_shard_id() -> None:
     ],
 )
 def test_dynamodb_malformed_shard_is_a_read_error(shards: list[dict[str, Any]], named: str) -> None:
-    with pytest.raises(StreamReadError, match=named):
+    with pytest.raises(DynamoDBReadError, match=named):
         DynamoDBShardLister(PagedStreams(shards), STREAM_ARN).list_shards()
 
 

@@ -222,7 +222,7 @@ def test_kafka_mappings_keep_their_partition_table() -> None:
                 "committed": 10,
                 "end": 30,
                 "lag": 20,
-                "in_flight": {"first": 10, "last": 14},
+                "in_flight": [{"first": 10, "last": 14, "records": 5}],
                 "retries": 2,
                 "last_processing_result": "PROBLEM: Function call failed",
                 "last_error": "boom",
@@ -238,6 +238,40 @@ def test_kafka_mappings_keep_their_partition_table() -> None:
         "PROBLEM: Function call failed",
         "        last error: boom",
     ]
+
+
+@pytest.mark.parametrize(
+    ("in_flight", "shown"),
+    [
+        (None, "-"),
+        ([], "-"),
+        ([{"first": 10, "last": 14, "records": 5}], "10-14"),
+        # ParallelizationFactor: the lowest batch in flight, and how many other lanes have one
+        ([{"first": 17, "last": 30, "records": 3}, {"first": 12, "last": 19, "records": 2}], "12-19 +1"),
+    ],
+)
+def test_kafka_batches_in_flight(in_flight: object, shown: str) -> None:
+    mapping = {
+        "uuid": "u",
+        "function": "fn",
+        "state": "Enabled",
+        "partitions": [
+            {
+                "partition": 0,
+                "owner": "h:1",
+                "committed": 10,
+                "end": 30,
+                "lag": 20,
+                "in_flight": in_flight,
+                "retries": 0,
+                "last_processing_result": "OK",
+                "last_error": None,
+            }
+        ],
+    }
+    row = render([mapping]).splitlines()[2]
+    assert row.split()[5] == shown.split()[0]
+    assert (" +1 " in row) == ("+1" in shown)
 
 
 @pytest.mark.parametrize(
