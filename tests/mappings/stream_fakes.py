@@ -220,9 +220,15 @@ class ObservedLeases:
     async def checkpoint(
         self, stream: str, shard_id: str, owner: str, token: int, sequence: str, now: float
     ) -> bool:
+        if sequence != SHARD_END:
+            return await self.inner.checkpoint(stream, shard_id, owner, token, sequence, now)
+        # Logged before the write: once it is in the store a child may start while this call is
+        # still waiting for the store's answer.
+        entry = f"end {shard_id}"
+        self._log.append(entry)
         written = await self.inner.checkpoint(stream, shard_id, owner, token, sequence, now)
-        if written and sequence == SHARD_END:
-            self._log.append(f"end {shard_id}")
+        if not written:
+            self._log.remove(entry)
         return written
 
 
