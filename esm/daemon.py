@@ -30,6 +30,8 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 from esm.config import ConfigError, EsmConfig, load_config
+from esm.control.server import ControlApiError, ControlApiServer
+from esm.control.service import FileMappings
 from esm.metrics import Metrics
 from esm.metrics_server import MetricsPortError, MetricsServer
 from esm.poller import run_poller
@@ -71,13 +73,28 @@ def run_daemon(config_path: str, processes: int) -> int:
     config = _load(config_path)
     if config is None:
         return 1
+    control: ControlApiServer | None = None
     try:
+        control = _start_control_api(config_path, config)
         if processes == 1:
             return _run_in_process(config)
         return Supervisor(config_path, config, processes).run()
-    except (MetricsPortError, StoreError) as err:
+    except (MetricsPortError, StoreError, ControlApiError) as err:
         print(f"esm: {err}", file=sys.stderr)
         return 1
+    finally:
+        if control is not None:
+            control.stop()
+
+
+def _start_control_api(config_path: str, config: EsmConfig) -> ControlApiServer | None:
+    """The control API, served by this (the supervising) process for every poller, if configured."""
+    if config.ControlApi is None:
+        return None
+    file = FileMappings(config_path, config.EventSourceMappings, os.path.getmtime(config_path))
+    server = ControlApiServer(config.ControlApi, config, file)
+    server.start()
+    return server
 
 
 @dataclass

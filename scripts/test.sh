@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REPO_ROOT=$(pwd)
 VENV="$REPO_ROOT/.venv"
-SERVICES=(redis stream_emulators)
+SERVICES=(redis stream_emulators awscli)
 
 REDIS_HOST=127.0.0.1
 REDIS_PORT=6379
@@ -65,6 +65,21 @@ ensure_stream_emulators() {
   mkdir -p "$prefix"
   npm install --silent --no-audit --no-fund --prefix "$prefix" "${NPM_PACKAGES[@]}" >/dev/null
   echo "${NPM_PACKAGES[*]}" >"$stamp"
+}
+
+# The aws CLI (v1, from PyPI) drives the control API in the tests. It pins botocore exactly, so it
+# lives in a virtualenv of its own rather than beside the project's boto3.
+AWSCLI_VERSION=1.46.3
+ensure_awscli() {
+  local venv="$REPO_ROOT/.services/awscli" stamp="$REPO_ROOT/.services/awscli/.installed"
+  if [[ -f "$stamp" && $(cat "$stamp") == "$AWSCLI_VERSION" ]]; then
+    return 0
+  fi
+  say "installing awscli==$AWSCLI_VERSION into .services/awscli"
+  rm -rf "$venv"
+  "$(find_python)" -m venv "$venv"
+  "$venv/bin/python" -m pip install -q "awscli==$AWSCLI_VERSION"
+  echo "$AWSCLI_VERSION" >"$stamp"
 }
 
 main() {

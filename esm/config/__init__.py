@@ -1,7 +1,7 @@
 """The configuration: one validated, frozen model read once at start (AWS parameter names)."""
 
 from esm.config.function import FunctionConfig
-from esm.config.loader import LoadedConfig, load_config, parse_config, validate_command
+from esm.config.loader import LoadedConfig, load_config, parse_config, parse_mapping, validate_command
 from esm.config.mapping import EventSourceMappingConfig
 from esm.config.mapping_parts import KafkaClient, StartingPosition
 from esm.config.model import EsmConfig, MetricsEndpoint
@@ -24,5 +24,6 @@ __all__ = [
     "StartingPosition",
     "load_config",
     "parse_config",
+    "parse_mapping",
     "validate_command",
 ]

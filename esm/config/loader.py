@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from esm.config.aws_fields import aws_only_warning
 from esm.config.documents import read_document
+from esm.config.mapping import EventSourceMappingConfig
 from esm.config.model import EsmConfig
 from esm.config.problems import ConfigError, format_validation_error
 
@@ -47,6 +48,15 @@ def parse_config(data: object, source: str = "<config>") -> LoadedConfig:
         for setting in mapping.aws_only_settings()
     ]
     return LoadedConfig(config=config, warnings=warnings)
+
+
+def parse_mapping(document: object, source: str = "mapping") -> EventSourceMappingConfig:
+    """One mapping's document (AWS fields, as a control-API request or a config entry holds
+    them), checked by the same rules as a config file; ConfigError lists every problem."""
+    try:
+        return EventSourceMappingConfig.model_validate(document)
+    except ValidationError as error:
+        raise ConfigError(format_validation_error(error, source)) from None
 
 
 def validate_command(path: str) -> int:

@@ -11,6 +11,7 @@ from pydantic import ModelWrapValidatorHandler, ValidationError, model_validator
 from esm.config.arns import FUNCTION_NAME_PATTERN
 from esm.config.base import ConfigModel
 from esm.config.constraints import StrictFloat, StrictInt, StrictStr, between, greater_than_zero, validated_by
+from esm.config.control_api import ControlApiConfig
 from esm.config.function import FunctionConfig
 from esm.config.mapping import EventSourceMappingConfig
 from esm.config.problems import raise_combined
@@ -44,6 +45,9 @@ class EsmConfig(ConfigModel):
     """The functions and their workers. Default: none."""
     EventSourceMappings: tuple[EventSourceMappingConfig, ...] = ()
     """The mappings; each names a function defined in Functions. Default: none."""
+    ControlApi: ControlApiConfig | None = None
+    """Lambda's API for event source mappings (boto3, the aws CLI), signed with SigV4; mappings
+    created through it live in the Store and run on every daemon sharing it. Default: off."""
 
     def function(self, name: str) -> FunctionConfig:
         """The function called `name`; KeyError if there is none."""

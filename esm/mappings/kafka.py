@@ -194,15 +194,34 @@ class KafkaMappingRunner:
 
     # -- PartitionEvents: called on the loop by the reader ---------------------------------
 
+    def reconfigure(
+        self, limits: BatchLimits, policy: FailurePolicy, failure_handling: FailureHandling, invoker: Invoker
+    ) -> None:
+        """New settings (a control-API update): each partition's next batch uses them."""
+        self._failures = failure_handling
+        self._services = replace(
+            self._services,
+            invoker=invoker,
+            policy=policy,
+            limits=limits,
+            report_batch_item_failures=failure_handling.report_batch_item_failures,
+        )
+        self.partitions.replace_destination(failure_handling.destination)
+        for _, partition in self.partitions:
+            key = str(partition.assignment.tp)
+            partition.shard.reconfigure(self._partition_services(key), self.partitions.sink_for(key))
+
+    def _partition_services(self, key: str) -> LaneServices[EventRecord]:
+        return replace(
+            self._services, format=KafkaRecordFormat(key, self._builder, self._failures.record_filter)
+        )
+
     def partitions_assigned(self, assignments: list[PartitionAssignment]) -> None:
         for assignment in assignments:
             key = str(assignment.tp)
-            services = replace(
-                self._services, format=KafkaRecordFormat(key, self._builder, self._failures.record_filter)
-            )
             shard: Shard[EventRecord] = Shard(
                 key,
-                services,
+                self._partition_services(key),
                 GroupCheckpointer(assignment, _offset_of),
                 lanes=self._lanes,
                 sink=self.partitions.sink_for(key),

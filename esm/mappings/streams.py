@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 from esm.mappings.failure_handling import FailureHandling
@@ -25,7 +26,9 @@ from esm.mappings.stream_shard import StreamShard, StreamShardSettings
 from esm.metrics import Metrics
 from esm.ownership.lease_coordinator import LeaseCoordinator, LeaseTiming
 from esm.ownership.leases import Lease, LeaseStore, lease_namespace
+from esm.shard.batching import BatchLimits
 from esm.shard.contracts import Invoker
+from esm.shard.failures import FailurePolicy
 from esm.shard.lane import LaneServices
 from esm.shard.metrics import ShardMetrics
 from esm.shard.sink import FailureSink
@@ -128,6 +131,30 @@ class StreamMappingRunner:
 
     def status_reports(self, owner: str) -> dict[str, dict[str, Any]]:
         return self.shards.status_reports(owner)
+
+    def reconfigure(
+        self, limits: BatchLimits, policy: FailurePolicy, failure_handling: FailureHandling, invoker: Invoker
+    ) -> None:
+        """New settings (a control-API update): each shard's next batch uses them."""
+        self._failures = failure_handling
+        self._settings = replace(
+            self._settings,
+            limits=limits,
+            policy=policy,
+            record_filter=failure_handling.record_filter,
+            report_batch_item_failures=failure_handling.report_batch_item_failures,
+        )
+        self._services = replace(
+            self._services,
+            format=StreamRecordFormat(self._flavor, failure_handling.record_filter),
+            invoker=invoker,
+            policy=policy,
+            limits=limits,
+            report_batch_item_failures=failure_handling.report_batch_item_failures,
+        )
+        self.shards.replace_destination(failure_handling.destination)
+        for shard_id, shard in self.shards:
+            shard.shard.reconfigure(self._services, self.shards.sink_for(shard_id))
 
     async def _list_shards(self) -> Sequence[ShardInfo]:
         return await asyncio.get_running_loop().run_in_executor(self._executor, self._lister.list_shards)

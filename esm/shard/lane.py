@@ -203,6 +203,12 @@ class Lane(Generic[R]):
     def drop_buffered(self) -> int:
         return self.framing.drop()
 
+    def reconfigure(self, services: LaneServices[R], sink: FailureSink[R] | None) -> None:
+        """New settings (a mapping updated through the control API): from the next batch on; the
+        batch in flight finishes under the settings it started with."""
+        self.services = services
+        self._sink = sink or DroppingSink()
+
     async def checkpoint_through(self, record: R) -> bool:
         """Reports the lane complete through `record`; False (and the shard lost) when refused."""
         if await self.host.completed_through(self.index, record):
@@ -229,7 +235,8 @@ class Lane(Generic[R]):
     async def work_through(self, job: Job[R]) -> bool:
         """Works through a job until each of its records completed or was given up on: True.
         False when the shard was lost or stops first (the next owner reads the rest again)."""
-        policy, metrics, clock = self.policy, self.metrics, self.services.wall_clock
+        services, sink = self.services, self._sink  # a reconfiguration applies from the next batch on
+        policy, metrics, clock = services.policy, services.metrics, services.wall_clock
         records = job.records
         items: deque[WorkItem] = deque([WorkItem(0, len(records))])
         while items:
@@ -249,14 +256,14 @@ class Lane(Generic[R]):
                 if item.size:
                     metrics.records_invoked.inc(item.size)
                     metrics.iterator_age.set(max(0.0, clock() - oldest))
-                outcome = await self.services.invoker.invoke(payload)
+                outcome = await services.invoker.invoke(payload)
                 if self._lost():
                     metrics.records_abandoned.inc(len(records) - item.start)
                     return False
                 response = job.read(outcome, chunk)
                 if outcome.kind.function_ran or response is not SUCCEEDED:
                     metrics.records_failed_invoke.inc(item.size)
-                decision = policy.decide(item, outcome, clock(), oldest, response, self.services.rand)
+                decision = policy.decide(item, outcome, clock(), oldest, response, services.rand)
                 done_to = item.end if decision.kind is DecisionKind.CHECKPOINT else decision.checkpoint_to
                 if not await job.completed(item.start, item.start if done_to is None else done_to):
                     return False
@@ -270,7 +277,7 @@ class Lane(Generic[R]):
                 items.extendleft(reversed(decision.next_items))
             elif decision.kind is DecisionKind.DISCARD:
                 given_up = records[decision.discard_from : item.end]
-                if given_up and not await self._give_up(given_up, decision, outcome):
+                if given_up and not await self._give_up(given_up, decision, outcome, services, sink):
                     return False
                 why = decision.condition if outcome is None else f"{decision.condition}: {outcome.describe()}"
                 if not await job.given_up(decision.discard_from, item.end, why):
@@ -279,7 +286,7 @@ class Lane(Generic[R]):
             else:
                 assert outcome is not None
                 items[0] = decision.next_items[0]
-                if not await self._retry_later(outcome, response, chunk, decision):
+                if not await self._retry_later(outcome, response, chunk, decision, services):
                     return False
         self.attempts = Attempts()
         return True
@@ -294,45 +301,55 @@ class Lane(Generic[R]):
         return False
 
     async def _retry_later(
-        self, outcome: InvokeOutcome, response: BatchResponse, chunk: Sequence[R], decision: Decision
+        self,
+        outcome: InvokeOutcome,
+        response: BatchResponse,
+        chunk: Sequence[R],
+        decision: Decision,
+        services: LaneServices[R],
     ) -> bool:
         """Records why the attempt failed and waits out the backoff; False when the shard stops first."""
         first_failed = None
         if response.verdict is Verdict.FAILED_FROM and chunk:
-            first_failed = self.format.describe_position(chunk[response.first_failed])
+            first_failed = services.format.describe_position(chunk[response.first_failed])
         failure = describe_failure(outcome, response, len(chunk), first_failed)
         retry = decision.next_items[0]
         self.last_error = failure
         self.last_processing_result = processing_result(outcome)
         log_retry(self.name, outcome, failure, retry.attempts, decision.delay_seconds)
-        self.metrics.retries.inc()
+        services.metrics.retries.inc()
         life = self.host.life
         # Shutting down or lost: the batch is re-read from the last checkpoint.
-        return life.processing and not await self.services.waits.halted_within(
-            life.halt, decision.delay_seconds
-        )
+        return life.processing and not await services.waits.halted_within(life.halt, decision.delay_seconds)
 
-    async def _give_up(self, records: Sequence[R], decision: Decision, outcome: InvokeOutcome | None) -> bool:
+    async def _give_up(
+        self,
+        records: Sequence[R],
+        decision: Decision,
+        outcome: InvokeOutcome | None,
+        services: LaneServices[R],
+        sink: FailureSink[R],
+    ) -> bool:
         """Hands records to the failure sink, retrying while it cannot take them: a record is never
         dropped without being written somewhere. False when the shard halts first."""
         failures = 0
         while True:
             try:
-                written = await self._sink.send(records, decision, outcome)
+                written = await sink.send(records, decision, outcome)
             except FailureSinkError as err:
                 failures += 1
-                self.metrics.destination_failures.inc()
-                delay = self.policy.transient_backoff.delay(failures, self.services.rand)
+                services.metrics.destination_failures.inc()
+                delay = services.policy.transient_backoff.delay(failures, services.rand)
                 log.warning(
                     "shard %s: on-failure destination failed (%s); retrying in %.2fs", self.name, err, delay
                 )
-                if await self.services.waits.halted_within(self.host.life.halt, delay):
+                if await services.waits.halted_within(self.host.life.halt, delay):
                     return False
                 continue
             counter = (
-                self.metrics.records_to_destination
+                services.metrics.records_to_destination
                 if written
-                else self.metrics.records_dropped_no_destination
+                else services.metrics.records_dropped_no_destination
             )
             counter.inc(len(records))
             return True
@@ -346,28 +363,29 @@ class RecordsJob(Generic[R]):
     def __init__(self, lane: Lane[R], records: list[R]) -> None:
         self._lane = lane
         self._records = records
+        self._services = lane.services  # the settings the batch started with, to its end
 
     @property
     def records(self) -> Sequence[R]:
         return self._records
 
     def oldest(self, item: WorkItem) -> float:
-        return self._lane.format.record_time(self._records[item.start])
+        return self._services.format.record_time(self._records[item.start])
 
     def payload(self, chunk: Sequence[R]) -> bytes:
-        return self._lane.format.build_event(chunk)
+        return self._services.format.build_event(chunk)
 
     def read(self, outcome: InvokeOutcome, chunk: Sequence[R]) -> BatchResponse:
-        lane = self._lane
-        if lane.services.report_batch_item_failures and outcome.kind is OutcomeKind.SUCCESS:
-            return read_batch_response(outcome.response, partial(lane.format.index_of, chunk))
+        services = self._services
+        if services.report_batch_item_failures and outcome.kind is OutcomeKind.SUCCESS:
+            return read_batch_response(outcome.response, partial(services.format.index_of, chunk))
         return SUCCEEDED
 
     async def completed(self, start: int, end: int) -> bool:
         if not await self._checkpoint(start, end):
             return False
         if end > start:
-            self._lane.metrics.records_delivered.inc(end - start)
+            self._services.metrics.records_delivered.inc(end - start)
         return True
 
     async def given_up(self, start: int, end: int, why: str) -> bool:
@@ -378,7 +396,7 @@ class RecordsJob(Generic[R]):
             return True
         if await self._lane.checkpoint_through(self._records[end - 1]):
             return True
-        self._lane.metrics.records_abandoned.inc(len(self._records) - start)
+        self._services.metrics.records_abandoned.inc(len(self._records) - start)
         return False
 
 

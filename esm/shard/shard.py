@@ -92,6 +92,12 @@ class Shard(Generic[R]):
         for lane, (lane_records, lane_sizes) in zip(lanes, per_lane, strict=True):
             lane.buffer.extend(lane_records, lane_sizes)
 
+    def reconfigure(self, services: LaneServices[R], sink: FailureSink[R] | None) -> None:
+        """New settings from the next batch of each lane on (batches in flight keep theirs)."""
+        self._services = services
+        for lane in self.lanes:
+            lane.reconfigure(services, sink)
+
     def close(self) -> None:
         """Nothing more will come (the shard ended): the lanes drain what they hold and end."""
         for lane in self.lanes:

@@ -59,6 +59,8 @@ class ShardSupervisor(Generic[K, S]):
         self._owned = owned
         self._make_sink = make_sink
         self._destination = destination
+        # Destinations replaced by a reconfiguration: batches in flight may still write to them.
+        self._retired: list[_Closable] = []
         self._running: dict[K, tuple[S, asyncio.Task[Any]]] = {}
         self._crashes: dict[K, int] = {}
         self.stopping = False
@@ -170,9 +172,16 @@ class ShardSupervisor(Generic[K, S]):
         self._owned.set(0)
         return [shard for shard, _ in entries]
 
+    def replace_destination(self, destination: _Closable | None) -> None:
+        """The mapping writes to `destination` from now on; the one before is closed at shutdown."""
+        if destination is not self._destination and self._destination is not None:
+            self._retired.append(self._destination)
+        self._destination = destination
+
     async def close_destination(self) -> None:
-        if self._destination is not None:
-            await self._destination.close()
+        for destination in [*self._retired, self._destination]:
+            if destination is not None:
+                await destination.close()
 
     def status_reports(self, owner: str, key_text: Callable[[K], str] = str) -> dict[str, dict[str, Any]]:
         """What `esm status` shows of each shard this process runs."""

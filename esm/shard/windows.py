@@ -312,7 +312,7 @@ class _WindowRecordsJob(RecordsJob[R]):
 
     def payload(self, chunk: Sequence[R]) -> bytes:
         assert self._framing.open is not None
-        event = self._lane.format.build_event(chunk)
+        event = self._services.format.build_event(chunk)
         return window_event(event, self._framing.event_fields(self._framing.open))
 
     def read(self, outcome: InvokeOutcome, chunk: Sequence[R]) -> BatchResponse:
@@ -323,8 +323,8 @@ class _WindowRecordsJob(RecordsJob[R]):
         if isinstance(reading, StateProblem):
             return BatchResponse(Verdict.FAILED, reason=reading.reason)
         response = SUCCEEDED
-        if self._lane.services.report_batch_item_failures:
-            response = read_batch_response(outcome.response, partial(self._lane.format.index_of, chunk))
+        if self._services.report_batch_item_failures:
+            response = read_batch_response(outcome.response, partial(self._services.format.index_of, chunk))
         if response.verdict is not Verdict.FAILED:  # a whole-batch failure keeps the last good state
             self._returned = reading
         return response
@@ -338,7 +338,7 @@ class _WindowRecordsJob(RecordsJob[R]):
         if state is None or open_window is None:
             return True
         if end > start:
-            self._lane.metrics.records_delivered.inc(end - start)
+            self._services.metrics.records_delivered.inc(end - start)
             open_window.last = self._records[end - 1]
         open_window.state = state
         open_window.invoked = True

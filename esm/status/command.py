@@ -21,7 +21,14 @@ from typing import Any
 
 import orjson
 
-from esm.config import ConfigError, EsmConfig, KafkaSource, load_config
+from esm.config import (
+    ConfigError,
+    EsmConfig,
+    EventSourceMappingConfig,
+    KafkaSource,
+    load_config,
+    parse_mapping,
+)
 from esm.config.sources import DynamoDBStreamsSource, KinesisSource
 from esm.ownership.leases import SHARD_END, lease_namespace
 from esm.status.kafka_positions import KafkaPositionsError, kafka_positions
@@ -60,11 +67,11 @@ async def collect(config: EsmConfig) -> list[dict[str, Any]]:
     store = open_store(config.Store)
     try:
         out = []
-        for mapping in config.EventSourceMappings:
+        for mapping, state in await _mappings(config, store):
             entry: dict[str, Any] = {
                 "uuid": mapping.uuid,
                 "function": mapping.function_name,
-                "state": "Enabled" if mapping.Enabled else "Disabled",
+                "state": state,
             }
             source = mapping.source
             reports = await store.status.read(mapping.uuid, time.time())
@@ -78,6 +85,19 @@ async def collect(config: EsmConfig) -> list[dict[str, Any]]:
         return out
     finally:
         await store.close()
+
+
+async def _mappings(config: EsmConfig, store: Store) -> list[tuple[EventSourceMappingConfig, str]]:
+    """The config file's mappings, then those created through the control API (with their state)."""
+    found = [
+        (mapping, "Enabled" if mapping.Enabled else "Disabled") for mapping in config.EventSourceMappings
+    ]
+    for stored in await store.mappings.list():
+        try:
+            found.append((parse_mapping(stored.document), stored.state))
+        except ConfigError:
+            continue  # written by a daemon whose version accepts it; `esm run` says why it is not run
+    return found
 
 
 async def _add_kafka_partitions(

@@ -1,7 +1,8 @@
 """The `Store`: one object per store URL, exposing one object per role.
 
-Roles: `permits` (concurrency limits), `status` (shard reports for `esm status`) and `leases`
-(shard ownership and fenced checkpoints for stream sources); tumbling-window state joins them
+Roles: `permits` (concurrency limits), `status` (shard reports for `esm status`), `leases`
+(shard ownership and fenced checkpoints for stream sources) and `mappings` (those created
+through the control API); tumbling-window state joins them
 as a further role attribute, each backed by both SQLite and Redis.
 """
 
@@ -11,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from esm.ownership.leases import LeaseStore
+from esm.stores.mappings import MappingRegistry
 from esm.stores.permits import PermitStore
 from esm.stores.status import ShardStatusStore
 
@@ -25,6 +27,8 @@ class Store:
     permits: PermitStore
     status: ShardStatusStore
     leases: LeaseStore
+    # Mappings created through the control API.
+    mappings: MappingRegistry
     _close: Callable[[], Awaitable[None]] = field(repr=False)
 
     async def close(self) -> None:

@@ -45,6 +45,7 @@ def test_function_lookup_of_unknown_name_raises(config_data: ConfigBuilder) -> N
     [
         ({"Store": "sqlite:////var/lib/esm/state.db"}, "sqlite:////var/lib/esm/state.db"),
         ({"Store": "redis://127.0.0.1:6379/2"}, "redis://127.0.0.1:6379/2"),
+        ({"Store": "redis://127.0.0.1:6379/2?prefix=team-a"}, "redis://127.0.0.1:6379/2?prefix=team-a"),
         ({"Metrics": {"Port": None}}, None),
     ],
 )
@@ -59,9 +60,11 @@ def test_top_level_settings(config_data: ConfigBuilder, top_level: dict[str, Any
         (
             {"Store": "mysql://db"},
             "Store: expected sqlite:///PATH (sqlite:////abs/path.db for an absolute path) "
-            "or redis://HOST:PORT/DB, got 'mysql://db'",
+            "or redis://HOST:PORT/DB[?prefix=NAME], got 'mysql://db'",
         ),
         ({"Store": "redis://h:99999/0"}, "Store: expected sqlite:///PATH"),
+        ({"Store": "redis://h:6379/0?db=1"}, "Store: expected sqlite:///PATH"),
+        ({"Store": "redis://h:6379/0?prefix="}, "Store: expected sqlite:///PATH"),
         ({"Metrics": {"Port": 0}}, "Metrics.Port: must be between 1 and 65535, got 0"),
         ({"Metrics": {"Prot": 1}}, "Metrics: unknown field 'Prot'"),
         ({"ShutdownGracePeriodSeconds": 0}, "ShutdownGracePeriodSeconds: must be greater than 0, got 0"),
@@ -404,7 +407,7 @@ def test_all_problems_are_collected_in_one_pass() -> None:
     found = problems_of(data)
     assert found == [
         "Store: expected sqlite:///PATH (sqlite:////abs/path.db for an absolute path) "
-        "or redis://HOST:PORT/DB, got 'mysql://db'",
+        "or redis://HOST:PORT/DB[?prefix=NAME], got 'mysql://db'",
         "Functions[0].Endpoints[0]: expected host:port, got 'localhost'",
         f"{M0}.StartingPosition: must be one of TRIM_HORIZON, LATEST, AT_TIMESTAMP, got 'FOO'",
         f"{M0}.BatchSize: must be between 1 and 10000, got 20000",

@@ -354,6 +354,7 @@ async def test_make_limiter_chooses_by_limit_store_and_sharing(choice: Choice, s
             permits=sqlite.permits,
             status=sqlite.status,
             leases=sqlite.leases,
+            mappings=sqlite.mappings,
             _close=_noop_close,
         ),
     }

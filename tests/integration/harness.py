@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from esm_processes import EsmProcess
+from esm_processes import REPO, EsmProcess
 
 from esm.embedded.topics import committed_offsets
 from esm.netutil import free_port
@@ -147,3 +149,17 @@ def wait_committed(
 
 def unique_values(n: int, prefix: str = "r") -> Iterator[bytes]:
     return (f"{prefix}{i}".encode() for i in range(n))
+
+
+def esm_status(config: Path) -> list[dict[str, Any]]:
+    """What `esm status -c CONFIG --json` prints, parsed (the command must succeed)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "esm", "status", "-c", str(config), "--json"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    parsed: list[dict[str, Any]] = json.loads(result.stdout)
+    return parsed

@@ -3,21 +3,17 @@ other keeps flowing, as the owner reports it and as Kafka holds it."""
 
 from __future__ import annotations
 
-import json
 import socket
-import subprocess
-import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from esm_processes import REPO
 from stream_services import KinesisMock
 
 from esm.embedded.topics import OutgoingRecord, committed_offsets, produce
 
-from .harness import Worker, daemon, mapping, wait_until, write_config
+from .harness import Worker, daemon, esm_status, mapping, wait_until, write_config
 from .stream_harness import (
     KeyedProducer,
     create_kinesis_stream,
@@ -27,19 +23,6 @@ from .stream_harness import (
     kinesis_mapping,
     stream_daemon,
 )
-
-
-def status(config: Path) -> list[dict[str, Any]]:
-    result = subprocess.run(
-        [sys.executable, "-m", "esm", "status", "-c", str(config), "--json"],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    parsed: list[dict[str, Any]] = json.loads(result.stdout)
-    return parsed
 
 
 def test_status_shows_a_partition_retrying_while_the_other_flows(
@@ -67,7 +50,7 @@ def test_status_shows_a_partition_retrying_while_the_other_flows(
         seen: list[dict[str, Any]] = []
 
         def stuck_partition_reported() -> bool:
-            seen[:] = status(config)
+            seen[:] = esm_status(config)
             p1 = seen[0]["partitions"][1]
             return bool(p1["retries"]) and bool(p1["in_flight"])
 
@@ -110,7 +93,7 @@ def test_status_lists_each_kinesis_shard_with_its_owner_and_checkpoint(
 
     def both_shards_processed() -> bool:
         """Each shard at its last record, owned, and its owner's report caught up with it."""
-        seen[:] = status(config)
+        seen[:] = esm_status(config)
         shown = {
             s["shard_id"]: (
                 s["owner"],
@@ -142,7 +125,7 @@ def test_status_lists_each_kinesis_shard_with_its_owner_and_checkpoint(
         assert shard["last_processing_result"] == "OK" and shard["last_error"] is None
         assert shard["data_lost_at"] is None and shard["parents"] == []
     # Released at shutdown: the shards still show, without an owner, at their checkpoints.
-    after_stop = {shard["shard_id"]: shard for shard in status(config)[0]["shards"]}
+    after_stop = {shard["shard_id"]: shard for shard in esm_status(config)[0]["shards"]}
     assert {shard_id: (s["owner"], s["lease"], s["checkpoint"]) for shard_id, s in after_stop.items()} == {
         shard_id: (None, "free", sequence) for shard_id, sequence in last_put.items()
     }

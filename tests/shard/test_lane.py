@@ -4,11 +4,13 @@ fakes here; the integration tests drive the real ones)."""
 import asyncio
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 
 import orjson
 import pytest
 
 from esm.dispatch.outcomes import FunctionError, InvokeOutcome, OutcomeKind
+from esm.shard.batching import BatchLimits
 from esm.shard.failures import Backoff, Decision, FailurePolicy
 from esm.shard.shard import Shard
 from esm.shard.state import ShardState
@@ -213,3 +215,21 @@ async def test_a_record_over_the_payload_limit_goes_to_the_sink_alone() -> None:
     await run_until_checkpointed(shard, source, 10)
     assert sink.sent == [([9], "MaximumPayloadSizeExceeded", 0)]
     assert invoker.payloads == [b"ok", b"ok"]  # [8] and [10], after halving the oversize batch
+
+
+async def test_new_settings_apply_from_the_next_batch_and_the_one_in_flight_keeps_its_own() -> None:
+    hold = asyncio.Event()
+    source, invoker = FakeSource(), ScriptedInvoker(hold=hold)
+    shard = shard_of(source, invoker, batch=5)
+    feed(shard, list(range(1, 12)))
+    task = asyncio.create_task(shard.run())
+    await invoker.started.wait()  # [1..5] is in flight under BatchSize 5
+    smaller = replace(shard.lanes[0].services, limits=BatchLimits(2, 0.0), report_batch_item_failures=True)
+    shard.reconfigure(smaller, None)
+    hold.set()
+    async with asyncio.timeout(5):
+        while source.checkpoints[-1:] != [11]:
+            await asyncio.sleep(0.001)
+    shard.request_shutdown()
+    await task
+    assert invoker.payloads == [b"1,2,3,4,5", b"6,7", b"8,9", b"10,11"]

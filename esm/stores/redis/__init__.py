@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from esm.stores.redis.connection import connect
 from esm.stores.redis.leases import RedisLeaseStore
+from esm.stores.redis.mappings import RedisMappingRegistry
 from esm.stores.redis.permits import RedisPermitStore
 from esm.stores.redis.status import RedisShardStatusStore
 from esm.stores.store import Store
@@ -18,6 +19,7 @@ def open_redis_store(location: RedisLocation) -> Store:
         permits=RedisPermitStore(client, location.prefix, location.display_url),
         status=RedisShardStatusStore(client, location.prefix, location.display_url),
         leases=RedisLeaseStore(client, location.prefix, location.display_url),
+        mappings=RedisMappingRegistry(client, location.prefix, location.display_url),
         _close=client.aclose,
     )
 
