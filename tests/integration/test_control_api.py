@@ -9,6 +9,8 @@ import json
 import os
 import subprocess
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -58,13 +60,13 @@ def start_daemon(config: Path, env: dict[str, str] | None = None) -> EsmProcess:
     return engine
 
 
-def lambda_client(port: int) -> Any:
+def lambda_client(port: int, secret: str = SECRET, key_id: str = KEY_ID, region: str = "us-east-1") -> Any:
     client = boto3.client(
         "lambda",
         endpoint_url=f"http://127.0.0.1:{port}",
-        region_name="us-east-1",
-        aws_access_key_id=KEY_ID,
-        aws_secret_access_key=SECRET,
+        region_name=region,
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret,
         config=Config(retries={"max_attempts": 0}),
     )
     # The bundled broker needs a short session to join fast: esm's KafkaConsumerConfig, which is
@@ -170,11 +172,46 @@ def test_a_kafka_mapping_created_updated_disabled_enabled_and_deleted_through_bo
         )
         assert set(delivered) == expected
 
+        # The running daemon refuses what is not signed by its key, whatever the request.
+        refusals = {
+            "unsigned": _unsigned_status(port),
+            "wrong secret": _refusal(lambda_client(port, secret="not-the-secret"), mapping_id),
+            "unknown key": _refusal(lambda_client(port, key_id="AKIAUNKNOWNKEY000001"), mapping_id),
+            "wrong region": _refusal(lambda_client(port, region="eu-west-1"), mapping_id),
+        }
+        assert refusals == {
+            "unsigned": (403, "MissingAuthenticationTokenException"),
+            "wrong secret": (403, "InvalidSignatureException"),
+            "unknown key": (403, "UnrecognizedClientException"),
+            "wrong region": (403, "InvalidSignatureException"),
+        }
+        assert state_of(aws, mapping_id) == "Enabled"  # nothing refused was applied
+
         # Deleted: stopped (partitions given up), then gone from the API.
         aws.delete_event_source_mapping(UUID=mapping_id)
         wait_until(lambda: _gone(aws, mapping_id), message="the mapping is deleted")
         engine.wait_for_line(rf"mapping {mapping_id}: stopped")
         assert "unhandled" not in engine.stderr.lower()
+
+
+def _refusal(client: Any, mapping_id: str) -> tuple[int, str]:
+    """What the API answers a disable from `client` (which should be refused)."""
+    try:
+        client.update_event_source_mapping(UUID=mapping_id, Enabled=False)
+    except ClientError as err:
+        return err.response["ResponseMetadata"]["HTTPStatusCode"], err.response["Error"]["Code"]
+    return 200, "accepted"
+
+
+def _unsigned_status(port: int) -> tuple[int, str]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/2015-03-31/event-source-mappings", method="GET"
+    )
+    try:
+        urllib.request.urlopen(request, timeout=10)
+    except urllib.error.HTTPError as err:
+        return err.code, str(err.headers["x-amzn-ErrorType"])
+    return 200, "accepted"
 
 
 def _gone(client: Any, uuid_: str) -> bool:
