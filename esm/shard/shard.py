@@ -24,7 +24,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 from esm.shard.contracts import Checkpointer
-from esm.shard.lane import Framing, Lane, LaneServices
+from esm.shard.framing import Framing
+from esm.shard.lane import Lane, LaneServices
 from esm.shard.lanes import lane_for, lane_for_keyless
 from esm.shard.progress import ShardProgress
 from esm.shard.sink import FailureSink

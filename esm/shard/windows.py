@@ -46,7 +46,8 @@ from esm.dispatch.outcomes import InvokeOutcome, OutcomeKind
 from esm.shard.batch_response import SUCCEEDED, BatchResponse, Verdict, read_batch_response
 from esm.shard.batching import BatchLimits, RecordBuffer
 from esm.shard.failures import WorkItem
-from esm.shard.lane import Job, Lane, RecordsJob
+from esm.shard.framing import Job, RecordsJob
+from esm.shard.lane import Lane
 from esm.shard.tumbling import (
     INITIAL_STATE,
     NO_RECORDS_EVENT,
