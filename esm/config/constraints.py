@@ -11,7 +11,7 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import Annotated, TypeVar
 
-from pydantic import AfterValidator, BeforeValidator, Strict
+from pydantic import AfterValidator, AllowInfNan, BeforeValidator, Strict
 
 from esm.config.problems import describe, format_number, problem
 
@@ -19,7 +19,8 @@ _N = TypeVar("_N", int, float)
 _E = TypeVar("_E", bound=StrEnum)
 
 StrictInt = Annotated[int, Strict()]
-StrictFloat = Annotated[float, Strict()]  # accepts ints too; rejects booleans and strings
+# Accepts ints too; rejects booleans, strings, NaN and infinities (YAML's .nan/.inf, JSON's NaN).
+StrictFloat = Annotated[float, Strict(), AllowInfNan(False)]
 StrictBool = Annotated[bool, Strict()]
 StrictStr = Annotated[str, Strict()]
 

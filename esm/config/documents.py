@@ -1,7 +1,9 @@
 """Reading a config file into plain data: JSON by extension, YAML otherwise.
 
 Syntax errors carry `path:line:column`. A key written twice in one mapping is an error too, since
-both parsers would otherwise keep the last one silently.
+both parsers would otherwise keep the last one silently. A file over `MAX_CONFIG_BYTES` is refused
+before it is parsed: no real config comes near it, and parsing and reporting on megabytes of
+pasted data would only bury the mistake.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from typing import Any
 import yaml
 
 from esm.config.problems import ConfigError
+
+MAX_CONFIG_BYTES = 4 * 1024 * 1024
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -33,7 +37,12 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def read_document(path: Path) -> object:
     """The file's data, or ConfigError naming the file (and line) for a missing or unreadable file."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
+        if len(raw) > MAX_CONFIG_BYTES:
+            limit = MAX_CONFIG_BYTES // (1024 * 1024)
+            raise ConfigError([f"{path}: the file is larger than {limit} MiB, the most a config may be"])
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise ConfigError([f"{path}: file not found"]) from None
     except (OSError, UnicodeDecodeError) as error:

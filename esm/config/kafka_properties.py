@@ -7,6 +7,7 @@ kafka-python's own `KafkaConsumer.DEFAULT_CONFIG`, so a typo is an error naming 
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -155,8 +156,8 @@ def _check_value(name: str, key: str, value: object) -> tuple[str, object] | Pro
         ok = isinstance(value, int) and not isinstance(value, bool)
         wanted = "an integer"
     elif expected is float:
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        wanted = "a number"
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        wanted = "a finite number"
     else:
         ok = isinstance(value, str)
         wanted = "a string"

@@ -51,8 +51,8 @@ def to_utc_datetime(value: object) -> object:
         return None
     if isinstance(value, datetime):  # YAML parses unquoted timestamps itself
         moment = value
-    elif isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-        return datetime.fromtimestamp(value, UTC)
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        return _from_epoch_seconds(value)
     elif isinstance(value, str):
         try:
             moment = datetime.fromisoformat(value)
@@ -63,6 +63,15 @@ def to_utc_datetime(value: object) -> object:
     else:
         raise problem("timestamp", f"expected epoch seconds or an ISO-8601 time, got {describe(value)}")
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _from_epoch_seconds(value: float) -> datetime:
+    try:
+        if value >= 0:  # NaN compares false
+            return datetime.fromtimestamp(value, UTC)
+    except (OverflowError, ValueError, OSError):
+        pass  # infinite, or past the year 9999
+    raise problem("timestamp", f"expected epoch seconds from 0 to year 9999, got {describe(value)}")
 
 
 Timestamp = Annotated[datetime, BeforeValidator(to_utc_datetime)]

@@ -16,6 +16,8 @@ from pydantic_core.core_schema import ErrorType
 Location = tuple[int | str, ...]
 
 _BUILTIN_ERROR_TYPES = frozenset(get_args(ErrorType))
+# A longer value is quoted up to here in problems: a problem is one line, whatever was pasted.
+_LONGEST_QUOTED = 80
 
 # pydantic's built-in error kinds that can reach users, in esm's wording ({got} is the value).
 _BUILTIN_MESSAGES: dict[str, str] = {
@@ -31,6 +33,7 @@ _BUILTIN_MESSAGES: dict[str, str] = {
     "int_from_float": "expected an integer, got {got}",
     "float_type": "expected a number, got {got}",
     "float_parsing": "expected a number, got {got}",
+    "finite_number": "must be a finite number, got {got}",
     "bool_type": "expected true or false, got {got}",
     "bool_parsing": "expected true or false, got {got}",
 }
@@ -61,6 +64,8 @@ def describe(value: object) -> str:
     if isinstance(value, int | float):
         return format_number(value)
     if isinstance(value, str):
+        if len(value) > _LONGEST_QUOTED:
+            return f"{value[:_LONGEST_QUOTED]!r}... ({len(value)} characters)"
         return repr(value)
     if isinstance(value, dict):
         return "a mapping"
