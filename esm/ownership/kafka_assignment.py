@@ -35,6 +35,9 @@ class PartitionAssignment:
     # Kafka's convention: the next offset to read (last processed + 1).
     _completed: int | None = None
     _committed: int | None = None
+    # The offset of the first record this epoch handed to the event loop: where it started
+    # reading (the committed offset, else StartingPosition's).
+    _first_fetched: int | None = None
     # Bytes handed to the event loop and not yet taken into a batch (flow control).
     _buffered_bytes: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -50,6 +53,15 @@ class PartitionAssignment:
     @property
     def committed(self) -> int | None:
         return self._committed
+
+    @property
+    def first_fetched(self) -> int | None:
+        return self._first_fetched
+
+    def fetched_from(self, offset: int) -> None:
+        """Notes the offset of a fetched record; the first one noted is where reading started."""
+        if self._first_fetched is None:
+            self._first_fetched = offset
 
     def revoke(self) -> None:
         with self._lock:

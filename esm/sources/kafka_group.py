@@ -236,6 +236,7 @@ class GroupReader(abc.ABC, Generic[Client]):
             return
         if assignment.epoch not in self._initialized:
             return  # fetched from a position older than this epoch's start; re-read after positioning
+        assignment.fetched_from(records[0]["offset"])
         self._next_offset[tp] = records[-1]["offset"] + 1
         sizes = [self._record_size(r) for r in records]
         assignment.add_buffered(sum(sizes))
@@ -323,12 +324,19 @@ class GroupReader(abc.ABC, Generic[Client]):
         return False
 
     def _measure_lag(self, client: Client) -> None:
+        """Records not yet processed: from the first record not completed (the completed offset,
+        else the group's committed one, else where this ownership started reading, so a first
+        batch that is stuck counts) to the high-water mark."""
         total = 0
         with self._lock:
             assignments = list(self._assignments.items())
         for tp, assignment in assignments:
             highwater = self._highwater(client, tp) if assignment.active else None
-            base = assignment.completed if assignment.completed is not None else assignment.committed
+            base = assignment.completed
+            if base is None:
+                base = assignment.committed
+            if base is None:
+                base = assignment.first_fetched
             if highwater is not None and base is not None:
                 total += max(0, highwater - base)
         self._loop.call_soon_threadsafe(self._events.lag_measured, total)

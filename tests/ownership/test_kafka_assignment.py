@@ -46,3 +46,11 @@ def test_buffered_bytes_are_counted() -> None:
     assert a.add_buffered(-40) == 60
     assert a.buffered_bytes == 60
     assert str(a.tp) == "orders-3"
+
+
+def test_the_first_fetched_offset_is_where_reading_started() -> None:
+    a = assignment()
+    assert a.first_fetched is None
+    a.fetched_from(7)
+    a.fetched_from(20)  # later fetches do not move the start
+    assert a.first_fetched == 7

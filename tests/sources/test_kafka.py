@@ -34,6 +34,7 @@ class Collector:
         self.revoked: list[PartitionAssignment] = []
         self.records: dict[int, list[Any]] = {}
         self.commits = 0
+        self.lag: int | None = None
 
     def partitions_assigned(self, assignments: list[PartitionAssignment]) -> None:
         self.assigned.extend(assignments)
@@ -45,7 +46,7 @@ class Collector:
         self.records.setdefault(assignment.tp.partition, []).extend(records)
 
     def lag_measured(self, total_lag: int) -> None:
-        pass
+        self.lag = total_lag
 
     def committed(self, count: int, failed: bool) -> None:
         self.commits += count
@@ -215,3 +216,29 @@ async def test_restart_reads_a_partition_again_from_its_commit(
     finally:
         await asyncio.get_running_loop().run_in_executor(None, reader.close, 20.0)
     assert [r["offset"] for r in events.records[0][100:]] == list(range(40, 100))
+
+
+async def test_lag_counts_from_where_reading_started_while_nothing_is_committed(
+    kafka_broker: str, new_topic: Callable[..., str], reader_class: ReaderClass
+) -> None:
+    """A first batch that never completes (a stuck function) must show as lag, though the group
+    has no committed offset to count from (issue 10, item 3)."""
+    topic = new_topic(partitions=2)
+    produce(kafka_broker, topic, records(30, partitions=2))
+    events = Collector()
+    reader = reader_class(
+        settings(kafka_broker, topic, f"g-{topic}", lag_interval_seconds=0.05),
+        events,
+        asyncio.get_running_loop(),
+        estimated_entry_size,
+    )
+    reader.start()
+    try:
+        await until(lambda: events.total() == 30)
+        await until(lambda: events.lag == 30)
+        by_partition = {a.tp.partition: a for a in events.assigned}
+        by_partition[0].complete(5)  # offsets 0..4 of partition 0 done
+        await until(lambda: events.lag == 25)
+    finally:
+        reader.stop_fetching()
+        await asyncio.get_running_loop().run_in_executor(None, reader.close, 20.0)
