@@ -29,7 +29,8 @@ class Metrics:
         )
         self.records_delivered = Counter(
             "esm_records_delivered",
-            "Records whose invocation succeeded and were checkpointed.",
+            "Records the function processed successfully, then checkpointed (records given up on"
+            " to the on-failure destination or dropped are not counted).",
             ["mapping"],
             registry=r,
         )

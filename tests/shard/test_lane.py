@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import orjson
 import pytest
+from shard_metrics import counting_metrics
 
 from esm.dispatch.outcomes import FunctionError, InvokeOutcome, OutcomeKind
 from esm.shard.batching import BatchLimits
@@ -233,3 +234,38 @@ async def test_new_settings_apply_from_the_next_batch_and_the_one_in_flight_keep
     shard.request_shutdown()
     await task
     assert invoker.payloads == [b"1,2,3,4,5", b"6,7", b"8,9", b"10,11"]
+
+
+@pytest.mark.parametrize(
+    ("poison", "partial", "delivered", "to_destination"),
+    [
+        (None, False, 6, 0),  # all succeed
+        (2, False, 4, 2),  # [0, 1] succeed; the batch [2, 3] fails until given up; [4, 5] succeed
+        (3, True, 5, 1),  # a partial response names 3: [2] succeeds, [3] is given up
+    ],
+)
+async def test_delivered_counts_only_records_the_function_succeeded_with(
+    poison: int | None, partial: bool, delivered: int, to_destination: int
+) -> None:
+    """esm_records_delivered_total must not count records given up to the destination
+    (issue 10, item 5): it read 5 with no successful invocation at all."""
+    policy = FailurePolicy(
+        maximum_retry_attempts=1,
+        function_error_backoff=Backoff(0.001, 0.001),
+        transient_backoff=Backoff(0.001, 0.001),
+    )
+    shard_metrics, counts = counting_metrics()
+    source = FakeSource()
+    shard = shard_of(
+        source,
+        PoisonInvoker(poison=-1 if poison is None else poison, partial=partial),
+        batch=2,
+        policy=policy,
+        sink=RecordingSink(),
+        report_batch_item_failures=partial,
+        shard_metrics=shard_metrics,
+    )
+    feed(shard, list(range(6)))
+    await run_until_checkpointed(shard, source, 5)
+    assert counts["records_delivered"].value == delivered
+    assert counts["records_to_destination"].value == to_destination
