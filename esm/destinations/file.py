@@ -3,6 +3,10 @@
 Several processes may append to the same file: it is opened with O_APPEND and each record is a
 single write(2) of one whole line, so lines never interleave. The file is opened per record, so
 a rotated or deleted file is recreated rather than written through a stale handle.
+
+Records hold event payloads: a file esm creates gets `mode` (0600 unless configured; its new
+directories the matching search bits, 0700), and a symbolic link at the path is refused unless
+`follow_symlinks` (a link planted there would send the payloads elsewhere).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Any
 
 from esm.destinations.encoding import decode_record, encode_record
 from esm.destinations.errors import DestinationError, DestinationRejectedError, DestinationUnavailableError
+from esm.destinations.uri import DEFAULT_FILE_MODE
 
 # Conditions that pass without anyone changing the configuration: retry the same record later.
 _TRANSIENT_ERRNOS = frozenset(
@@ -33,14 +38,15 @@ _TRANSIENT_ERRNOS = frozenset(
     }
 )
 _READ_CHUNK_BYTES = 1 << 20
-_FILE_MODE = 0o644
 
 
 class FileDestination:
     """Appends each record to `path` as one JSON line; `send` returns after fsync."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, mode: int = DEFAULT_FILE_MODE, follow_symlinks: bool = False) -> None:
         self._path = path
+        self._mode = mode
+        self._follow_symlinks = follow_symlinks
 
     @property
     def path(self) -> str:
@@ -48,18 +54,18 @@ class FileDestination:
 
     async def send(self, record: dict[str, Any]) -> None:
         line = encode_record(record) + b"\n"
-        await asyncio.to_thread(append_line, self._path, line)
+        await asyncio.to_thread(append_line, self._path, line, self._mode, self._follow_symlinks)
 
     async def close(self) -> None:
         """Nothing to release: no handle is kept between records."""
 
 
-def append_line(path: str, line: bytes) -> None:
+def append_line(path: str, line: bytes, mode: int = DEFAULT_FILE_MODE, follow_symlinks: bool = False) -> None:
     """Append `line` (ending in a newline) to `path` durably; raise DestinationError on failure."""
     directory = os.path.dirname(path) or "."
     try:
-        os.makedirs(directory, exist_ok=True)
-        fd, created = _open_for_append(path)
+        os.makedirs(directory, mode=_searchable(mode), exist_ok=True)
+        fd, created = _open_for_append(path, mode, follow_symlinks)
         try:
             _write_all(fd, _after_torn_line(fd, line))
             os.fsync(fd)
@@ -72,13 +78,27 @@ def append_line(path: str, line: bytes) -> None:
         raise _translate(exc, path) from exc
 
 
-def _open_for_append(path: str) -> tuple[int, bool]:
-    # Read access too: `_after_torn_line` looks at the last byte.
+def _open_for_append(path: str, mode: int, follow_symlinks: bool) -> tuple[int, bool]:
+    # Read access too: `_after_torn_line` looks at the last byte. O_EXCL never follows a link;
+    # O_NOFOLLOW makes opening the existing path fail (ELOOP) when it is one.
     flags = os.O_RDWR | os.O_APPEND | os.O_CLOEXEC
     try:
-        return os.open(path, flags | os.O_CREAT | os.O_EXCL, _FILE_MODE), True
+        fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, mode)
     except FileExistsError:
-        return os.open(path, flags), False
+        if follow_symlinks:  # a dangling link: its target is created
+            return os.open(path, flags | os.O_CREAT, mode), False
+        return os.open(path, flags | os.O_NOFOLLOW), False
+    try:
+        os.fchmod(fd, mode)  # exactly `mode`, whatever the process's umask took away
+    except OSError:
+        os.close(fd)
+        raise
+    return fd, True
+
+
+def _searchable(mode: int) -> int:
+    """A directory mode for a file mode: search (x) wherever the file may be read (0600 -> 0700)."""
+    return mode | (mode & 0o444) >> 2
 
 
 def _after_torn_line(fd: int, line: bytes) -> bytes:
@@ -110,6 +130,11 @@ def _fsync_directory(directory: str) -> None:
 
 
 def _translate(exc: OSError, path: str) -> DestinationError:
+    if exc.errno == errno.ELOOP:
+        return DestinationRejectedError(
+            f"Destination: file {path!r} is a symbolic link; esm does not write failure records "
+            "through one unless the URI says so (file:///path?follow_symlinks=true)"
+        )
     message = f"Destination: cannot append to file {path!r}: {exc.strerror or exc}"
     if exc.errno in _TRANSIENT_ERRNOS:
         return DestinationUnavailableError(message)

@@ -20,7 +20,7 @@ def open_destination(uri: str, source_bootstrap: Sequence[str] | None = None) ->
     """
     target = parse_destination_uri(uri, source_bootstrap)
     if isinstance(target, FileTarget):
-        return FileDestination(target.path)
+        return FileDestination(target.path, target.mode, target.follow_symlinks)
     if isinstance(target, RedisStreamTarget):
         return RedisStreamDestination(open_redis_client(target.client_url), target.stream, target.display_url)
     return KafkaTopicDestination(target.bootstrap_servers, target.topic)

@@ -4,6 +4,9 @@
     kafka://topic                             AWS's form: a topic on the mapping's own cluster
     redis://[:password@]host:port/db?stream=NAME   a Redis stream (rediss:// for TLS)
     file:///abs/path/failures.jsonl           JSON lines appended to a local file
+        [?mode=0640]                          permissions of a file esm creates (default 0600)
+        [&follow_symlinks=true]               write through a symbolic link at the path (refused
+                                              by default: records hold event payloads)
 
 AWS's SQS, SNS and S3 ARNs name services esm does not talk to; they are refused with a message
 listing what esm supports.
@@ -28,9 +31,18 @@ _SCHEME = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*):")
 _SERVER = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):(?P<port>[0-9]+)")
 
 
+# Failure records carry event payloads: only their owner reads them unless told otherwise.
+DEFAULT_FILE_MODE = 0o600
+_FILE_OPTIONS = ("mode", "follow_symlinks")
+
+
 @dataclass(frozen=True)
 class FileTarget:
     path: str
+    # Permissions of a file the destination creates (an existing file keeps its own).
+    mode: int = DEFAULT_FILE_MODE
+    # Whether a symbolic link at `path` is written through (by default it is refused).
+    follow_symlinks: bool = False
 
 
 @dataclass(frozen=True)
@@ -200,8 +212,8 @@ def _parse_file(uri: str) -> FileTarget:
             f"Destination: file URI {uri!r} names host {parts.netloc!r}; use an absolute local path "
             "with three slashes: file:///abs/path/failures.jsonl"
         )
-    if parts.query or parts.fragment:
-        raise DestinationConfigError(f"Destination: file URI {uri!r} takes no query or fragment")
+    if parts.fragment:
+        raise DestinationConfigError(f"Destination: file URI {uri!r} takes no fragment")
     path = unquote(parts.path)
     if not path.startswith("/"):
         raise DestinationConfigError(
@@ -209,4 +221,53 @@ def _parse_file(uri: str) -> FileTarget:
         )
     if path.endswith("/"):
         raise DestinationConfigError(f"Destination: file URI {uri!r} names a directory, not a file")
-    return FileTarget(path=path)
+    options = _file_options(uri, parts.query)
+    return FileTarget(
+        path=path,
+        mode=_file_mode(uri, options.get("mode")),
+        follow_symlinks=_yes_or_no(uri, "follow_symlinks", options.get("follow_symlinks")),
+    )
+
+
+def _file_options(uri: str, query: str) -> dict[str, str]:
+    options: dict[str, str] = {}
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
+    except ValueError as exc:
+        raise DestinationConfigError(f"Destination: file URI {uri!r} has a malformed query: {exc}") from exc
+    for key, value in pairs:
+        if key not in _FILE_OPTIONS:
+            raise DestinationConfigError(
+                f"Destination: file URI {uri!r} has unknown option {key!r}; the options are "
+                "mode=0640 and follow_symlinks=true"
+            )
+        if key in options:
+            raise DestinationConfigError(f"Destination: file URI {uri!r} gives {key!r} more than once")
+        options[key] = value
+    return options
+
+
+def _file_mode(uri: str, text: str | None) -> int:
+    if text is None:
+        return DEFAULT_FILE_MODE
+    if re.fullmatch(r"0?[0-7]{3}", text) is None:
+        raise DestinationConfigError(
+            f"Destination: file URI {uri!r} has mode {text!r}; expected octal permissions such as 0600"
+        )
+    mode = int(text, 8)
+    if mode & 0o600 != 0o600:
+        raise DestinationConfigError(
+            f"Destination: file URI {uri!r} has mode {text}; the owner (esm) must be able to read "
+            "and write the file (0600 at least)"
+        )
+    return mode
+
+
+def _yes_or_no(uri: str, key: str, text: str | None) -> bool:
+    if text is None:
+        return False
+    if text not in ("true", "false"):
+        raise DestinationConfigError(
+            f"Destination: file URI {uri!r} has {key}={text!r}; expected true or false"
+        )
+    return text == "true"

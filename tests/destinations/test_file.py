@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import multiprocessing
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -161,3 +162,65 @@ async def test_several_processes_appending_never_interleave_lines(tmp_path: Path
         assert record["pad"] == str(record["writer"]) * _PADDING
     for writer in range(_WRITERS):
         assert [r["n"] for r in records if r["writer"] == writer] == list(range(_RECORDS_EACH))
+
+
+@pytest.fixture
+def loose_umask() -> Iterator[None]:
+    """A umask that takes nothing away, so the modes seen are the ones esm chose."""
+    previous = os.umask(0)
+    yield
+    os.umask(previous)
+
+
+async def test_a_new_file_is_readable_by_its_owner_only(tmp_path: Path, loose_umask: None) -> None:
+    """Failure records hold event payloads (issue 10, item 8): 0600, its new directory 0700."""
+    path = tmp_path / "new-dir" / "failures.jsonl"
+    await open_destination(f"file://{path}").send(_record(1))
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert path.parent.stat().st_mode & 0o777 == 0o700
+
+
+async def test_the_mode_is_configurable_and_exact_whatever_the_umask(tmp_path: Path) -> None:
+    path = tmp_path / "failures.jsonl"
+    previous = os.umask(0o077)
+    try:
+        await open_destination(f"file://{path}?mode=0640").send(_record(1))
+    finally:
+        os.umask(previous)
+    assert path.stat().st_mode & 0o777 == 0o640
+
+
+async def test_an_existing_file_keeps_its_mode(tmp_path: Path) -> None:
+    path = tmp_path / "failures.jsonl"
+    path.write_bytes(b"")
+    path.chmod(0o644)
+    await open_destination(f"file://{path}").send(_record(1))
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
+def planted_link(tmp_path: Path, dangling: bool) -> tuple[Path, Path]:
+    """A symbolic link at the destination path, and where it points (absent when dangling)."""
+    elsewhere = tmp_path / "elsewhere.jsonl"
+    if not dangling:
+        elsewhere.write_bytes(b"")
+    link = tmp_path / "failures.jsonl"
+    link.symlink_to(elsewhere)
+    return link, elsewhere
+
+
+@pytest.mark.parametrize("dangling", [False, True], ids=["to-a-file", "dangling"])
+async def test_a_symbolic_link_at_the_path_is_refused(tmp_path: Path, dangling: bool) -> None:
+    link, elsewhere = planted_link(tmp_path, dangling)
+    with pytest.raises(DestinationRejectedError, match=r"is a symbolic link.*follow_symlinks=true"):
+        await open_destination(f"file://{link}").send(_record(1))
+    if dangling:
+        assert not elsewhere.exists()
+    else:
+        assert elsewhere.read_bytes() == b""  # nothing written through the link
+
+
+@pytest.mark.parametrize("dangling", [False, True], ids=["to-a-file", "dangling"])
+async def test_a_symbolic_link_is_followed_when_the_uri_says_so(tmp_path: Path, dangling: bool) -> None:
+    link, elsewhere = planted_link(tmp_path, dangling)
+    await open_destination(f"file://{link}?follow_symlinks=true").send(_record(1))
+    assert [orjson.loads(line) for line in elsewhere.read_bytes().splitlines()] == [_record(1)]

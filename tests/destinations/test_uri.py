@@ -51,6 +51,15 @@ SOURCE = ("src1:9092", "src2:9092")
         ("file://localhost/tmp/f.jsonl", None, FileTarget("/tmp/f.jsonl")),
         ("file:///tmp/with%20space/f.jsonl", None, FileTarget("/tmp/with space/f.jsonl")),
         ("  file:///tmp/f.jsonl  ", None, FileTarget("/tmp/f.jsonl")),
+        ("file:///tmp/f.jsonl", None, FileTarget("/tmp/f.jsonl", mode=0o600, follow_symlinks=False)),
+        ("file:///tmp/f.jsonl?mode=0640", None, FileTarget("/tmp/f.jsonl", mode=0o640)),
+        ("file:///tmp/f.jsonl?mode=664", None, FileTarget("/tmp/f.jsonl", mode=0o664)),
+        ("file:///tmp/f.jsonl?follow_symlinks=true", None, FileTarget("/tmp/f.jsonl", follow_symlinks=True)),
+        (
+            "file:///tmp/f%3F.jsonl?follow_symlinks=false&mode=0600",
+            None,
+            FileTarget("/tmp/f?.jsonl", mode=0o600, follow_symlinks=False),
+        ),
     ],
 )
 def test_accepted_uris(uri: str, source: tuple[str, ...] | None, expected: DestinationTarget) -> None:
@@ -108,7 +117,15 @@ def test_unsupported_kinds_say_what_esm_supports(
         ("file://relative/failures.jsonl", None, "names host 'relative'"),
         ("file:relative.jsonl", None, "needs an absolute path"),
         ("file:///var/lib/esm/", None, "names a directory"),
-        ("file:///tmp/f.jsonl?sync=0", None, "takes no query"),
+        ("file:///tmp/f.jsonl?sync=0", None, "unknown option 'sync'; the options are mode=0640"),
+        ("file:///tmp/f.jsonl#x", None, "takes no fragment"),
+        ("file:///tmp/f.jsonl?mode", None, "has a malformed query"),
+        ("file:///tmp/f.jsonl?mode=rw", None, "has mode 'rw'; expected octal permissions"),
+        ("file:///tmp/f.jsonl?mode=0800", None, "expected octal permissions"),
+        ("file:///tmp/f.jsonl?mode=01777", None, "expected octal permissions"),
+        ("file:///tmp/f.jsonl?mode=0400", None, "the owner (esm) must be able to read and write"),
+        ("file:///tmp/f.jsonl?mode=0600&mode=0640", None, "gives 'mode' more than once"),
+        ("file:///tmp/f.jsonl?follow_symlinks=yes", None, "follow_symlinks='yes'; expected true or false"),
     ],
 )
 def test_mistakes_are_named(uri: str, source: tuple[str, ...] | None, message: str) -> None:
