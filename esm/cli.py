@@ -35,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--from", dest="source", required=True, help="the destination URI to read")
     replay.add_argument("--to", dest="function", required=True, help="the function (a name in the config)")
     replay.add_argument("-c", "--config", required=True)
+    replay.add_argument("--dry-run", action="store_true", help="list what would be replayed; invoke nothing")
 
     status = sub.add_parser("status", help="per mapping and partition: owner, position, lag, retries, errors")
     status.add_argument("-c", "--config", required=True)
@@ -69,7 +70,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "replay":
         from esm.replay import replay_command
 
-        return replay_command(config_path=args.config, source=args.source, function=args.function)
+        return replay_command(
+            config_path=args.config, source=args.source, function=args.function, dry_run=args.dry_run
+        )
     if args.command == "status":
         from esm.status.command import status_command
 

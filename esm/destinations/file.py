@@ -17,7 +17,7 @@ import os
 from collections.abc import AsyncIterator
 from typing import Any
 
-from esm.destinations.encoding import decode_record, encode_record
+from esm.destinations.encoding import StoredEntry, encode_record, read_entry
 from esm.destinations.errors import DestinationError, DestinationRejectedError, DestinationUnavailableError
 from esm.destinations.uri import DEFAULT_FILE_MODE
 
@@ -141,12 +141,17 @@ def _translate(exc: OSError, path: str) -> DestinationError:
     return DestinationRejectedError(message)
 
 
-async def read_file_records(path: str) -> AsyncIterator[dict[str, Any]]:
-    """Every record in the file, oldest first; a file that does not exist holds none."""
+async def read_file_records(path: str) -> AsyncIterator[StoredEntry]:
+    """Every line of the file, oldest first, as a record or an `UnreadableEntry` (a line torn by a
+    crash or a full disk: `append_line` starts the next record on a line of its own). A file that
+    does not exist is an error: nothing was ever written there, or the path is wrong."""
     try:
         handle = await asyncio.to_thread(open, path, "rb")
-    except FileNotFoundError:
-        return
+    except FileNotFoundError as exc:
+        raise DestinationRejectedError(
+            f"Destination: file {path!r} does not exist (no failure record was ever written there, or "
+            "the path is wrong)"
+        ) from exc
     except OSError as exc:
         raise DestinationError(f"Destination: cannot read file {path!r}: {exc.strerror or exc}") from exc
     line_number = 0
@@ -158,6 +163,6 @@ async def read_file_records(path: str) -> AsyncIterator[dict[str, Any]]:
             for line in lines:
                 line_number += 1
                 if line.strip():
-                    yield decode_record(line, f"file {path!r} line {line_number}")
+                    yield read_entry(line, f"file {path!r} line {line_number}")
     finally:
         handle.close()

@@ -19,7 +19,7 @@ from typing import Any
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
-from esm.destinations.encoding import decode_record, encode_record
+from esm.destinations.encoding import StoredEntry, encode_record, read_entry
 from esm.destinations.errors import DestinationError, DestinationRejectedError, DestinationUnavailableError
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
@@ -104,10 +104,11 @@ def translate(exc: Exception, where: str, action: str) -> DestinationError:
 
 async def read_topic_records(
     bootstrap_servers: Sequence[str], topic: str, *, timeout_s: float = DEFAULT_TIMEOUT_SECONDS
-) -> AsyncIterator[dict[str, Any]]:
+) -> AsyncIterator[StoredEntry]:
     """Every message of `topic` from the beginning up to the end offsets seen when reading,
-    in order within each partition. Raises DestinationUnavailableError if the end is not reached
-    within `timeout_s` (measured without progress)."""
+    in order within each partition, as a record or an `UnreadableEntry`. Raises
+    DestinationUnavailableError if the end is not reached within `timeout_s` (measured without
+    progress), DestinationRejectedError if the topic does not exist."""
     where = f"Kafka topic {topic!r} at {','.join(bootstrap_servers)}"
     reader = _TopicReader(bootstrap_servers, topic, where, timeout_s)
     try:
@@ -117,7 +118,7 @@ async def read_topic_records(
             if batch is None:
                 return
             for partition, offset, value in batch:
-                yield decode_record(value, f"{where} partition {partition} offset {offset}")
+                yield read_entry(value, f"{where} partition {partition} offset {offset}")
     finally:
         await asyncio.to_thread(reader.close)
 
@@ -148,6 +149,7 @@ class _TopicReader:
                 fetch_max_wait_ms=50,
                 bootstrap_timeout_ms=timeout_ms,
                 request_timeout_ms=timeout_ms + 1000,
+                allow_auto_create_topics=False,  # reading must not create what it reads
             )
             partitions = self._consumer.partitions_for_topic(self._topic) or set()
             self._partitions = [TopicPartition(self._topic, p) for p in sorted(partitions)]
@@ -156,6 +158,11 @@ class _TopicReader:
                 self._consumer.seek_to_beginning(*self._partitions)
         except _KAFKA_FAILURES as exc:
             raise translate(exc, self._where, "start reading") from exc
+        if not self._partitions:  # every topic has a partition
+            raise DestinationRejectedError(
+                f"Destination: {self._where} does not exist (no failure record was ever written there, "
+                "or the topic name is wrong)"
+            )
 
     def next_batch(self) -> list[tuple[int, int, bytes]] | None:
         """The next messages as (partition, offset, value); None once every partition is read."""

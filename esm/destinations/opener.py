@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
 
 from esm.destinations.destination import Destination
+from esm.destinations.encoding import StoredEntry
 from esm.destinations.file import FileDestination, read_file_records
 from esm.destinations.kafka_topic import KafkaTopicDestination, read_topic_records
 from esm.destinations.redis_stream import RedisStreamDestination, open_redis_client, read_stream_records
@@ -26,10 +26,10 @@ def open_destination(uri: str, source_bootstrap: Sequence[str] | None = None) ->
     return KafkaTopicDestination(target.bootstrap_servers, target.topic)
 
 
-async def read_records(
-    uri: str, source_bootstrap: Sequence[str] | None = None
-) -> AsyncIterator[dict[str, Any]]:
-    """Every record written to `uri` so far, oldest first (per partition for a Kafka topic)."""
+async def read_records(uri: str, source_bootstrap: Sequence[str] | None = None) -> AsyncIterator[StoredEntry]:
+    """Every record written to `uri` so far, oldest first (per partition for a Kafka topic); an
+    entry that is not a record comes as an `UnreadableEntry`. Raises DestinationError when the
+    destination cannot be read or does not exist."""
     target = parse_destination_uri(uri, source_bootstrap)
     if isinstance(target, FileTarget):
         async for record in read_file_records(target.path):

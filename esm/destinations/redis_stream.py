@@ -14,7 +14,7 @@ import redis.exceptions
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from esm.destinations.encoding import decode_record, encode_record
+from esm.destinations.encoding import StoredEntry, UnreadableEntry, encode_record, read_entry
 from esm.destinations.errors import DestinationError, DestinationRejectedError, DestinationUnavailableError
 
 RECORD_FIELD = b"record"
@@ -75,9 +75,19 @@ class RedisStreamDestination:
 
 async def read_stream_records(
     client: redis.asyncio.Redis, stream: str, display_url: str
-) -> AsyncIterator[dict[str, Any]]:
-    """Every entry of the stream, oldest first, page by page (a missing stream holds none)."""
+) -> AsyncIterator[StoredEntry]:
+    """Every entry of the stream, oldest first, page by page, as a record or an `UnreadableEntry`.
+    A stream that does not exist is an error (nothing was ever written there, or a wrong name)."""
     where = f"Redis stream {stream!r} at {display_url!r}"
+    try:
+        exists = await client.exists(stream)
+    except REDIS_FAILURES as exc:
+        raise translate(exc, where, "read records") from exc
+    if not exists:
+        raise DestinationRejectedError(
+            f"Destination: {where} does not exist (no failure record was ever written there, or the "
+            "stream name is wrong)"
+        )
     start = "-"
     while True:
         try:
@@ -88,8 +98,9 @@ async def read_stream_records(
             entry = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
             data = (fields or {}).get(RECORD_FIELD)
             if data is None:
-                raise DestinationError(f"Destination: {where} entry {entry} has no `record` field")
-            yield decode_record(data, f"{where} entry {entry}")
+                yield UnreadableEntry(f"{where} entry {entry}", "has no `record` field")
+            else:
+                yield read_entry(data, f"{where} entry {entry}")
         if len(page) < _READ_PAGE:
             return
         start = f"({entry}"  # exclusive: the next page starts after the last entry read

@@ -1,16 +1,19 @@
-"""`esm replay --from DESTINATION-URI --to FUNCTION -c FILE`: the composition root of a replay.
+"""`esm replay --from DESTINATION-URI --to FUNCTION -c FILE [--dry-run]`: the composition root of a replay.
 
 Reads every failure record kept in an on-failure destination, oldest first, and invokes the
 function with each record's payload (the event exactly as the function first received it),
 through the function's endpoints, with its Timeout, under its ReservedConcurrentExecutions,
-one record at a time. Prints one line per record and a summary line.
+one record at a time. Prints one line per record and a summary line. An entry that cannot be
+read (a torn line, not JSON, not a failure record) is named, counted and passed over. With
+`--dry-run` each record is read and listed as it would be replayed, and nothing is invoked.
 
 Read only: the destination is never deleted or modified; replaying twice re-drives the same
 records twice.
 
-Exit status: 0 when no record failed (skipped ones included), 1 when some record failed or
-partially failed, or the config or function cannot be used; 2 when the destination cannot be
-read (the message names it and says why).
+Exit status: 0 when no record failed (skipped ones included) and every entry could be read;
+1 when some record failed or partially failed, some entry could not be read, or the config or
+function cannot be used; 2 when the destination cannot be read at all or does not exist (the
+message names it and says why).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from esm.dispatch.endpoints import EndpointPool
 from esm.dispatch.invoker import FunctionIdentity, FunctionInvoker
 from esm.dispatch.limiter import make_limiter
 from esm.metrics import Metrics
-from esm.replay.replayer import RecordReplayer, ReplayTally, replay_records
+from esm.replay.replayer import DryRun, RecordReplayer, Replayer, ReplayTally, replay_records
 from esm.replay.source_cluster import names_own_cluster, source_cluster_for
 from esm.stores import Store, StoreError, open_store
 
@@ -40,8 +43,9 @@ EXIT_FAILED = 1
 EXIT_DESTINATION_UNREADABLE = 2
 
 
-def replay_command(config_path: str, source: str, function: str) -> int:
-    """Re-drive the failure records in destination `source` through `function` (never changes `source`)."""
+def replay_command(config_path: str, source: str, function: str, dry_run: bool = False) -> int:
+    """Re-drive the failure records in destination `source` through `function` (never changes
+    `source`); `dry_run`: only list what would be replayed."""
     try:
         config = load_config(config_path).config
     except ConfigError as error:
@@ -54,10 +58,10 @@ def replay_command(config_path: str, source: str, function: str) -> int:
         defined = ", ".join(repr(f.FunctionName) for f in config.Functions) or "none"
         _error(f"--to {function!r} is not a function in {config_path}; Functions defines: {defined}")
         return EXIT_FAILED
-    return asyncio.run(_replay(config, target, source))
+    return asyncio.run(_replay(config, target, source, dry_run))
 
 
-async def _replay(config: EsmConfig, function: FunctionConfig, uri: str) -> int:
+async def _replay(config: EsmConfig, function: FunctionConfig, uri: str, dry_run: bool) -> int:
     cluster = source_cluster_for(uri, config, function.FunctionName)
     if cluster is None and names_own_cluster(uri):
         _error(
@@ -73,6 +77,9 @@ async def _replay(config: EsmConfig, function: FunctionConfig, uri: str) -> int:
         _error(f"cannot read the destination: {exc}")
         return EXIT_DESTINATION_UNREADABLE
     shown = destination.display_url if isinstance(destination, RedisStreamTarget) else uri
+    if dry_run:
+        _print(f"dry run: what would be replayed from {shown} into function {function.FunctionName!r}")
+        return await _replay_all(DryRun(), ReplayTally(dry_run=True), uri, cluster, shown)
     try:
         store = open_store(config.Store) if function.ReservedConcurrentExecutions is not None else None
     except StoreError as exc:
@@ -83,18 +90,24 @@ async def _replay(config: EsmConfig, function: FunctionConfig, uri: str) -> int:
         return EXIT_FAILED
     read_batch_responses = _reads_batch_responses(config, function.FunctionName)
     async with _function_invoker(function, store) as invoker:
-        replayer = RecordReplayer(invoker.invoke, read_batch_responses=read_batch_responses)
         _print(
             f"replaying {shown} into function {function.FunctionName!r} "
             "(read only: the destination is left unchanged)"
         )
-        tally = ReplayTally()
-        try:
-            await replay_records(read_records(uri, cluster), replayer, tally, _print)
-        except DestinationError as exc:
+        replayer = RecordReplayer(invoker.invoke, read_batch_responses=read_batch_responses)
+        return await _replay_all(replayer, ReplayTally(), uri, cluster, shown)
+
+
+async def _replay_all(
+    replayer: Replayer, tally: ReplayTally, uri: str, cluster: tuple[str, ...] | None, shown: str
+) -> int:
+    try:
+        await replay_records(read_records(uri, cluster), replayer, tally, _print)
+    except DestinationError as exc:
+        if tally.total:
             _print(tally.summary())
-            _error(f"cannot read destination {shown!r}: {exc}")
-            return EXIT_DESTINATION_UNREADABLE
+        _error(f"cannot read destination {shown!r}: {exc}")
+        return EXIT_DESTINATION_UNREADABLE
     _print(tally.summary())
     return tally.exit_code
 

@@ -10,6 +10,20 @@ from collections.abc import Mapping
 from typing import Any
 
 _STREAM_INFO_KEYS = (("KinesisBatchInfo", "Kinesis"), ("DDBStreamBatchInfo", "DynamoDB Streams"))
+_BATCH_INFO_KEYS = ("KafkaBatchInfo", *(key for key, _ in _STREAM_INFO_KEYS))
+
+
+def not_a_failure_record(record: Mapping[str, Any]) -> str | None:
+    """Why `record` is no failure record (an object someone else wrote to the destination), or
+    None when it is one: a `requestContext` and a batch info of Kafka, Kinesis or DynamoDB."""
+    if isinstance(record.get("requestContext"), Mapping) and any(
+        isinstance(record.get(key), Mapping) for key in _BATCH_INFO_KEYS
+    ):
+        return None
+    return (
+        "it is not a failure record (one has a requestContext and a KafkaBatchInfo, "
+        "KinesisBatchInfo or DDBStreamBatchInfo)"
+    )
 
 
 def record_label(record: Mapping[str, Any]) -> str:

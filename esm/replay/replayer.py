@@ -1,8 +1,11 @@
 """Replaying failure records one at a time: invoke, retry a few times, report (no I/O of its own).
 
 The invocation and the wait between attempts come in as callables, so this is tested with a
-fake invoker and no clock. For each record:
+fake invoker and no clock. For each entry of the destination:
 
+- an entry that cannot be read (a line torn by a crash or a full disk, not JSON) or is no
+  failure record (an object someone else wrote there): UNREADABLE, named and skipped; the
+  replay goes on with the next entry and exits non-zero at the end;
 - no `payload` (the mapping set IncludePayload: false): SKIPPED, never invoked;
 - the function succeeds: SUCCEEDED;
 - it fails (function error, timeout, throttled, unreachable worker, or a partial batch response
@@ -11,6 +14,8 @@ fake invoker and no clock. For each record:
 - it answers a valid partial batch response (only read when the function's mappings use
   ReportBatchItemFailures): PARTIALLY_FAILED, naming the first failed item. Not retried: a new
   invocation would hand the function the items it has already processed once more.
+
+A dry run (`DryRun`) reads the same way and reports WOULD_REPLAY instead of invoking.
 """
 
 from __future__ import annotations
@@ -19,13 +24,14 @@ import asyncio
 import enum
 from collections.abc import AsyncIterable, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
+from esm.destinations.encoding import StoredEntry, UnreadableEntry
 from esm.dispatch.outcomes import InvokeOutcome, OutcomeKind
 from esm.replay.batch_items import batch_items
-from esm.replay.describe import record_label
+from esm.replay.describe import not_a_failure_record, record_label
 from esm.shard.batch_response import SUCCEEDED, Verdict, read_batch_response
 
 Invoke = Callable[[bytes], Awaitable[InvokeOutcome]]
@@ -43,6 +49,8 @@ class ReplayResult(enum.Enum):
     FAILED = "failed"
     PARTIALLY_FAILED = "partially failed"
     SKIPPED = "skipped"
+    UNREADABLE = "unreadable"
+    WOULD_REPLAY = "would replay"
 
 
 @dataclass(frozen=True)
@@ -93,15 +101,10 @@ class RecordReplayer:
         self._sleep = sleep
 
     async def replay(self, record: Mapping[str, Any]) -> RecordReport:
-        event = record.get("payload")
-        if event is None:
-            return RecordReport(ReplayResult.SKIPPED, NO_PAYLOAD)
-        try:
-            payload = orjson.dumps(event)
-        except orjson.JSONEncodeError as exc:
-            return RecordReport(
-                ReplayResult.FAILED, f"before invoking: its payload cannot be encoded as JSON again ({exc})"
-            )
+        refusal, payload = _replayable(record)
+        if refusal is not None:
+            return refusal
+        event = record["payload"]
         attempts = self._policy.attempts
         last_failure = ""
         for attempt in range(1, attempts + 1):
@@ -136,6 +139,38 @@ class RecordReplayer:
         return None, f"the whole batch failed: invalid partial batch response ({answer.reason})"
 
 
+def _replayable(record: Mapping[str, Any]) -> tuple[RecordReport | None, bytes]:
+    """The report of a record that is not to be invoked, else (None, the event to invoke with)."""
+    reason = not_a_failure_record(record)
+    if reason is not None:
+        return RecordReport(ReplayResult.UNREADABLE, f"and skipped: {reason}"), b""
+    event = record.get("payload")
+    if event is None:
+        return RecordReport(ReplayResult.SKIPPED, NO_PAYLOAD), b""
+    try:
+        return None, orjson.dumps(event)
+    except orjson.JSONEncodeError as exc:
+        failed = f"before invoking: its payload cannot be encoded as JSON again ({exc})"
+        return RecordReport(ReplayResult.FAILED, failed), b""
+
+
+class DryRun:
+    """`esm replay --dry-run`: reads and reports each record as a replay would, invokes nothing."""
+
+    async def replay(self, record: Mapping[str, Any]) -> RecordReport:
+        refusal, payload = _replayable(record)
+        if refusal is not None:
+            return refusal
+        items = len(batch_items(record["payload"]).names)
+        return RecordReport(
+            ReplayResult.WOULD_REPLAY, f"(an event of {len(payload)} bytes, {items} item{'s' * (items != 1)})"
+        )
+
+
+class Replayer(Protocol):
+    async def replay(self, record: Mapping[str, Any]) -> RecordReport: ...
+
+
 def _on_attempt(attempt: int) -> str:
     return f"on attempt {attempt}"
 
@@ -144,31 +179,45 @@ def _on_attempt(attempt: int) -> str:
 class ReplayTally:
     """Counts of a replay run; a partially failed record counts as failed."""
 
+    dry_run: bool = False
     succeeded: int = 0
     failed: int = 0
     skipped: int = 0
+    unreadable: int = 0
+    would_replay: int = 0
 
     def add(self, result: ReplayResult) -> None:
         if result is ReplayResult.SUCCEEDED:
             self.succeeded += 1
         elif result is ReplayResult.SKIPPED:
             self.skipped += 1
+        elif result is ReplayResult.UNREADABLE:
+            self.unreadable += 1
+        elif result is ReplayResult.WOULD_REPLAY:
+            self.would_replay += 1
         else:
             self.failed += 1
 
     @property
     def total(self) -> int:
-        return self.succeeded + self.failed + self.skipped
+        return self.succeeded + self.failed + self.skipped + self.unreadable + self.would_replay
 
     def summary(self) -> str:
+        unreadable = f", {self.unreadable} unreadable (skipped)" if self.unreadable else ""
+        if self.dry_run:
+            return (
+                f"dry run: {self.would_replay} of {self.total} would be replayed, "
+                f"{self.skipped} skipped (no payload){unreadable}; nothing was invoked"
+            )
         return (
             f"replayed {self.total}: {self.succeeded} succeeded, {self.failed} failed, "
-            f"{self.skipped} skipped (no payload)"
+            f"{self.skipped} skipped (no payload){unreadable}"
         )
 
     @property
     def exit_code(self) -> int:
-        return 0 if self.failed == 0 else 1
+        """1 when a record failed or an entry could not be read, else 0."""
+        return 0 if self.failed == 0 and self.unreadable == 0 else 1
 
 
 def report_line(number: int, record: Mapping[str, Any], report: RecordReport) -> str:
@@ -176,19 +225,29 @@ def report_line(number: int, record: Mapping[str, Any], report: RecordReport) ->
     return f"record {number}: {record_label(record)}: {report.text}"
 
 
+def unreadable_line(number: int, entry: UnreadableEntry) -> str:
+    """`record <n>: unreadable and skipped: <where> <what is wrong>`."""
+    return f"record {number}: {ReplayResult.UNREADABLE.value} and skipped: {entry.text}"
+
+
 async def replay_records(
-    records: AsyncIterable[dict[str, Any]],
-    replayer: RecordReplayer,
+    entries: AsyncIterable[StoredEntry],
+    replayer: Replayer,
     tally: ReplayTally,
     emit: Callable[[str], None],
 ) -> None:
-    """Replay every record in order, emitting one line each and counting into `tally`.
+    """Replay every record in order, emitting one line each and counting into `tally`; an entry
+    that cannot be read is named, counted and passed over.
 
     A destination read error propagates; `tally` then holds what was replayed before it.
     """
     number = 0
-    async for record in records:
+    async for entry in entries:
         number += 1
-        report = await replayer.replay(record)
+        if isinstance(entry, UnreadableEntry):
+            tally.add(ReplayResult.UNREADABLE)
+            emit(unreadable_line(number, entry))
+            continue
+        report = await replayer.replay(entry)
         tally.add(report.result)
-        emit(report_line(number, record, report))
+        emit(report_line(number, entry, report))

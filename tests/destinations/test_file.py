@@ -12,7 +12,8 @@ from typing import Any
 import orjson
 import pytest
 
-from esm.destinations.errors import DestinationError, DestinationRejectedError, DestinationUnavailableError
+from esm.destinations.encoding import UnreadableEntry
+from esm.destinations.errors import DestinationRejectedError, DestinationUnavailableError
 from esm.destinations.file import FileDestination, append_line
 from esm.destinations.opener import open_destination, read_records
 
@@ -90,15 +91,50 @@ def test_a_torn_last_line_does_not_swallow_the_next_record(tmp_path: Path) -> No
     assert orjson.loads(lines[1]) == _record(7)
 
 
-async def test_reading_names_the_file_and_line_of_a_bad_record(tmp_path: Path) -> None:
+async def test_reading_names_the_file_and_line_of_a_bad_entry_and_goes_on(tmp_path: Path) -> None:
     path = tmp_path / "failures.jsonl"
-    path.write_bytes(orjson.dumps(_record(1)) + b"\n\n[1, 2]\n")
-    with pytest.raises(DestinationError, match=r"line 3 holds a JSON list, not a record object"):
-        await _read_all(f"file://{path}")
+    path.write_bytes(orjson.dumps(_record(1)) + b"\n\n[1, 2]\n" + orjson.dumps(_record(2)) + b"\n")
+    assert await _read_all(f"file://{path}") == [
+        _record(1),
+        UnreadableEntry(f"file {str(path)!r} line 3", "holds a JSON list, not a record object"),
+        _record(2),
+    ]
 
 
-async def test_reading_a_file_that_was_never_written_gives_nothing(tmp_path: Path) -> None:
-    assert await _read_all(f"file://{tmp_path / 'none.jsonl'}") == []
+async def test_reading_a_file_that_does_not_exist_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(DestinationRejectedError, match=r"none.jsonl' does not exist \(no failure record"):
+        await _read_all(f"file://{tmp_path / 'none.jsonl'}")
+
+
+async def test_a_write_cut_short_by_a_full_disk_hides_no_later_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ENOSPC half-way through a record leaves a torn line (issue 10, item 4); the retried and
+    later records start on lines of their own, and a reader passes the torn one by."""
+    path = tmp_path / "failures.jsonl"
+    destination = FileDestination(str(path))
+    await destination.send(_record(1))
+    real_write = os.write
+
+    def disk_fills_up(fd: int, data: Any) -> int:
+        monkeypatch.setattr(os, "write", failing_write)
+        return real_write(fd, bytes(data)[:20])  # a short write, as the disk fills
+
+    def failing_write(fd: int, data: Any) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "write", disk_fills_up)
+    with pytest.raises(DestinationUnavailableError, match="No space left"):
+        await destination.send(_record(2))
+    monkeypatch.setattr(os, "write", real_write)  # room again: the engine retries record 2
+    await destination.send(_record(2))
+    await destination.send(_record(3))
+
+    entries = await _read_all(f"file://{path}")
+    assert len(entries) == 4
+    assert entries[0] == _record(1)
+    assert isinstance(entries[1], UnreadableEntry) and entries[1].where.endswith("line 2")
+    assert entries[2:] == [_record(2), _record(3)]
 
 
 async def test_a_path_that_cannot_be_a_file_is_a_permanent_error(tmp_path: Path) -> None:

@@ -11,7 +11,8 @@ import orjson
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from esm.destinations.errors import DestinationUnavailableError
+from esm.destinations.encoding import StoredEntry, UnreadableEntry
+from esm.destinations.errors import DestinationRejectedError, DestinationUnavailableError
 from esm.destinations.kafka_topic import KafkaTopicDestination, message_key, read_topic_records
 from esm.destinations.opener import open_destination, read_records
 from esm.embedded import OutgoingRecord, produce
@@ -28,7 +29,7 @@ def _kafka_record(n: int, partition_keys: tuple[str, ...] = ("orders-1",)) -> di
     }
 
 
-async def _read_all(uri: str, source: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+async def _read_all(uri: str, source: tuple[str, ...] | None = None) -> list[StoredEntry]:
     return [record async for record in read_records(uri, source)]
 
 
@@ -130,6 +131,35 @@ async def test_a_down_broker_is_a_retryable_error_and_the_next_send_tries_again(
     finally:
         await destination.close()
     assert time.monotonic() - started < 5
+
+
+async def test_reading_a_topic_that_does_not_exist_is_an_error_and_creates_nothing(kafka_broker: str) -> None:
+    topic = f"never-written-{time.monotonic_ns()}"
+    with pytest.raises(DestinationRejectedError, match=rf"topic '{topic}'.* does not exist"):
+        _ = [r async for r in read_topic_records([kafka_broker], topic, timeout_s=10)]
+    consumer = KafkaConsumer(bootstrap_servers=kafka_broker, group_id=None, allow_auto_create_topics=False)
+    try:
+        assert topic not in consumer.topics()
+    finally:
+        consumer.close()
+
+
+async def test_a_message_that_is_not_a_record_is_named_and_reading_goes_on(
+    kafka_broker: str, new_topic: Callable[..., str]
+) -> None:
+    topic = new_topic(partitions=1)
+    produce(
+        kafka_broker,
+        topic,
+        [
+            OutgoingRecord(value=b'{"torn', partition=0),
+            OutgoingRecord(value=orjson.dumps(_kafka_record(2)), partition=0),
+        ],
+    )
+    first, second = [r async for r in read_topic_records([kafka_broker], topic, timeout_s=10)]
+    assert isinstance(first, UnreadableEntry)
+    assert first.where.endswith("partition 0 offset 0") and "is not valid JSON" in first.reason
+    assert second == _kafka_record(2)
 
 
 async def test_reading_from_a_down_broker_is_a_retryable_error() -> None:

@@ -12,6 +12,7 @@ import orjson
 import pytest
 import redis
 
+from esm.destinations.encoding import UnreadableEntry
 from esm.destinations.errors import DestinationRejectedError, DestinationUnavailableError
 from esm.destinations.opener import open_destination, read_records
 from esm.destinations.redis_stream import RedisStreamDestination, open_redis_client
@@ -67,8 +68,26 @@ async def test_reading_pages_through_a_long_stream_in_order(stream_name: str) ->
     assert [r["payload"]["n"] for r in await _read_all(uri)] == list(range(450))
 
 
-async def test_reading_a_stream_that_does_not_exist_gives_nothing(stream_name: str) -> None:
-    assert await _read_all(f"redis://127.0.0.1:6379/0?stream={stream_name}") == []
+async def test_reading_a_stream_that_does_not_exist_is_an_error(stream_name: str) -> None:
+    with pytest.raises(DestinationRejectedError, match=r"does not exist \(no failure record was ever"):
+        await _read_all(f"redis://127.0.0.1:6379/0?stream={stream_name}")
+
+
+async def test_an_entry_that_is_not_a_record_is_named_and_reading_goes_on(
+    stream_name: str, sync_redis: redis.Redis
+) -> None:
+    uri = f"redis://127.0.0.1:6379/0?stream={stream_name}"
+    sync_redis.xadd(stream_name, {"record": b'{"torn'})
+    sync_redis.xadd(stream_name, {"other": b"x"})
+    destination = open_destination(uri, None)
+    try:
+        await destination.send(_record(3))
+    finally:
+        await destination.close()
+    first, second, third = await _read_all(uri)
+    assert isinstance(first, UnreadableEntry) and "is not valid JSON" in first.reason
+    assert isinstance(second, UnreadableEntry) and second.reason == "has no `record` field"
+    assert third == _record(3)
 
 
 async def test_a_key_that_is_not_a_stream_is_a_permanent_error(

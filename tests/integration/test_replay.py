@@ -58,27 +58,17 @@ def test_a_poison_record_replays_into_a_worker_that_no_longer_fails_on_it(
     ).wait_serving()
     write_config(config_path, [{"FunctionName": "fn", "Endpoints": [fixed.address]}], [engine_mapping])
     try:
-        replay = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "esm",
-                "replay",
-                "--from",
-                destination,
-                "--to",
-                "fn",
-                "-c",
-                str(config_path),
-            ],
-            cwd=REPO,
-            env={**os.environ, "PYTHONPATH": str(REPO)},
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        dry_run = run_replay(destination, config_path, "--dry-run")
+        assert not replayed_seen.exists()  # a dry run invokes nothing
+        replay = run_replay(destination, config_path)
     finally:
         fixed.stop()
+
+    assert dry_run.returncode == 0, dry_run.stdout + dry_run.stderr
+    assert (
+        dry_run.stdout.splitlines()[-1]
+        == "dry run: 1 of 1 would be replayed, 0 skipped (no payload); nothing was invoked"
+    )
 
     assert replay.returncode == 0, replay.stdout + replay.stderr
     lines = replay.stdout.splitlines()
@@ -88,3 +78,26 @@ def test_a_poison_record_replays_into_a_worker_that_no_longer_fails_on_it(
     )
     assert recorded(replayed_seen) == [Delivered(partition=0, offset=1, value=POISON)]
     assert failures.read_bytes() == stored  # replay is read only
+
+
+def run_replay(destination: str, config_path: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "esm",
+            "replay",
+            "--from",
+            destination,
+            "--to",
+            "fn",
+            "-c",
+            str(config_path),
+            *options,
+        ],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )

@@ -148,21 +148,68 @@ def test_config_problems_are_printed(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "Functions[0].Endpoints" in err and "Functions[0].Timeout" in err
 
 
-def test_a_destination_with_a_corrupt_line_exits_2_naming_it(
+def test_a_torn_line_is_named_and_skipped_and_the_replay_goes_on(
     tmp_path: Path, start_worker: Callable[[bytes], tuple[str, Worker]], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    address, _ = start_worker(b"null")
+    """A line torn by a full disk must not hide the records after it (issue 10, item 4)."""
+    address, worker = start_worker(b"null")
     config = write_config(tmp_path, {"FunctionName": "fn", "Endpoints": [address]})
     destination = write_destination(tmp_path, WITH_PAYLOAD)
     with destination.open("ab") as out:
-        out.write(b"{not json\n")
+        out.write(b'{"requestContext": {"condition": "Retry\n' + orjson.dumps(WITH_PAYLOAD) + b"\n")
 
-    assert replay_command(config, f"file://{destination}", "fn") == 2
+    assert replay_command(config, f"file://{destination}", "fn") == 1
 
-    captured = capsys.readouterr()
-    assert captured.out.splitlines()[-1] == "replayed 1: 1 succeeded, 0 failed, 0 skipped (no payload)"
-    assert f"cannot read destination 'file://{destination}'" in captured.err
-    assert "line 2 is not valid JSON" in captured.err
+    out = capsys.readouterr().out.splitlines()
+    assert out[2].startswith(
+        f"record 2: unreadable and skipped: file {str(destination)!r} line 2 is not valid JSON ("
+    )
+    assert out[3].startswith("record 3: RetryAttemptsExhausted") and out[3].endswith("succeeded on attempt 1")
+    assert out[-1] == "replayed 3: 2 succeeded, 0 failed, 0 skipped (no payload), 1 unreadable (skipped)"
+    assert len(worker.requests) == 2
+
+
+def test_an_object_that_is_no_failure_record_is_explained_as_such(
+    tmp_path: Path, start_worker: Callable[[bytes], tuple[str, Worker]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    address, worker = start_worker(b"null")
+    config = write_config(tmp_path, {"FunctionName": "fn", "Endpoints": [address]})
+    destination = write_destination(tmp_path, {"hello": "world"}, WITH_PAYLOAD)
+
+    assert replay_command(config, f"file://{destination}", "fn") == 1
+
+    out = capsys.readouterr().out.splitlines()
+    assert out[1] == (
+        "record 1: unknown condition, no batch info: unreadable and skipped: it is not a failure record "
+        "(one has a requestContext and a KafkaBatchInfo, KinesisBatchInfo or DDBStreamBatchInfo)"
+    )
+    assert "IncludePayload" not in out[1]
+    assert out[-1] == "replayed 2: 1 succeeded, 0 failed, 0 skipped (no payload), 1 unreadable (skipped)"
+    assert len(worker.requests) == 1
+
+
+def test_a_dry_run_lists_what_would_be_replayed_and_invokes_nothing(
+    tmp_path: Path, start_worker: Callable[[bytes], tuple[str, Worker]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    address, worker = start_worker(b"null")
+    config = write_config(tmp_path, {"FunctionName": "fn", "Endpoints": [address]})
+    destination = write_destination(tmp_path, WITH_PAYLOAD, WITHOUT_PAYLOAD, WITH_PAYLOAD)
+
+    assert replay_command(config, f"file://{destination}", "fn", dry_run=True) == 0
+
+    out = capsys.readouterr().out.splitlines()
+    size = len(orjson.dumps(EVENT))
+    assert out == [
+        f"dry run: what would be replayed from file://{destination} into function 'fn'",
+        "record 1: RetryAttemptsExhausted, Kafka orders-0 offset 12 (1 record): "
+        f"would replay (an event of {size} bytes, 1 item)",
+        out[2],
+        "record 3: RetryAttemptsExhausted, Kafka orders-0 offset 12 (1 record): "
+        f"would replay (an event of {size} bytes, 1 item)",
+        "dry run: 2 of 3 would be replayed, 1 skipped (no payload); nothing was invoked",
+    ]
+    assert out[2].startswith("record 2: RecordAgeExceeded, Kafka orders-0 offset 12 (1 record): skipped")
+    assert worker.requests == []
 
 
 @pytest.mark.parametrize(
@@ -182,8 +229,22 @@ def test_a_destination_that_cannot_be_read_exits_2(
 
 def test_an_empty_destination_replays_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = write_config(tmp_path, {"FunctionName": "fn", "Endpoints": ["127.0.0.1:1"]})
-    assert replay_command(config, f"file://{tmp_path / 'none-yet.jsonl'}", "fn") == 0
+    assert replay_command(config, f"file://{write_destination(tmp_path)}", "fn") == 0
     assert (
         capsys.readouterr().out.splitlines()[-1]
         == "replayed 0: 0 succeeded, 0 failed, 0 skipped (no payload)"
     )
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_destination_that_does_not_exist_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], dry_run: bool
+) -> None:
+    """`--from file:///missing` used to say "replayed 0" and exit 0 (issue 10, item 4)."""
+    config = write_config(tmp_path, {"FunctionName": "fn", "Endpoints": ["127.0.0.1:1"]})
+    missing = tmp_path / "typo.jsonl"
+    assert replay_command(config, f"file://{missing}", "fn", dry_run=dry_run) == 2
+    captured = capsys.readouterr()
+    assert f"cannot read destination 'file://{missing}'" in captured.err
+    assert "does not exist (no failure record was ever written there, or the path is wrong)" in captured.err
+    assert "replayed 0" not in captured.out

@@ -8,8 +8,10 @@ from typing import Any
 import orjson
 import pytest
 
+from esm.destinations.encoding import StoredEntry, UnreadableEntry
 from esm.dispatch.outcomes import FunctionError, InvokeOutcome, OutcomeKind
 from esm.replay.replayer import (
+    DryRun,
     RecordReplayer,
     ReplayResult,
     ReplayTally,
@@ -167,7 +169,7 @@ def test_the_retry_policy_refuses_zero_attempts() -> None:
         RetryPolicy(attempts=0)
 
 
-async def records(*items: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+async def records(*items: StoredEntry) -> AsyncIterator[StoredEntry]:
     for item in items:
         yield item
 
@@ -200,3 +202,50 @@ async def test_a_report_line_names_condition_batch_and_outcome() -> None:
     assert report_line(4, RECORD, report) == (
         "record 4: RetryAttemptsExhausted, Kafka orders-0 offsets 11-13 (3 records): succeeded on attempt 1"
     )
+
+
+async def test_an_unreadable_entry_is_named_counted_and_passed_over() -> None:
+    torn = UnreadableEntry("file '/f.jsonl' line 2", "is not valid JSON (unexpected end): b'{\"req'")
+    invoker = FakeInvoker([OK, OK])
+    lines: list[str] = []
+    tally = ReplayTally()
+    await replay_records(records(RECORD, torn, RECORD), replayer(invoker, Waits()), tally, lines.append)
+    assert lines[1] == (
+        "record 2: unreadable and skipped: file '/f.jsonl' line 2 is not valid JSON (unexpected end): "
+        "b'{\"req'"
+    )
+    assert lines[2].startswith("record 3: ") and lines[2].endswith("succeeded on attempt 1")
+    assert (
+        tally.summary() == "replayed 3: 2 succeeded, 0 failed, 0 skipped (no payload), 1 unreadable (skipped)"
+    )
+    assert tally.exit_code == 1  # something in the destination needs a look
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"hello": "world"},
+        {"payload": RECORD["payload"]},  # an event, but no failure record around it
+        {"requestContext": {}, "payload": RECORD["payload"]},
+    ],
+)
+async def test_an_object_that_is_no_failure_record_is_not_replayed(record: dict[str, Any]) -> None:
+    invoker = FakeInvoker([])
+    report = await replayer(invoker, Waits()).replay(record)
+    assert report.result is ReplayResult.UNREADABLE
+    assert report.text.startswith(
+        "unreadable and skipped: it is not a failure record (one has a requestContext"
+    )
+    assert invoker.payloads == []
+
+
+async def test_a_dry_run_reports_what_would_be_replayed() -> None:
+    tally = ReplayTally(dry_run=True)
+    lines: list[str] = []
+    no_payload = {k: v for k, v in RECORD.items() if k != "payload"}
+    await replay_records(records(RECORD, no_payload), DryRun(), tally, lines.append)
+    size = len(orjson.dumps(EVENT))
+    assert lines[0].endswith(f": would replay (an event of {size} bytes, 3 items)")
+    assert "skipped (no payload)" in lines[1]
+    assert tally.summary() == "dry run: 1 of 2 would be replayed, 1 skipped (no payload); nothing was invoked"
+    assert tally.exit_code == 0
