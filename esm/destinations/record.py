@@ -9,7 +9,9 @@
 Key order, value types and timestamp formats follow the records AWS wrote (the recorded fixtures
 in shared/fixtures/aws-recorded and AWS's Kafka documentation). `responseContext` depends on the
 condition: present after RetryAttemptsExhausted; absent after RecordAgeExceeded (as recorded);
-null after MaximumPayloadSizeExceeded (the function never saw the batch; AWS documents null).
+null after MaximumPayloadSizeExceeded (the function never saw the batch; AWS documents null) and
+after esm's own RecordUnreadable (a record the reader could not decode; its entry in the payload
+says why). A Kafka timestamp with no instant to write (-1, or past year 9999) is written null.
 
 Pure: every time is an input; nothing here reads the clock or does I/O.
 """
@@ -35,6 +37,14 @@ class FailureCondition(enum.Enum):
     RETRY_ATTEMPTS_EXHAUSTED = "RetryAttemptsExhausted"
     RECORD_AGE_EXCEEDED = "RecordAgeExceeded"
     MAXIMUM_PAYLOAD_SIZE_EXCEEDED = "MaximumPayloadSizeExceeded"
+    # esm's own: a record the reader could not decode, given up on without invoking the function.
+    RECORD_UNREADABLE = "RecordUnreadable"
+
+
+# Conditions under which the function never saw the records: responseContext is null.
+_NEVER_INVOKED = frozenset(
+    {FailureCondition.MAXIMUM_PAYLOAD_SIZE_EXCEEDED, FailureCondition.RECORD_UNREADABLE}
+)
 
 
 class LastFailure(enum.Enum):
@@ -249,7 +259,7 @@ def _record(
             "executedVersion": context.executed_version,
             "functionError": context.last_failure.function_error,
         }
-    elif context.condition is FailureCondition.MAXIMUM_PAYLOAD_SIZE_EXCEEDED:
+    elif context.condition in _NEVER_INVOKED:
         record["responseContext"] = None
     record["version"] = RECORD_VERSION
     record["timestamp"] = format_millis(context.timestamp)
@@ -270,8 +280,11 @@ def _kafka_time(timestamp_ms: int) -> str | None:
     # Kafka uses -1 for "no timestamp" (old message formats); there is no instant to write.
     if timestamp_ms < 0:
         return None
-    # Integer arithmetic: a float of epoch seconds would round some milliseconds down.
-    return format_millis(_EPOCH + timedelta(milliseconds=timestamp_ms))
+    try:
+        # Integer arithmetic: a float of epoch seconds would round some milliseconds down.
+        return format_millis(_EPOCH + timedelta(milliseconds=timestamp_ms))
+    except OverflowError:
+        return None  # a producer may set any 64-bit timestamp; datetime stops at year 9999
 
 
 def _require_aware(field: str, moment: datetime) -> None:

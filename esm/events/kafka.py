@@ -5,8 +5,12 @@
                  "timestampType", "key", "value", "headers": [{"name": [byte ints]}]}]}}
 
 Key and value are base64; a null key is left out (as AWS does) and a null value (a tombstone)
-is JSON null. Each Kafka client's reader turns a fetched record into its event entry once, on
-the reader's thread (`event_record`); a batch's event is then those entries under one key.
+is JSON null. Any bytes are delivered: header values are byte lists, and a header name that is
+not UTF-8 is read as Java's client reads it (U+FFFD for each malformed sequence). Each Kafka
+client's reader turns a fetched record into its event entry once, on the reader's thread
+(`event_record`); a batch's event is then those entries under one key. A record the client
+cannot read whole gets an entry without the part it could not read, marked unreadable
+(`unreadable_record`, esm.events.unreadable).
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
+
+from esm.events.unreadable import UNREADABLE, mark_unreadable
 
 # One record as the event carries it (the dict `event_record` makes).
 EventRecord = dict[str, Any]
@@ -27,6 +33,8 @@ NO_TIMESTAMP_TYPE = "NO_TIMESTAMP_TYPE"
 
 # JSON of one entry beyond its topic, key, value and headers: field names, punctuation, numbers.
 _ENTRY_OVERHEAD_BYTES = 140
+# A JSON string escape is at most 6 bytes (\u00XX) per character, UTF-8 at most 4.
+_MAX_JSON_BYTES_PER_CHAR = 6
 
 
 def event_record(
@@ -54,15 +62,34 @@ def event_record(
     return entry
 
 
+def unreadable_record(
+    topic: str,
+    partition: int,
+    offset: int,
+    timestamp: int,
+    timestamp_type: str,
+    key: bytes | None,
+    value: bytes | None,
+    reason: str,
+) -> EventRecord:
+    """The entry of a record whose headers the client could not read: everything else, no
+    `headers`, and why (it goes to the on-failure destination, never to the function)."""
+    entry = event_record(topic, partition, offset, timestamp, timestamp_type, key, value, None)
+    del entry["headers"]
+    return mark_unreadable(entry, reason)
+
+
 def estimated_entry_size(entry: EventRecord) -> int:
     """An upper bound of the entry's bytes in the event JSON (for the 6 MB cut)."""
     size = (
         _ENTRY_OVERHEAD_BYTES + len(entry["topic"]) + len(entry.get("key") or "") + len(entry["value"] or "")
     )
-    for header in entry["headers"]:
+    # Only a record that could not be read has no headers, and a reason instead.
+    size += _MAX_JSON_BYTES_PER_CHAR * len(entry.get(UNREADABLE, ""))
+    for header in entry.get("headers", ()):
         for name, values in header.items():
-            # Each byte becomes up to 3 digits plus a comma.
-            size += len(name) + 8 + 4 * len(values)
+            # A name is any text; each value byte becomes up to 3 digits plus a comma.
+            size += _MAX_JSON_BYTES_PER_CHAR * len(name) + 8 + 4 * len(values)
     return size
 
 

@@ -21,6 +21,8 @@ from typing import Any
 
 import orjson
 
+from esm.events.unreadable import UNREADABLE, mark_unreadable, valid_text
+
 # One record as the event carries it (the dict `event_record` makes).
 EventRecord = dict[str, Any]
 
@@ -47,23 +49,30 @@ class KinesisShardOrigin:
     invoke_identity_arn: str
 
 
-def event_record(record: Mapping[str, Any], origin: KinesisShardOrigin) -> EventRecord:
+def event_record(record: Mapping[str, Any], origin: KinesisShardOrigin, read_at: float = 0.0) -> EventRecord:
     """One record from boto3's `get_records` ({"SequenceNumber", "ApproximateArrivalTimestamp":
-    datetime, "Data": bytes, "PartitionKey", ...}) as Lambda's Kinesis event shows it."""
+    datetime, "Data": bytes, "PartitionKey", ...}) as Lambda's Kinesis event shows it.
+
+    A record with a malformed field gets an entry marked unreadable (esm.events.unreadable) with
+    what could be read; `read_at` (epoch seconds) stands in for an arrival time it lacks. A
+    record without a sequence number has no place in the shard: ValueError. A partition key with
+    unpaired surrogates is delivered with U+FFFD in their place (`valid_text`)."""
     sequence_number = _required(record, "SequenceNumber", str, origin)
     where = f"{origin.shard_id}:{sequence_number}"
-    data = _required(record, "Data", bytes, origin, where)
-    partition_key = _required(record, "PartitionKey", str, origin, where)
-    arrival = _required(record, "ApproximateArrivalTimestamp", datetime, origin, where)
-    return {
-        "kinesis": {
-            "kinesisSchemaVersion": KINESIS_SCHEMA_VERSION,
-            "partitionKey": partition_key,
-            "sequenceNumber": sequence_number,
-            "data": b2a_base64(data, newline=False).decode("ascii"),
-            # Kinesis keeps arrival times to the millisecond; Lambda sends seconds with 3 decimals.
-            "approximateArrivalTimestamp": round(arrival.timestamp(), 3),
-        },
+    data, partition_key, arrival = record.get("Data"), record.get("PartitionKey"), record.get(_ARRIVAL)
+    payload: dict[str, Any] = {
+        "kinesisSchemaVersion": KINESIS_SCHEMA_VERSION,
+        "partitionKey": valid_text(partition_key) if isinstance(partition_key, str) else "",
+        "sequenceNumber": sequence_number,
+    }
+    if isinstance(data, bytes):
+        payload["data"] = b2a_base64(data, newline=False).decode("ascii")
+    # Kinesis keeps arrival times to the millisecond; Lambda sends seconds with 3 decimals.
+    payload["approximateArrivalTimestamp"] = (
+        round(arrival.timestamp(), 3) if isinstance(arrival, datetime) else read_at
+    )
+    entry = {
+        "kinesis": payload,
         "eventSource": EVENT_SOURCE,
         "eventVersion": EVENT_VERSION,
         "eventID": where,
@@ -72,16 +81,29 @@ def event_record(record: Mapping[str, Any], origin: KinesisShardOrigin) -> Event
         "awsRegion": origin.region,
         "eventSourceARN": origin.stream_arn,
     }
+    if isinstance(data, bytes) and isinstance(partition_key, str) and isinstance(arrival, datetime):
+        return entry
+    problems = [
+        f"{field} must be {kind.__name__}, got {type(value).__name__}"
+        for field, value, kind in (
+            ("Data", data, bytes),
+            ("PartitionKey", partition_key, str),
+            (_ARRIVAL, arrival, datetime),
+        )
+        if not isinstance(value, kind)
+    ]
+    return mark_unreadable(entry, f"Kinesis record {where}: {'; '.join(problems)}")
 
 
-def _required(
-    record: Mapping[str, Any], field: str, kind: type, origin: KinesisShardOrigin, where: str | None = None
-) -> Any:
+_ARRIVAL = "ApproximateArrivalTimestamp"
+
+
+def _required(record: Mapping[str, Any], field: str, kind: type, origin: KinesisShardOrigin) -> Any:
     value = record.get(field)
     if not isinstance(value, kind):
-        place = where or f"shard {origin.shard_id} of {origin.stream_arn}"
         raise ValueError(
-            f"Kinesis record {place}: {field} must be {kind.__name__}, got {type(value).__name__}"
+            f"Kinesis record in shard {origin.shard_id} of {origin.stream_arn}: {field} must be "
+            f"{kind.__name__}, got {type(value).__name__}"
         )
     return value
 
@@ -93,13 +115,14 @@ def estimated_entry_size(entry: EventRecord) -> int:
     # partition key is free Unicode text that JSON may escape.
     return (
         _ENTRY_OVERHEAD_BYTES
-        + len(payload["data"])
+        + len(payload.get("data", ""))
         + len(payload["sequenceNumber"])
         + _MAX_JSON_BYTES_PER_CHAR * len(payload["partitionKey"])
         + len(entry["eventID"])
         + len(entry["invokeIdentityArn"])
         + len(entry["awsRegion"])
         + len(entry["eventSourceARN"])
+        + _MAX_JSON_BYTES_PER_CHAR * len(entry.get(UNREADABLE, ""))
     )
 
 

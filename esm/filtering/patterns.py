@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Final
 
+from esm.events.unreadable import UNREADABLE
 from esm.filtering.errors import FilterPatternError, PatternLocation, show
 from esm.filtering.leaves import ValueTest, compile_leaf
 from esm.filtering.values import MISSING, UNDECODABLE, NotJsonText
@@ -36,7 +37,9 @@ class RecordFilter:
         return not self._patterns
 
     def matches(self, view: Mapping[str, Any]) -> bool:
-        return not self._patterns or any(pattern(view) for pattern in self._patterns)
+        # A record the reader could not decode is never filtered out: patterns would see only
+        # part of it, and it goes to the on-failure destination (esm.events.unreadable).
+        return not self._patterns or UNREADABLE in view or any(pattern(view) for pattern in self._patterns)
 
 
 def compile_filters(

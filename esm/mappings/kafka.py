@@ -19,6 +19,7 @@ from functools import partial
 from typing import Any
 
 from esm.events.kafka import EventRecord, KafkaEventBuilder, estimated_entry_size
+from esm.events.unreadable import unreadable_positions
 from esm.filtering import RecordFilter, kafka_filter_view
 from esm.mappings.failure_handling import FailureHandling
 from esm.mappings.kafka_failures import KafkaFailureSink
@@ -68,6 +69,9 @@ class KafkaRecordFormat:
         if 0 <= guess < len(records) and records[guess]["offset"] == offset:
             return guess
         return next((i for i, record in enumerate(records) if record["offset"] == offset), None)
+
+    def unreadable_positions(self, records: Sequence[EventRecord]) -> list[int]:
+        return unreadable_positions(records)
 
     def lane_key(self, record: EventRecord) -> str | None:
         key: str | None = record.get("key")  # base64 of the key's bytes; None for a null key

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from esm.destinations.record import StreamKind
 from esm.events import dynamodb as dynamodb_events
 from esm.events import kinesis as kinesis_events
+from esm.events.unreadable import unreadable_positions
 from esm.filtering import RecordFilter, dynamodb_filter_view, kinesis_filter_view
 from esm.shard.lanes import dynamodb_lane_key, sequence_order
 from esm.sources.dynamodb import DynamoDBReaderSettings, DynamoDBShardReader
@@ -125,6 +126,9 @@ class StreamRecordFormat:
             return None
         sequence_of = self._flavor.sequence_of
         return next((i for i, record in enumerate(records) if sequence_of(record) == identifier), None)
+
+    def unreadable_positions(self, records: Sequence[EventRecord]) -> list[int]:
+        return unreadable_positions(records)
 
     def order(self, record: EventRecord) -> int:
         return sequence_order(self._flavor.sequence_of(record))

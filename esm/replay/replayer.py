@@ -29,9 +29,10 @@ from typing import Any, Protocol
 import orjson
 
 from esm.destinations.encoding import StoredEntry, UnreadableEntry
+from esm.destinations.record import FailureCondition
 from esm.dispatch.outcomes import InvokeOutcome, OutcomeKind
 from esm.replay.batch_items import batch_items
-from esm.replay.describe import not_a_failure_record, record_label
+from esm.replay.describe import condition_of, not_a_failure_record, record_label
 from esm.shard.batch_response import SUCCEEDED, Verdict, read_batch_response
 
 Invoke = Callable[[bytes], Awaitable[InvokeOutcome]]
@@ -41,6 +42,11 @@ NO_PAYLOAD = (
     "(no payload): the record has only metadata, because its mapping set DestinationConfig.OnFailure."
     "IncludePayload: false, so there is no event to replay; set IncludePayload: true (the default) "
     "for future failures to be replayable"
+)
+
+SOURCE_UNREADABLE = (
+    "its record could not be read from the source (RecordUnreadable: the payload's entry says why), "
+    "so it never reached the function and its event is incomplete"
 )
 
 
@@ -144,6 +150,8 @@ def _replayable(record: Mapping[str, Any]) -> tuple[RecordReport | None, bytes]:
     reason = not_a_failure_record(record)
     if reason is not None:
         return RecordReport(ReplayResult.UNREADABLE, f"and skipped: {reason}"), b""
+    if condition_of(record) == FailureCondition.RECORD_UNREADABLE.value:
+        return RecordReport(ReplayResult.UNREADABLE, f"and skipped: {SOURCE_UNREADABLE}"), b""
     event = record.get("payload")
     if event is None:
         return RecordReport(ReplayResult.SKIPPED, NO_PAYLOAD), b""

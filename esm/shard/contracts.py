@@ -35,6 +35,10 @@ class RecordFormat(Protocol[R]):
         """Where a partial batch response's itemIdentifier is in `records`, None if absent."""
         ...
 
+    def unreadable_positions(self, records: Sequence[R]) -> list[int]:
+        """Where the records the reader could not decode are (given up on, never invoked)."""
+        ...
+
     def lane_key(self, record: R) -> str | None:
         """What orders records across lanes (a partition or item key); None when it has none."""
         ...

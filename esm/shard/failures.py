@@ -16,14 +16,17 @@ a partial batch response by its remainder. Lambda's rules:
   moves past it; approximateInvokeCount counts every invocation that included the records;
 - a throttle or an unreachable function: retry without counting an attempt, shorter backoff;
 - MaximumRecordAgeInSeconds (-1 = forever): an item whose oldest record passed the age is sent
-  to the destination (RecordAgeExceeded) before it is invoked again, whatever the failure.
+  to the destination (RecordAgeExceeded) before it is invoked again, whatever the failure;
+- a record the reader could not decode (esm.events.unreadable) is an item of its own, sent to
+  the destination without being invoked (RecordUnreadable, esm's own condition: Lambda has no
+  such case); the records around it are worked on as usual.
 """
 
 from __future__ import annotations
 
 import enum
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from esm.dispatch.outcomes import InvokeOutcome, OutcomeKind
@@ -32,6 +35,7 @@ from esm.shard.batch_response import SUCCEEDED, BatchResponse, Verdict
 RETRY_ATTEMPTS_EXHAUSTED = "RetryAttemptsExhausted"
 RECORD_AGE_EXCEEDED = "RecordAgeExceeded"
 MAXIMUM_PAYLOAD_SIZE_EXCEEDED = "MaximumPayloadSizeExceeded"
+RECORD_UNREADABLE = "RecordUnreadable"
 UNHANDLED = "Unhandled"
 FOREVER = -1
 
@@ -65,6 +69,8 @@ class WorkItem:
     start: int
     end: int
     attempts: Attempts = Attempts()
+    # One record the reader could not decode: never invoked.
+    unreadable: bool = False
 
     @property
     def size(self) -> int:
@@ -107,8 +113,25 @@ class FailurePolicy:
             and now - oldest_record_time > self.maximum_record_age_seconds
         )
 
+    def work_items(self, size: int, unreadable: Sequence[int]) -> list[WorkItem]:
+        """The first items of a batch of `size` records: all of them (one item, empty for a
+        window's final invocation), except that each unreadable record (by index, ascending) is
+        an item of its own."""
+        items: list[WorkItem] = []
+        start = 0
+        for index in unreadable:
+            if index > start:
+                items.append(WorkItem(start, index))
+            items.append(WorkItem(index, index + 1, unreadable=True))
+            start = index + 1
+        if start < size or not items:
+            items.append(WorkItem(start, size))
+        return items
+
     def before_invoke(self, item: WorkItem, oldest_record_time: float, now: float) -> Decision | None:
-        """A DISCARD when the item must not be invoked (too old); None to go ahead."""
+        """A DISCARD when the item must not be invoked (unreadable, too old); None to go ahead."""
+        if item.unreadable:
+            return _discard(item, item.start, RECORD_UNREADABLE, None, 0)
         if self.expired(oldest_record_time, now):
             return _discard(item, item.start, RECORD_AGE_EXCEEDED, None, item.attempts.invocations)
         return None

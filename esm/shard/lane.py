@@ -182,14 +182,16 @@ class Lane(Generic[R]):
         services, sink = self.services, self._sink  # a reconfiguration applies from the next batch on
         policy, metrics, clock = services.policy, services.metrics, services.wall_clock
         records = job.records
-        items: deque[WorkItem] = deque([WorkItem(0, len(records))])
+        unreadable = self.services.format.unreadable_positions(records)
+        items: deque[WorkItem] = deque(policy.work_items(len(records), unreadable))
         while items:
             if not self.host.life.processing:
                 return False
             item = items[0]
             self.attempts = item.attempts
             oldest = job.oldest(item)
-            decision = policy.before_invoke(item, oldest, clock()) if job.ages_before_invoke else None
+            aged = job.ages_before_invoke or item.unreadable  # an unreadable record is never invoked
+            decision = policy.before_invoke(item, oldest, clock()) if aged else None
             chunk = records[item.start : item.end]
             payload = job.payload(chunk) if decision is None else b""
             if decision is None and len(payload) > INVOKE_PAYLOAD_LIMIT_BYTES:

@@ -22,6 +22,8 @@ Other failures raise a `DynamoDBReadError` subclass, chosen from the error code 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -29,7 +31,9 @@ from typing import Any, Protocol
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
 
 from esm.events.dynamodb import event_record
-from esm.sources.stream_shards import ReadResult, StartKind, StartPosition, StreamReadError
+from esm.sources.stream_shards import ReadResult, StartKind, StartPosition, StreamReadError, warn_unreadable
+
+log = logging.getLogger(__name__)
 
 # GetRecords' own upper bound for Limit.
 MAX_LIMIT = 1000
@@ -163,7 +167,10 @@ class DynamoDBShardReader:
         start: StartPosition,
         clock: Callable[[], float],
         settings: DynamoDBReaderSettings | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
+        """`clock` is monotonic seconds (iterator age); `wall_clock` epoch seconds (the stand-in
+        creation time of a record that lacks a readable one)."""
         if start.kind is StartKind.AT_TIMESTAMP:
             raise ValueError("DynamoDB Streams cannot start AT_TIMESTAMP (TRIM_HORIZON or LATEST)")
         self._client = client
@@ -171,6 +178,7 @@ class DynamoDBShardReader:
         self._shard_id = shard_id
         self._start = start
         self._clock = clock
+        self._wall_clock = wall_clock
         self._settings = settings or DynamoDBReaderSettings()
         self._last_sequence_number: str | None = None
         self._iterator: str | None = None
@@ -232,7 +240,9 @@ class DynamoDBShardReader:
     def _accept(self, response: Mapping[str, Any], data_lost: bool) -> ReadResult:
         self._throttles_in_a_row = 0
         raw = response.get("Records", [])
-        records = [event_record(record, self._stream_arn) for record in raw]
+        read_at = self._wall_clock()
+        records = [event_record(record, self._stream_arn, read_at) for record in raw]
+        warn_unreadable(records, log)
         if records:
             self._last_sequence_number = records[-1]["dynamodb"]["SequenceNumber"]
         self._iterator = response.get("NextShardIterator")

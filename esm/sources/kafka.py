@@ -1,6 +1,8 @@
 """The kafka-python client behind `GroupReader` (the default Kafka client: pure Python).
 
-Two behaviours of kafka-python 3.0.12 are handled here, each proven by tests/sources:
+Three behaviours of kafka-python 3.0.12 are handled here, each proven by tests/sources:
+- one record whose header name is not UTF-8 fails every fetch of its partition; header names
+  are read as Java's client reads them instead (`esm.sources.kafka_python_headers`);
 - a partition revoked and assigned back to the same member keeps its old fetch position, so
   every new epoch seeks to the committed offset (see `GroupReader._init_new_partitions`);
 - a resumed partition can stay stuck: data fetched while it was paused is parked and only
@@ -21,6 +23,7 @@ from kafka.structs import OffsetAndMetadata
 
 from esm.events.kafka import KAFKA_PYTHON_TIMESTAMP_TYPES, NO_TIMESTAMP_TYPE, event_record
 from esm.ownership.kafka_assignment import TopicPartitionId
+from esm.sources import kafka_python_headers
 from esm.sources.kafka_group import ClientError, GroupReader, PartitionEvents, ReaderSettings
 
 __all__ = ["KafkaGroupReader", "PartitionEvents", "ReaderSettings"]
@@ -45,6 +48,7 @@ class KafkaGroupReader(GroupReader[Any]):
     ) -> None:
         super().__init__(settings, events, loop, record_size)
         self._consumer_factory = consumer_factory
+        kafka_python_headers.install()
 
     def _connect(self) -> Any:
         try:

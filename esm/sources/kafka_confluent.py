@@ -11,17 +11,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, TopicPartition
 
 from esm.config.librdkafka_properties import librdkafka_config
-from esm.events.kafka import LIBRDKAFKA_TIMESTAMP_TYPES, NO_TIMESTAMP_TYPE, event_record
+from esm.events.kafka import LIBRDKAFKA_TIMESTAMP_TYPES, NO_TIMESTAMP_TYPE, event_record, unreadable_record
 from esm.ownership.kafka_assignment import TopicPartitionId
 from esm.sources.kafka_group import ClientError, GroupReader, PartitionEvents, ReaderSettings
 
 log = logging.getLogger(__name__)
+
+# `Message.headers()` fails on a header name that is not UTF-8 in a way CPython only reports
+# through its generic call path: it returns a list holding a NULL with the UnicodeDecodeError
+# still set (SystemError there). A hot loop's specialised `m.headers()` call does not check that
+# and hands the broken list on (a crash when read). Called through methodcaller, the failure is
+# always raised, and the message is never asked again.
+_headers_of = operator.methodcaller("headers")
 
 
 class ConfluentGroupReader(GroupReader[Any]):
@@ -66,19 +74,37 @@ class ConfluentGroupReader(GroupReader[Any]):
                 topic, partition = m.topic(), m.partition()
                 current = batch.setdefault(TopicPartitionId(topic, partition), [])
             kind, timestamp = m.timestamp()
+            timestamp_type = types.get(kind, NO_TIMESTAMP_TYPE)
+            try:
+                headers = _headers_of(m)
+            except (SystemError, UnicodeDecodeError) as err:
+                current.append(self._unreadable(m, timestamp, timestamp_type, err))
+                continue
             current.append(
                 event_record(
-                    topic,
-                    partition,
-                    m.offset(),
-                    timestamp,
-                    types.get(kind, NO_TIMESTAMP_TYPE),
-                    m.key(),
-                    m.value(),
-                    m.headers(),
+                    topic, partition, m.offset(), timestamp, timestamp_type, m.key(), m.value(), headers
                 )
             )
         return batch
+
+    def _unreadable(self, m: Any, timestamp: int, timestamp_type: str, err: Exception) -> dict[str, Any]:
+        """confluent-kafka fails on header names that are not UTF-8 and offers no raw bytes: the
+        record cannot be delivered whole (kafka-python reads such names as Java does)."""
+        cause = err.__cause__ or err.__context__ or err
+        reason = (
+            f"its header names are not UTF-8 and confluent-kafka cannot read them ({cause}); "
+            "KafkaClient: kafka-python delivers such records as Lambda does"
+        )
+        log.warning(
+            "kafka %s-%d offset %d: %s; it goes to the on-failure destination",
+            m.topic(),
+            m.partition(),
+            m.offset(),
+            reason,
+        )
+        return unreadable_record(
+            m.topic(), m.partition(), m.offset(), timestamp, timestamp_type, m.key(), m.value(), reason
+        )
 
     def _commit(self, client: Any, offsets: dict[TopicPartitionId, int]) -> None:
         try:

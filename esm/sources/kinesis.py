@@ -21,6 +21,7 @@ Throttling is not an error for the caller: the result is empty and suggests a ca
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -31,7 +32,16 @@ from typing import Any, Protocol
 import botocore.exceptions
 
 from esm.events.kinesis import KinesisShardOrigin, event_record
-from esm.sources.stream_shards import ChildShard, ReadResult, StartKind, StartPosition, StreamReadError
+from esm.sources.stream_shards import (
+    ChildShard,
+    ReadResult,
+    StartKind,
+    StartPosition,
+    StreamReadError,
+    warn_unreadable,
+)
+
+log = logging.getLogger(__name__)
 
 # -- errors -----------------------------------------------------------------------------------
 
@@ -236,7 +246,9 @@ class KinesisShardReader:
 
     def _result(self, response: dict[str, Any], origin: KinesisShardOrigin) -> ReadResult:
         raw = response.get("Records", [])
-        records = [event_record(r, origin) for r in raw]
+        read_at = self._wall_clock()
+        records = [event_record(r, origin, read_at) for r in raw]
+        warn_unreadable(records, log)
         if raw:
             self._last_sequence = raw[-1]["SequenceNumber"]
         self._iterator = response.get("NextShardIterator")

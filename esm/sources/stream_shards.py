@@ -4,8 +4,12 @@ one read returns, so one shard consumer can drive either."""
 from __future__ import annotations
 
 import enum
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
+
+from esm.events.unreadable import unreadable_reason
 
 
 class StreamReadError(Exception):
@@ -80,3 +84,11 @@ class ReadResult:
     # Kinesis only (None / () for DynamoDB Streams, whose children DescribeStream names).
     millis_behind_latest: int | None = None
     child_shards: tuple[ChildShard, ...] = field(default_factory=tuple)
+
+
+def warn_unreadable(records: Sequence[dict[str, Any]], log: logging.Logger) -> None:
+    """Logs each record a reader could not decode (it goes to the on-failure destination)."""
+    for entry in records:
+        reason = unreadable_reason(entry)
+        if reason is not None:
+            log.warning("%s; it goes to the on-failure destination, uninvoked", reason)

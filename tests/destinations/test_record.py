@@ -399,18 +399,31 @@ def test_kafka_record_for_an_msk_event_with_two_partitions() -> None:
         assert all(_ISO_MILLIS.fullmatch(ranges[key]) for key in KAFKA_RANGE_KEYS[2:])
 
 
-def test_kafka_record_without_a_timestamp_writes_null() -> None:
+@pytest.mark.parametrize("timestamp_ms", [-1, 2**62, 2**63 - 1], ids=["none", "2^62", "max"])
+def test_kafka_record_with_no_writable_timestamp_writes_null(timestamp_ms: int) -> None:
+    """A producer may set any 64-bit timestamp; one past year 9999 must not stop the record
+    from being written (issue 10, item 2)."""
     batch = KafkaBatch(
         bootstrap_servers=("b:9092",),
         event_source_arn=None,
         batch_size=1,
         payload_size=2,
-        partitions=(KafkaPartitionRange("t", 0, 5, 5, -1, -1),),
+        partitions=(KafkaPartitionRange("t", 0, 5, 5, timestamp_ms, timestamp_ms),),
     )
     info = kafka_failure_record(_context(FailureCondition.RETRY_ATTEMPTS_EXHAUSTED), batch, b"{}")[
         "KafkaBatchInfo"
     ]
     assert info["recordsInfo"]["t-0"]["firstRecordTimestamp"] is None
+
+
+def test_an_unreadable_record_is_written_with_a_null_response_context() -> None:
+    """esm's own RecordUnreadable: the function never saw the record, as with an oversized one."""
+    entry = {"kinesis": {"sequenceNumber": "101"}, "esm:unreadable": "Data must be bytes, got str"}
+    payload = orjson.dumps({"Records": [entry]})
+    record = stream_failure_record(_context(FailureCondition.RECORD_UNREADABLE), _kinesis_batch(), payload)
+    assert record["requestContext"]["condition"] == "RecordUnreadable"
+    assert record["responseContext"] is None
+    assert record["payload"] == {"Records": [entry]}  # the entry says why
 
 
 def test_an_event_without_records_cannot_describe_a_batch() -> None:

@@ -17,6 +17,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from aws_recorded import FIXTURES, in_delivery_order, recorded_records
 
 from esm.events.dynamodb import DynamoDBEventBuilder, estimated_entry_size, event_record
+from esm.events.unreadable import unreadable_reason
 
 FIXTURE = FIXTURES / "dynamodbstreams-esm.snapshot.json"
 CREATED_PLACEHOLDER = "<approximate-creation-datetime>"
@@ -36,7 +37,7 @@ def boto3_record(
         "eventVersion": "1.1",
         "eventSource": "aws:dynamodb",
         "awsRegion": "eu-west-1",
-        "dynamodb": {"ApproximateCreationDateTime": CREATED, **stream_record},
+        "dynamodb": {"ApproximateCreationDateTime": CREATED, "SequenceNumber": "100", **stream_record},
     }
 
 
@@ -216,13 +217,41 @@ def test_missing_stream_record_names_the_record() -> None:
         event_record(record, STREAM_ARN)
 
 
-def test_bad_creation_time_names_the_record_and_field() -> None:
-    record = boto3_record("INSERT", {})
-    record["dynamodb"]["ApproximateCreationDateTime"] = "yesterday"
-    with pytest.raises(
-        ValueError, match=r"'c4ca4238a0b923820dcc509a6f75849b'.*ApproximateCreationDateTime must be"
-    ):
-        event_record(record, STREAM_ARN)
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"ApproximateCreationDateTime": "yesterday"}, "ApproximateCreationDateTime must be a datetime"),
+        ({"NewImage": ["not", "a", "mapping"]}, "NewImage must be a mapping, got list"),
+        ({"NewImage": {"a": "x"}}, "NewImage.a must be an attribute value mapping, got str"),
+        ({"NewImage": {"a": {"B": 7}}}, "NewImage.a holds a binary that is int, not bytes"),
+        ({"NewImage": {"a": {"L": {"S": "x"}}}}, "NewImage.a must hold a list, got dict"),
+    ],
+)
+def test_a_malformed_record_becomes_an_unreadable_entry_that_keeps_its_place(
+    change: dict[str, Any], problem: str
+) -> None:
+    """A record the reader cannot decode affects only itself (issue 10, item 2): its entry holds
+    what places it in the shard, and why it could not be read."""
+    record = boto3_record("INSERT", {"Keys": {"id": {"S": "k1"}}, **change})
+    entry = event_record(record, STREAM_ARN, read_at=1700000000.5)
+    reason = unreadable_reason(entry)
+    assert reason is not None and reason.startswith(
+        f"DynamoDB stream record 'c4ca4238a0b923820dcc509a6f75849b' of {STREAM_ARN}: {problem}"
+    )
+    assert entry["dynamodb"]["SequenceNumber"] == "100"
+    assert entry["dynamodb"]["Keys"] == {"id": {"S": "k1"}}
+    assert entry["eventSourceARN"] == STREAM_ARN
+    created = entry["dynamodb"]["ApproximateCreationDateTime"]
+    assert created == (1700000000.5 if "ApproximateCreationDateTime" in change else 1479499740)
+    assert orjson.loads(orjson.dumps(entry)) == entry  # it can be written to a destination
+
+
+def test_a_string_with_unpaired_surrogates_is_delivered_with_replacements() -> None:
+    record = boto3_record("INSERT", {"NewImage": {"t\udc80": {"S": "a\ud800b"}, "s": {"SS": ["\udfff"]}}})
+    entry = event_record(record, STREAM_ARN)
+    assert unreadable_reason(entry) is None
+    assert entry["dynamodb"]["NewImage"] == {"t\ufffd": {"S": "a\ufffdb"}, "s": {"SS": ["\ufffd"]}}
+    assert len(orjson.dumps(entry)) <= estimated_entry_size(entry)
 
 
 def test_size_estimate_is_an_upper_bound_of_the_json() -> None:

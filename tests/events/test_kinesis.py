@@ -12,6 +12,7 @@ from aws_lambda_powertools.utilities.data_classes import KinesisStreamEvent
 from aws_recorded import FIXTURES, in_delivery_order, recorded_records
 
 from esm.events.kinesis import KinesisEventBuilder, KinesisShardOrigin, estimated_entry_size, event_record
+from esm.events.unreadable import unreadable_reason
 
 FIXTURE = FIXTURES / "kinesis-esm.snapshot.json"
 ARRIVAL_PLACEHOLDER = "<approximate-arrival-timestamp>"
@@ -149,11 +150,27 @@ def test_powertools_reads_the_event() -> None:
         ("ApproximateArrivalTimestamp", 1.5, "ApproximateArrivalTimestamp must be datetime, got float"),
     ],
 )
-def test_malformed_record_names_the_record_and_field(field: str, value: object, message: str) -> None:
+def test_a_malformed_record_becomes_an_unreadable_entry_that_keeps_its_place(
+    field: str, value: object, message: str
+) -> None:
+    """A record the reader cannot decode affects only itself (issue 10, item 2)."""
     record = boto3_record("42", b"x", "k")
     record[field] = value
-    with pytest.raises(ValueError, match=f"shardId-000000000007:42: {message}"):
-        event_record(record, ORIGIN)
+    entry = event_record(record, ORIGIN, read_at=1700000000.5)
+    assert unreadable_reason(entry) == f"Kinesis record shardId-000000000007:42: {message}"
+    kinesis = entry["kinesis"]
+    assert kinesis["sequenceNumber"] == "42" and entry["eventID"] == "shardId-000000000007:42"
+    assert kinesis["partitionKey"] == ("" if field == "PartitionKey" else "k")
+    if field == "ApproximateArrivalTimestamp":
+        assert kinesis["approximateArrivalTimestamp"] == 1700000000.5
+    assert ("data" in kinesis) is (field != "Data")
+    assert estimated_entry_size(entry) >= len(orjson.dumps(entry))
+
+
+def test_a_partition_key_with_unpaired_surrogates_is_delivered_with_replacements() -> None:
+    entry = event_record(boto3_record("42", b"x", "a\ud800b"), ORIGIN)
+    assert unreadable_reason(entry) is None
+    assert entry["kinesis"]["partitionKey"] == "a\ufffdb"
 
 
 def test_missing_sequence_number_names_the_shard() -> None:

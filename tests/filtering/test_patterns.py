@@ -270,3 +270,10 @@ def test_json_data_field_must_be_matched_inside(pattern: dict[str, Any], field: 
     assert compile_filters([{field: {"x": ["y"]}}], json_fields=("data", "dynamodb")).matches(
         {field: {"x": "y"}}
     )
+
+
+def test_a_record_that_could_not_be_read_is_never_filtered_out() -> None:
+    """Patterns would see only part of it; it goes to the on-failure destination instead."""
+    only_orders = compile_filters([{"data": {"kind": ["order"]}}])
+    assert not only_orders.matches({"data": {"kind": "refund"}})
+    assert only_orders.matches({"esm:unreadable": "Data must be bytes, got str"})

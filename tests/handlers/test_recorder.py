@@ -46,3 +46,20 @@ def test_recorder_fails_on_the_configured_value_after_recording(
     with pytest.raises(ValueError, match=r"record t-0@1 has the fail value 'poison'"):
         recorder.handler(kafka_event(b"fine", b"poison"), None)
     assert len(out.read_text().splitlines()) == 2
+
+
+def test_recorder_fails_on_bytes_that_are_not_text_when_told_to(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "events.jsonl"
+    monkeypatch.setenv("ESM_RECORDER_FILE", str(out))
+    monkeypatch.setenv("ESM_RECORDER_TEXT_ONLY", "1")
+    kinesis = {
+        "Records": [{"eventID": "shardId-0:1", "kinesis": {"data": base64.b64encode(b"\xff").decode()}}]
+    }
+    recorder.handler(kafka_event(b"text"), None)
+    with pytest.raises(UnicodeDecodeError):
+        recorder.handler(kafka_event(b"\xfe"), None)
+    with pytest.raises(UnicodeDecodeError):
+        recorder.handler(kinesis, None)
+    assert len(out.read_text().splitlines()) == 3

@@ -249,3 +249,12 @@ async def test_a_dry_run_reports_what_would_be_replayed() -> None:
     assert "skipped (no payload)" in lines[1]
     assert tally.summary() == "dry run: 1 of 2 would be replayed, 1 skipped (no payload); nothing was invoked"
     assert tally.exit_code == 0
+
+
+async def test_a_record_given_up_as_unreadable_is_not_replayed() -> None:
+    record = {**RECORD, "requestContext": {"condition": "RecordUnreadable"}}
+    invoker = FakeInvoker([])
+    report = await replayer(invoker, Waits()).replay(record)
+    assert report.result is ReplayResult.UNREADABLE
+    assert "could not be read from the source" in report.text and "event is incomplete" in report.text
+    assert invoker.payloads == []

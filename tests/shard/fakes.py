@@ -31,6 +31,7 @@ class FakeSource:
         self.checkpoints: list[int] = []
         self.taken_bytes = 0
         self.filtered_out: set[int] = set()
+        self.unreadable: set[int] = set()
         self._keys = keys
 
     def build_event(self, records: Sequence[int]) -> bytes:
@@ -44,6 +45,9 @@ class FakeSource:
 
     def index_of(self, records: Sequence[int], identifier: object) -> int | None:
         return records.index(identifier) if identifier in records else None  # type: ignore[arg-type]
+
+    def unreadable_positions(self, records: Sequence[int]) -> list[int]:
+        return [i for i, r in enumerate(records) if r in self.unreadable]
 
     def lane_key(self, record: int) -> str | None:
         return self._keys(record)

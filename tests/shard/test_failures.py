@@ -399,3 +399,34 @@ def test_an_oversize_event_is_split_down_to_one_record(start: int, end: int, exp
     else:
         middle = start + (end - start) // 2
         assert decision.next_items == (WorkItem(start, middle), WorkItem(middle, end))
+
+
+@pytest.mark.parametrize(
+    ("size", "unreadable", "expected"),
+    [
+        (5, [], [(0, 5, False)]),
+        (5, [0], [(0, 1, True), (1, 5, False)]),
+        (5, [2], [(0, 2, False), (2, 3, True), (3, 5, False)]),
+        (5, [4], [(0, 4, False), (4, 5, True)]),
+        (5, [1, 2], [(0, 1, False), (1, 2, True), (2, 3, True), (3, 5, False)]),
+        (1, [0], [(0, 1, True)]),
+        (0, [], [(0, 0, False)]),  # a window's final invocation: one empty item
+    ],
+)
+def test_each_unreadable_record_is_an_item_of_its_own(
+    size: int, unreadable: list[int], expected: list[tuple[int, int, bool]]
+) -> None:
+    items = DEFAULT.work_items(size, unreadable)
+    assert [(i.start, i.end, i.unreadable) for i in items] == expected
+
+
+def test_an_unreadable_record_is_given_up_without_being_invoked() -> None:
+    [item] = DEFAULT.work_items(1, [0])
+    decision = AGE_60.before_invoke(item, NOW - 10**6, NOW)  # not an age problem: unreadable first
+    assert decision is not None
+    assert (decision.kind, decision.condition, decision.invoke_count, decision.discard_from) == (
+        DecisionKind.DISCARD,
+        "RecordUnreadable",
+        0,
+        0,
+    )

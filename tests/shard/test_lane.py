@@ -269,3 +269,17 @@ async def test_delivered_counts_only_records_the_function_succeeded_with(
     await run_until_checkpointed(shard, source, 5)
     assert counts["records_delivered"].value == delivered
     assert counts["records_to_destination"].value == to_destination
+
+
+async def test_an_unreadable_record_goes_to_the_sink_alone_and_uninvoked() -> None:
+    """A record the reader could not decode affects only itself (issue 10, item 2)."""
+    source, invoker, sink = FakeSource(), PoisonInvoker(poison=-1), RecordingSink()
+    source.unreadable = {2}
+    shard_metrics, counts = counting_metrics()
+    shard = shard_of(source, invoker, batch=6, sink=sink, shard_metrics=shard_metrics)
+    feed(shard, list(range(6)))
+    await run_until_checkpointed(shard, source, 5)
+    assert invoker.batches == [[0, 1], [3, 4, 5]]
+    assert sink.sent == [([2], "RecordUnreadable", 0)]
+    assert source.checkpoints[-1] == 5 and 2 in source.checkpoints
+    assert (counts["records_delivered"].value, counts["records_to_destination"].value) == (5, 1)

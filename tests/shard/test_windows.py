@@ -87,6 +87,9 @@ class StreamSource:
     def index_of(self, records: Sequence[Rec], identifier: object) -> int | None:
         return next((i for i, r in enumerate(records) if str(r.seq) == identifier), None)
 
+    def unreadable_positions(self, records: Sequence[Rec]) -> list[int]:
+        return []
+
     def lane_key(self, record: Rec) -> str | None:
         return None
 

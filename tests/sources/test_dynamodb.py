@@ -11,6 +11,7 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 from stream_services import DynamoDBLocal, create_table
 
+from esm.events.unreadable import unreadable_reason
 from esm.sources.dynamodb import (
     DynamoDBReadError,
     DynamoDBReaderSettings,
@@ -363,3 +364,28 @@ def _sequence_number_of(table: Table, index: int) -> str:
     )["ShardIterator"]
     records = table.streams.get_records(ShardIterator=iterator)["Records"]
     return str(records[index]["dynamodb"]["SequenceNumber"])
+
+
+class CorruptingClient(FaultyClient):
+    """The real streams client, except that the second record of each GetRecords response has an
+    image a reader cannot decode (the records themselves come from the emulator)."""
+
+    def get_records(self, **kwargs: Any) -> Any:
+        result = super().get_records(**kwargs)
+        if len(result["Records"]) > 1:
+            result["Records"][1]["dynamodb"]["NewImage"] = ["not", "an", "image"]
+        return result
+
+
+async def test_a_record_that_cannot_be_decoded_is_marked_and_reading_moves_past_it(
+    table: Table, reader_for: ReaderFactory
+) -> None:
+    """It affects only itself (issue 10, item 2): its entry keeps its place (sequence number,
+    item key), says why, and the records after it are read as usual."""
+    table.put("a", "b", "c")
+    records = (await reader_for(client=CorruptingClient(table.streams)).read()).records
+    assert ids(records) == ["a", "b", "c"]
+    reasons = [unreadable_reason(r) for r in records]
+    assert reasons[0] is None and reasons[2] is None
+    assert reasons[1] is not None and reasons[1].endswith("NewImage must be a mapping, got list")
+    assert records[1]["dynamodb"]["SequenceNumber"] > records[0]["dynamodb"]["SequenceNumber"]

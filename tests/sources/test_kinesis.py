@@ -14,6 +14,7 @@ import botocore.exceptions
 import pytest
 from stream_services import KinesisMock, wait_stream_active
 
+from esm.events.unreadable import unreadable_reason
 from esm.sources.kinesis import (
     LATEST_RESUME_MARGIN_SECONDS,
     KinesisAccessDeniedError,
@@ -411,3 +412,47 @@ def test_transport_errors_are_retryable() -> None:
 def test_invalid_positions_and_settings_are_refused(make: Any) -> None:
     with pytest.raises(ValueError):
         make()
+
+
+class CorruptingClient(FaultyClient):
+    """The real client, except that the record at `index` of each GetRecords response has its
+    Data replaced (a response a reader cannot decode, from the emulator's real records)."""
+
+    def __init__(self, real: Any, index: int) -> None:
+        super().__init__(real)
+        self.index = index
+
+    def get_records(self, **kwargs: Any) -> dict[str, Any]:
+        result = super().get_records(**kwargs)
+        if len(result["Records"]) > self.index:
+            result["Records"][self.index]["Data"] = "not bytes"
+        return result
+
+
+async def test_a_record_that_cannot_be_decoded_is_marked_and_reading_moves_past_it(
+    client: Any, stream: Any
+) -> None:
+    """It affects only itself (issue 10, item 2): its entry keeps its place, says why, and the
+    records after it are read as usual."""
+    name, shard_id = stream
+    sequences = put(client, name, 5)
+    reader = KinesisShardReader(
+        CorruptingClient(client, 2),
+        name,
+        shard_id,
+        StartPosition.trim_horizon(),
+        FakeClock(),
+        wall_clock=lambda: 7.0,
+    )
+    records = (await reader.read()).records
+    assert [r["kinesis"]["sequenceNumber"] for r in records] == sequences
+    assert [unreadable_reason(r) for r in records] == [
+        None,
+        None,
+        f"Kinesis record {shard_id}:{sequences[2]}: Data must be bytes, got str",
+        None,
+        None,
+    ]
+    assert records[2]["kinesis"]["partitionKey"] == "k2"
+    assert datas(records[:2] + records[3:]) == ["0", "1", "3", "4"]
+    assert reader.last_sequence_number == sequences[-1]
