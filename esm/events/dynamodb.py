@@ -116,10 +116,13 @@ def _epoch_seconds(created: object) -> int | float:
 def _image(image: object, name: str) -> dict[str, Any]:
     if not isinstance(image, Mapping):
         raise _Malformed(f"{name} must be a mapping, got {type(image).__name__}")
-    return {
+    shaped = {
         valid_text(str(attribute)): _wire_value(value, f"{name}.{attribute}")
         for attribute, value in image.items()
     }
+    if len(shaped) < len(image):  # two names that differ only in their unpaired surrogates
+        raise _Malformed(f"{name} has attribute names that are one once unpaired surrogates are replaced")
+    return shaped
 
 
 def _wire_value(value: object, where: str) -> dict[str, Any]:

@@ -31,8 +31,10 @@ KAFKA_PYTHON_TIMESTAMP_TYPES = {0: "CREATE_TIME", 1: "LOG_APPEND_TIME"}
 LIBRDKAFKA_TIMESTAMP_TYPES = {1: "CREATE_TIME", 2: "LOG_APPEND_TIME"}
 NO_TIMESTAMP_TYPE = "NO_TIMESTAMP_TYPE"
 
-# JSON of one entry beyond its topic, key, value and headers: field names, punctuation, numbers.
-_ENTRY_OVERHEAD_BYTES = 140
+# JSON of one entry beyond its topic, key, value and headers: field names and punctuation (98
+# bytes), the numbers at their longest (an int32 partition, int64 offset and timestamp: 10 + 19 +
+# 20), the longest timestampType (17), a null value (4) and the comma after the entry.
+_ENTRY_OVERHEAD_BYTES = 170
 # A JSON string escape is at most 6 bytes (\u00XX) per character, UTF-8 at most 4.
 _MAX_JSON_BYTES_PER_CHAR = 6
 
@@ -84,8 +86,9 @@ def estimated_entry_size(entry: EventRecord) -> int:
     size = (
         _ENTRY_OVERHEAD_BYTES + len(entry["topic"]) + len(entry.get("key") or "") + len(entry["value"] or "")
     )
-    # Only a record that could not be read has no headers, and a reason instead.
-    size += _MAX_JSON_BYTES_PER_CHAR * len(entry.get(UNREADABLE, ""))
+    reason = entry.get(UNREADABLE)
+    if reason is not None:  # a record that could not be read: no headers, and why
+        size += len(UNREADABLE) + 6 + _MAX_JSON_BYTES_PER_CHAR * len(reason)
     for header in entry.get("headers", ()):
         for name, values in header.items():
             # A name is any text; each value byte becomes up to 3 digits plus a comma.

@@ -21,7 +21,7 @@ UNREADABLE = "esm:unreadable"
 
 
 def mark_unreadable(entry: dict[str, Any], reason: str) -> dict[str, Any]:
-    entry[UNREADABLE] = reason
+    entry[UNREADABLE] = valid_text(reason)  # it may quote a name that is not valid text
     return entry
 
 

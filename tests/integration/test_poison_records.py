@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from raw_header_names import RawName
 from stream_services import DynamoDBLocal, KinesisMock, create_table
 
 from esm.destinations import read_records
@@ -40,21 +41,6 @@ from .stream_harness import (
 
 HEALTHY_PER_PARTITION = 100
 PARTITIONS = 4
-
-
-class RawName(str):
-    """A header name that kafka-python's record builder writes as the given bytes (the Python
-    clients encode names as UTF-8; other clients write any bytes)."""
-
-    raw: bytes
-
-    def __new__(cls, raw: bytes) -> RawName:
-        name = super().__new__(cls, raw.decode("latin-1"))
-        name.raw = raw
-        return name
-
-    def encode(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
-        return self.raw
 
 
 POISON = OutgoingRecord(b"poison", b"k", [(RawName(b"\xff\xfeHDR"), b"\x00\xff")], partition=0)

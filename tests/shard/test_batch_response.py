@@ -9,6 +9,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from esm.events.kafka import KafkaEventBuilder
 from esm.filtering import compile_filters
@@ -144,3 +146,59 @@ def test_a_reason_quotes_a_huge_response_only_in_part() -> None:
 def test_counts_the_records_reported_failed(failures: list[str], reported: int) -> None:
     response = read_batch_response(failures_of(*failures), stream_index_of)
     assert response.reported == reported
+
+
+# -- any response at all (issue 10, go further) ---------------------------------------------------
+
+JSON_VALUES = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-(2**63), 2**63 - 1),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.text(max_size=8),
+        st.sampled_from(STREAM_BATCH),  # identifiers of the batch turn up often
+    ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.dictionaries(
+            st.sampled_from(["itemIdentifier", "batchItemFailures", "x"]) | st.text(max_size=4),
+            inner,
+            max_size=3,
+        ),
+    ),
+    max_leaves=12,
+)
+ITEM_FAILURES = st.lists(
+    st.one_of(st.fixed_dictionaries({"itemIdentifier": JSON_VALUES}), JSON_VALUES), max_size=4
+).map(lambda items: {"batchItemFailures": items})
+RESPONSES = st.one_of(
+    st.none(),
+    st.binary(max_size=40),  # any bytes a worker could return
+    st.one_of(JSON_VALUES, ITEM_FAILURES).map(orjson.dumps),
+)
+
+
+def is_documented_success(response: Any) -> bool:
+    if response is None or (isinstance(response, str | list | dict) and not response):
+        return True
+    return isinstance(response, dict) and response.get("batchItemFailures") in (None, [])
+
+
+@given(RESPONSES)
+def test_any_response_gets_a_verdict_that_follows_the_rules(body: bytes | None) -> None:
+    result = read_batch_response(body, stream_index_of)  # never raises
+    try:
+        response = orjson.loads(body) if body else None
+    except orjson.JSONDecodeError:
+        assert result.verdict is Verdict.FAILED and result.reason == "the response is not JSON"
+        return
+    if result.verdict is Verdict.SUCCEEDED:
+        assert is_documented_success(response)
+    elif result.verdict is Verdict.FAILED_FROM:
+        identifiers = [item["itemIdentifier"] for item in response["batchItemFailures"]]
+        assert all(isinstance(i, str) and i in STREAM_BATCH for i in identifiers)
+        assert result.first_failed == min(STREAM_BATCH.index(i) for i in identifiers)
+    else:
+        assert not is_documented_success(response) and result.reason
+        assert len(result.reason) < 250  # quoted only in part

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import Producer
+from raw_header_names import RawName
 
 from esm.embedded.topics import OutgoingRecord, produce
 from esm.events.kafka import estimated_entry_size
@@ -24,20 +25,6 @@ from esm.sources.kafka import KafkaGroupReader
 from .test_kafka import Collector, ReaderClass, reader_class, settings, until
 
 __all__ = ["reader_class"]  # the fixture, parametrised over both clients
-
-
-class RawName(str):
-    """A header name that kafka-python's record builder writes as the given bytes."""
-
-    def __new__(cls, raw: bytes) -> RawName:
-        name = super().__new__(cls, raw.decode("latin-1"))
-        name.raw = raw
-        return name
-
-    raw: bytes
-
-    def encode(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
-        return self.raw
 
 
 BAD_NAME = b"\xff\xfeHDR"
