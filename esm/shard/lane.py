@@ -182,7 +182,7 @@ class Lane(Generic[R]):
         services, sink = self.services, self._sink  # a reconfiguration applies from the next batch on
         policy, metrics, clock = services.policy, services.metrics, services.wall_clock
         records = job.records
-        unreadable = self.services.format.unreadable_positions(records)
+        unreadable = services.format.unreadable_positions(records)
         items: deque[WorkItem] = deque(policy.work_items(len(records), unreadable))
         while items:
             if not self.host.life.processing:
