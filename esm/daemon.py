@@ -35,6 +35,7 @@ from esm.control.service import FileMappings
 from esm.metrics import Metrics
 from esm.metrics_server import MetricsPortError, MetricsServer
 from esm.poller import run_poller
+from esm.status_page import status_snapshots
 from esm.stores import StoreError
 
 log = logging.getLogger("esm.daemon")
@@ -112,7 +113,9 @@ def _start_metrics(
 ) -> MetricsServer | None:
     if config.Metrics.Port is None:
         return None
-    server = MetricsServer(config.Metrics.Host, config.Metrics.Port, registry, healthy.get)
+    server = MetricsServer(
+        config.Metrics.Host, config.Metrics.Port, registry, healthy.get, status_snapshots(config, healthy.get)
+    )
     server.start()
     log.info("metrics on http://%s:%d/metrics", config.Metrics.Host, server.port)
     return server

@@ -10,7 +10,10 @@ is_root() { [[ $(id -u) -eq 0 ]]; }
 apt_install() {
   is_root || die "need the Debian packages '$*' but not root: install them (sudo apt-get install -y $*) and run again"
   say "installing $* with apt-get"
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  if [[ -z ${APT_UPDATED:-} ]]; then # once per run: several tools may need packages
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    APT_UPDATED=1
+  fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 

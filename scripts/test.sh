@@ -7,14 +7,14 @@
 # the package with its test extra, makes sure each service the tests need answers, then runs
 # ruff, mypy and pytest. Idempotent: a second run skips what is already in place.
 #
-# Services: each one is an `ensure_<name>` function listed in SERVICES below; to add one (e.g.
-# kinesis-mock or DynamoDB Local from npm) write its function and add its name to the list.
+# Services and tools: each one is an `ensure_<name>` function listed in SERVICES below; to add
+# one (e.g. kinesis-mock or DynamoDB Local from npm) write its function and add its name to the list.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REPO_ROOT=$(pwd)
 VENV="$REPO_ROOT/.venv"
-SERVICES=(redis stream_emulators awscli)
+SERVICES=(redis stream_emulators awscli browser)
 
 REDIS_HOST=127.0.0.1
 REDIS_PORT=6379
@@ -80,6 +80,11 @@ ensure_awscli() {
   "$(find_python)" -m venv "$venv"
   "$venv/bin/python" -m pip install -q "awscli==$AWSCLI_VERSION"
   echo "$AWSCLI_VERSION" >"$stamp"
+}
+
+# The status page's browser test drives Debian's Chromium through its chromedriver (Selenium).
+ensure_browser() {
+  [[ -x /usr/bin/chromium && -x /usr/bin/chromedriver ]] || apt_install chromium chromium-driver
 }
 
 main() {

@@ -1,12 +1,15 @@
+import json
 import socket
 import urllib.error
 import urllib.request
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
 
 from esm.metrics import Metrics
 from esm.metrics_server import MetricsPortError, MetricsServer
+from esm.status_page import StatusSnapshots
 
 
 def get(port: int, path: str) -> tuple[int, str]:
@@ -50,3 +53,40 @@ def test_a_busy_port_is_a_clear_error() -> None:
         port = taken.getsockname()[1]
         with pytest.raises(MetricsPortError, match=f"Metrics.Port: cannot listen on 127.0.0.1:{port}"):
             MetricsServer("127.0.0.1", port, CollectorRegistry(), lambda: True)
+
+
+def test_serves_the_status_page_and_its_json() -> None:
+    async def gather(budget: float) -> dict[str, Any]:
+        mapping = {
+            "uuid": "m-1",
+            "function": "fn",
+            "state": "Enabled",
+            "source": "Kafka topic t",
+            "partitions": [],
+        }
+        return {"mappings": [mapping], "unreachable": [], "gather_seconds": 0.01}
+
+    server = MetricsServer(
+        "127.0.0.1", 0, CollectorRegistry(), lambda: True, StatusSnapshots(gather, lambda: True)
+    )
+    server.start()
+    try:
+        status, body = get(server.port, "/status")
+        assert status == 200
+        snapshot = json.loads(body)
+        assert snapshot["mappings"][0]["uuid"] == "m-1" and snapshot["daemon"]["healthy"] is True
+        status, page = get(server.port, "/")
+        assert status == 200 and page.startswith("<!DOCTYPE html>") and "data-uuid='m-1'" in page
+        status, part = get(server.port, "/?part=body")
+        assert status == 200 and "data-uuid='m-1'" in part and "<html" not in part
+    finally:
+        server.stop()
+
+
+def test_without_a_status_source_the_page_is_not_found() -> None:
+    server = MetricsServer("127.0.0.1", 0, CollectorRegistry(), lambda: True)
+    server.start()
+    try:
+        assert get(server.port, "/")[0] == 404 and get(server.port, "/status")[0] == 404
+    finally:
+        server.stop()

@@ -43,6 +43,8 @@ STREAM_COLUMNS = ("shard", "owner", "lease", "checkpoint", "state", "in flight",
 # When the whole row is wider than the table, only the first NARROW_COLUMNS stay in it.
 NARROW_COLUMNS = 5
 RIGHT_ALIGNED = frozenset({"lease", "in flight", "behind"})
+# How long each Kafka request may take when reading a mapping's partitions and offsets.
+KAFKA_TIMEOUT_SECONDS = 10.0
 
 
 def status_command(config_path: str, as_json: bool) -> int:
@@ -66,33 +68,21 @@ def status_command(config_path: str, as_json: bool) -> int:
 async def collect(config: EsmConfig) -> list[dict[str, Any]]:
     store = open_store(config.Store)
     try:
-        out = []
-        for mapping, state in await _mappings(config, store):
-            entry: dict[str, Any] = {
-                "uuid": mapping.uuid,
-                "function": mapping.function_name,
-                "state": state,
-            }
-            source = mapping.source
-            reports = await store.status.read(mapping.uuid, time.time())
-            if isinstance(source, KinesisSource | DynamoDBStreamsSource):
-                await _add_stream_shards(entry, store, mapping.uuid, source, reports)
-            else:
-                entry["partitions"] = []
-                if isinstance(source, KafkaSource):
-                    await _add_kafka_partitions(entry, source, reports)
-            out.append(entry)
-        return out
+        return [
+            await collect_mapping(store, mapping, state)
+            for mapping, state in await mappings_of(config, store)
+        ]
     finally:
         await store.close()
 
 
-async def _mappings(config: EsmConfig, store: Store) -> list[tuple[EventSourceMappingConfig, str]]:
-    """The config file's mappings, then those created through the control API (with their state)."""
+async def mappings_of(config: EsmConfig, store: Store | None) -> list[tuple[EventSourceMappingConfig, str]]:
+    """The config file's mappings, then those created through the control API (with their state),
+    which only the store knows."""
     found = [
         (mapping, "Enabled" if mapping.Enabled else "Disabled") for mapping in config.EventSourceMappings
     ]
-    for stored in await store.mappings.list():
+    for stored in await store.mappings.list() if store is not None else ():
         try:
             found.append((parse_mapping(stored.document), stored.state))
         except ConfigError:
@@ -100,8 +90,39 @@ async def _mappings(config: EsmConfig, store: Store) -> list[tuple[EventSourceMa
     return found
 
 
+async def collect_mapping(
+    store: Store | None,
+    mapping: EventSourceMappingConfig,
+    state: str,
+    kafka_timeout_s: float = KAFKA_TIMEOUT_SECONDS,
+) -> dict[str, Any]:
+    """One mapping's entry: its partitions or shards as the owners report them to `store`, merged
+    with what Kafka or the lease table holds. A source that cannot be read is the entry's "error";
+    a store that cannot be read raises StoreError. Without a store (the status page's when it
+    cannot reach it) a Kafka mapping still shows its partitions, without the owners' reports."""
+    entry = mapping_header(mapping, state)
+    source = mapping.source
+    reports = {} if store is None else await store.status.read(mapping.uuid, time.time())
+    if isinstance(source, KinesisSource | DynamoDBStreamsSource):
+        if store is None:
+            entry.update(event_source_arn=source.arn, stream=None, shards=[])
+            entry["error"] = "the lease table is unavailable (no store)"
+        else:
+            await _add_stream_shards(entry, store, mapping.uuid, source, reports)
+    else:
+        entry["partitions"] = []
+        if isinstance(source, KafkaSource):
+            await _add_kafka_partitions(entry, source, reports, kafka_timeout_s)
+    return entry
+
+
+def mapping_header(mapping: EventSourceMappingConfig, state: str) -> dict[str, Any]:
+    """What every mapping's entry starts with: its UUID, function and state."""
+    return {"uuid": mapping.uuid, "function": mapping.function_name, "state": state}
+
+
 async def _add_kafka_partitions(
-    entry: dict[str, Any], source: KafkaSource, reports: Mapping[str, Mapping[str, Any]]
+    entry: dict[str, Any], source: KafkaSource, reports: Mapping[str, Mapping[str, Any]], timeout_s: float
 ) -> None:
     entry.update(topic=source.topic, consumer_group=source.consumer_group_id)
     try:
@@ -110,6 +131,7 @@ async def _add_kafka_partitions(
             list(source.bootstrap_servers),
             source.topic,
             source.consumer_group_id,
+            timeout_s,
         )
     except KafkaPositionsError as err:
         entry["error"] = str(err)

@@ -11,9 +11,7 @@ from typing import Any
 
 from stream_services import KinesisMock
 
-from esm.embedded.topics import OutgoingRecord, committed_offsets, produce
-
-from .harness import Worker, daemon, esm_status, mapping, wait_until, write_config
+from .harness import Worker, daemon, esm_status, wait_until, write_config
 from .stream_harness import (
     KeyedProducer,
     create_kinesis_stream,
@@ -23,30 +21,19 @@ from .stream_harness import (
     kinesis_mapping,
     stream_daemon,
 )
+from .stuck_partition import stuck_partition
 
 
 def test_status_shows_a_partition_retrying_while_the_other_flows(
     kafka_broker: str, new_topic: Callable[..., str], tmp_path: Path
 ) -> None:
     topic = new_topic(partitions=2)
-    values = [b"poison" if i == 21 else f"r{i}".encode() for i in range(60)]  # partition 1, offset 10
-    produce(kafka_broker, topic, [OutgoingRecord(value=v, partition=i % 2) for i, v in enumerate(values)])
-    worker = Worker(
-        "tests.handlers.recorder:handler",
-        env={"ESM_RECORDER_FILE": str(tmp_path / "e.jsonl"), "ESM_RECORDER_FAIL_VALUE": "poison"},
-    ).wait_serving()
-    config = write_config(
-        tmp_path / "esm.json",
-        [{"FunctionName": "fn", "Endpoints": [worker.address]}],
-        [mapping(kafka_broker, topic, f"g-{topic}", BatchSize=5, MaximumRetryBackoffInSeconds=1)],
-    )
+    run = stuck_partition(kafka_broker, topic, tmp_path)
+    worker, config = run.worker, run.config
     engine = daemon(config)
     try:
         # partition 0 is fully processed although partition 1 is stuck on offset 10
-        wait_until(
-            lambda: committed_offsets(kafka_broker, f"g-{topic}", topic).get(0) == 30,
-            message="partition 0 done",
-        )
+        run.wait_partition_0_done(kafka_broker, topic, engine)
         seen: list[dict[str, Any]] = []
 
         def stuck_partition_reported() -> bool:
