@@ -161,6 +161,14 @@ class Metrics:
             ["mapping"],
             registry=r,
         )
+        self.shards_unowned = Gauge(
+            "esm_shards_unowned",
+            "Stream shards whose lease no live member holds (free or expired; finished shards not"
+            " counted), as this daemon last read the lease table.",
+            ["mapping"],
+            multiprocess_mode="livemax",
+            registry=r,
+        )
         self.millis_behind_latest = Gauge(
             "esm_millis_behind_latest",
             "Kinesis MillisBehindLatest of the most recent read, the most behind of the owned shards.",

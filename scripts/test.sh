@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REPO_ROOT=$(pwd)
 VENV="$REPO_ROOT/.venv"
-SERVICES=(redis stream_emulators awscli browser)
+SERVICES=(redis stream_emulators awscli browser prometheus)
 
 REDIS_HOST=127.0.0.1
 REDIS_PORT=6379
@@ -85,6 +85,12 @@ ensure_awscli() {
 # The status page's browser test drives Debian's Chromium through its chromedriver (Selenium).
 ensure_browser() {
   [[ -x /usr/bin/chromium && -x /usr/bin/chromedriver ]] || apt_install chromium chromium-driver
+}
+
+# promtool checks and unit-tests deploy/prometheus's rules; the prometheus binary scrapes a real
+# daemon in tests/deploy. Debian's package brings both (it starts no server: there is no systemd).
+ensure_prometheus() {
+  [[ -x /usr/bin/promtool && -x /usr/bin/prometheus ]] || apt_install prometheus
 }
 
 main() {

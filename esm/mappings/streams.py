@@ -35,6 +35,7 @@ from esm.shard.sink import FailureSink
 from esm.shard.supervisor import ShardSupervisor
 from esm.shard.waits import REAL_WAITS, Waits
 from esm.sources.stream_discovery import ShardInfo, ShardLister
+from esm.status.unowned_gauge import UnownedShardsGauge
 from esm.stores import StoreError
 from esm.stores.status import DATA_LOSS_KEPT_SECONDS, ShardStatusStore, data_loss_key
 
@@ -94,7 +95,7 @@ class StreamMappingRunner:
         )
         self.coordinator = LeaseCoordinator(
             name=mapping_id,
-            leases=leases,
+            leases=UnownedShardsGauge(leases, metrics.shards_unowned.labels(mapping_id)),
             namespace=settings.namespace,
             owner=settings.owner,
             timing=timing,

@@ -23,6 +23,7 @@ __all__ = [
     "resolve_stream_arn",
     "shard_row",
     "shard_rows",
+    "unowned_shards",
 ]
 
 
@@ -32,6 +33,11 @@ def lease_condition(lease: Lease, now: float) -> str:
     if lease.owner is None:
         return "free"
     return "expired" if lease.is_expired(now) else "held"
+
+
+def unowned_shards(leases: Sequence[Lease], now: float) -> int:
+    """How many unfinished shards have no owner now: their lease is "free" or "expired"."""
+    return sum(1 for lease in leases if not lease.is_finished and lease_condition(lease, now) != "held")
 
 
 def shard_rows(

@@ -10,8 +10,14 @@ import pytest
 
 from esm.config.arns import parse_event_source_arn
 from esm.config.sources import DynamoDBStreamsSource, KinesisSource
-from esm.ownership.leases import Lease, lease_namespace
-from esm.status.stream_leases import StreamArnError, lease_condition, resolve_stream_arn, shard_rows
+from esm.ownership.leases import SHARD_END, Lease, lease_namespace
+from esm.status.stream_leases import (
+    StreamArnError,
+    lease_condition,
+    resolve_stream_arn,
+    shard_rows,
+    unowned_shards,
+)
 from esm.stores import Store, open_store
 from esm.stores.status import DATA_LOSS_KEPT_SECONDS, data_loss_key
 
@@ -193,6 +199,26 @@ async def test_a_recorded_data_loss_shows_after_its_owner_is_gone(store: Store) 
 def test_lease_condition(owner: str | None, expires_at: float, expected: str) -> None:
     lease = Lease(NAMESPACE, "shardId-000000000000", owner, expires_at, token=1, checkpoint=None)
     assert lease_condition(lease, NOW) == expected
+
+
+def lease(shard: int, owner: str | None, expires_at: float, checkpoint: str | None = None) -> Lease:
+    return Lease(NAMESPACE, f"shardId-{shard:012d}", owner, expires_at, token=1, checkpoint=checkpoint)
+
+
+@pytest.mark.parametrize(
+    ("leases", "unowned"),
+    [
+        ([], 0),
+        ([lease(0, "a:1", NOW + 5), lease(1, "b:2", NOW + 1)], 0),
+        ([lease(0, "a:1", NOW + 5), lease(1, None, 0.0)], 1),
+        ([lease(0, "a:1", NOW - 1), lease(1, None, 0.0), lease(2, "a:1", NOW)], 3),
+        # A finished shard needs no owner, held or not.
+        ([lease(0, None, 0.0, SHARD_END), lease(1, "a:1", NOW - 9, SHARD_END), lease(2, "a:1", NOW + 5)], 0),
+        ([lease(0, None, 0.0, SEQUENCE), lease(1, "a:1", NOW + 5, SEQUENCE)], 1),
+    ],
+)
+def test_unowned_shards(leases: list[Lease], unowned: int) -> None:
+    assert unowned_shards(leases, NOW) == unowned
 
 
 @pytest.mark.parametrize(
