@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REPO_ROOT=$(pwd)
 VENV="$REPO_ROOT/.venv"
-SERVICES=(redis stream_emulators awscli browser prometheus)
+SERVICES=(redis stream_emulators awscli browser prometheus docker)
 
 REDIS_HOST=127.0.0.1
 REDIS_PORT=6379
@@ -93,6 +93,14 @@ ensure_prometheus() {
   [[ -x /usr/bin/promtool && -x /usr/bin/prometheus ]] || apt_install prometheus
 }
 
+# tests/deploy builds deploy/'s images and runs its compose file: Debian's Docker engine (the test
+# starts dockerd itself, host networking only, and stops it), docker-compose v1, and debootstrap
+# for the base image (there is no image registry to pull one from).
+ensure_docker() {
+  command -v dockerd >/dev/null && command -v docker-compose >/dev/null && command -v debootstrap >/dev/null ||
+    apt_install docker.io docker-compose debootstrap
+}
+
 main() {
   ensure_venv test
   local service
@@ -104,7 +112,7 @@ main() {
   say "mypy"
   "$VENV/bin/mypy"
   say "pytest"
-  "$VENV/bin/pytest" -q "$@"
+  "$VENV/bin/pytest" -q -rs "$@" # -rs: each skipped test says why, on one line
 }
 
 main "$@"

@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -29,9 +30,47 @@ def require(program: str) -> str:
     return program
 
 
-class Prometheus:
+class PrometheusApi:
+    """Prometheus's HTTP API on 127.0.0.1:`port`."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+
+    def api(self, path: str, **params: str) -> Any:
+        """The `data` of an API answer; an error answer fails with Prometheus's own words."""
+        url = f"http://127.0.0.1:{self.port}/api/v1/{path}?{urllib.parse.urlencode(params)}"
+        try:
+            with urllib.request.urlopen(url, timeout=10) as answer:
+                body = json.loads(answer.read())
+        except urllib.error.HTTPError as err:
+            body = json.loads(err.read())
+        if body.get("status") != "success":
+            raise AssertionError(f"{path} {params}: {body.get('errorType')}: {body.get('error')}")
+        return body["data"]
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.api("query", query=expr)["result"]
+        return result
+
+    def rules(self) -> list[dict[str, Any]]:
+        """Every loaded rule, once each has been evaluated (else [])."""
+        rules = [rule for group in self.api("rules")["groups"] for rule in group["rules"]]
+        evaluated = all(rule.get("lastEvaluation", "").startswith("20") for rule in rules)
+        return rules if evaluated else []
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/-/ready", timeout=2) as answer:
+                return bool(answer.status == 200)
+        except OSError:
+            return False
+
+
+class Prometheus(PrometheusApi):
+    """Debian's prometheus binary as a subprocess, scraping `targets` every second."""
+
     def __init__(self, workdir: Path, targets: list[str], rule_files: list[Path]) -> None:
-        self.port = free_port()
+        super().__init__(free_port())
         workdir.mkdir(parents=True, exist_ok=True)
         config = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
@@ -57,30 +96,10 @@ class Prometheus:
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 raise AssertionError(f"prometheus exited {self._process.returncode}:\n{self.log()}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/-/ready", timeout=2) as answer:
-                    if answer.status == 200:
-                        return self
-            except OSError:
-                pass
+            if self.ready():
+                return self
             time.sleep(0.2)
         raise AssertionError(f"prometheus not ready in {READY_SECONDS}s:\n{self.log()}")
-
-    def api(self, path: str, **params: str) -> Any:
-        """The `data` of an API answer; an error answer fails with Prometheus's own words."""
-        url = f"http://127.0.0.1:{self.port}/api/v1/{path}?{urllib.parse.urlencode(params)}"
-        try:
-            with urllib.request.urlopen(url, timeout=10) as answer:
-                body = json.loads(answer.read())
-        except urllib.error.HTTPError as err:
-            body = json.loads(err.read())
-        if body.get("status") != "success":
-            raise AssertionError(f"{path} {params}: {body.get('errorType')}: {body.get('error')}")
-        return body["data"]
-
-    def query(self, expr: str) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self.api("query", query=expr)["result"]
-        return result
 
     def log(self) -> str:
         self._log.flush()
