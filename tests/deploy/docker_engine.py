@@ -73,6 +73,10 @@ class DockerEngine:
                 self._started.kill()
                 self._started.wait()
         if self._run_dir is not None:
+            # dockerd leaves its default network namespace mounted under the exec root.
+            namespaces = self._run_dir / "exec" / "netns"
+            for mounted in namespaces.glob("*") if namespaces.is_dir() else ():
+                subprocess.run(["umount", str(mounted)], capture_output=True, timeout=30)
             shutil.rmtree(self._run_dir, ignore_errors=True)
 
 
