@@ -10,7 +10,7 @@ or `data-shard` attribute, so a person's browser and a test read the same thing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from html import escape
 from typing import Any
@@ -169,8 +169,6 @@ _NUMERIC = {name: " num" for name in ("partition", "committed", "end", "lag", "r
 
 def _partition_cells(partition: Mapping[str, Any]) -> dict[str, str]:
     """The cells of a Kafka partition's row, escaped."""
-    flight = partition.get("in_flight")
-    in_flight = f"offsets {flight['first']}-{flight['last']} ({flight['records']} records)" if flight else "-"
     return {
         "partition": str(partition["partition"]),
         "owner": _text(partition.get("owner")),
@@ -178,7 +176,7 @@ def _partition_cells(partition: Mapping[str, Any]) -> dict[str, str]:
         "committed": _text(partition.get("committed")),
         "end": _text(partition.get("end")),
         "lag": _text(partition.get("lag")),
-        "in-flight": escape(in_flight),
+        "in-flight": escape(_batches_in_flight(partition.get("in_flight"), str)),
         "retries": _text(partition.get("retries")),
         "result": _text(partition.get("last_processing_result")),
         "error": _text(partition.get("last_error")),
@@ -189,10 +187,6 @@ def _shard_cells(shard: Mapping[str, Any]) -> dict[str, str]:
     """The cells of a stream shard's row, escaped; a shard that lost records says so first."""
     left = shard.get("lease_expires_in_seconds")
     lease = str(shard.get("lease")) + ("" if left is None else f" ({max(float(left), 0.0):.1f}s left)")
-    batches = shard.get("in_flight")
-    in_flight = "-"
-    if isinstance(batches, list):
-        in_flight = f"{sum(int(b.get('records', 0)) for b in batches)} records in {len(batches)} batches"
     error = _text(shard.get("last_error"))
     if shard.get("data_lost_at") is not None:
         lost = f"DATA LOST at {_utc(float(shard['data_lost_at']))}: records expired before they were read"
@@ -208,11 +202,24 @@ def _shard_cells(shard: Mapping[str, Any]) -> dict[str, str]:
         "checkpoint": f"<span title='{_text(shard.get('checkpoint'))}'>"
         f"{escape(abbreviate_sequence(shard.get('checkpoint')))}</span>",
         "state": _text(shard.get("state")),
-        "in-flight": escape(in_flight),
+        "in-flight": escape(_batches_in_flight(shard.get("in_flight"), abbreviate_sequence)),
         "lag": escape(millis_text(shard.get("millis_behind_latest"))),
         "result": _text(shard.get("last_processing_result")),
         "error": error,
     }
+
+
+def _batches_in_flight(in_flight: Any, position: Callable[[str], str]) -> str:
+    """The batches the lanes are working on: one as its first-last positions and size, several
+    as their records and the lowest first position; "-" for none (or no owner's report)."""
+    batches = [batch for batch in in_flight or () if isinstance(batch, Mapping)]
+    if not batches:
+        return "-"
+    lowest = min(batches, key=lambda batch: int(batch["first"]))
+    records = sum(int(batch["records"]) for batch in batches)
+    if len(batches) == 1:
+        return f"{position(str(lowest['first']))}-{position(str(lowest['last']))} ({records} records)"
+    return f"{records} records in {len(batches)} batches, from {position(str(lowest['first']))}"
 
 
 def _text(value: object) -> str:

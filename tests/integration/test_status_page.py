@@ -60,7 +60,7 @@ def test_a_person_reads_lag_and_state_live_from_the_page(
             assert cell(browser, 0, "state") == "PROCESSING" and cell(browser, 0, "result") == "OK"
             assert cell(browser, 1, "state") == "PROCESSING" and cell(browser, 1, "committed") == "10"
             assert "has the fail value 'poison'" in cell(browser, 1, "error")
-            assert cell(browser, 1, "in-flight").startswith("offsets 10-")
+            assert cell(browser, 1, "in-flight").startswith("10-")
             owner = cell(browser, 0, "owner")
             assert owner.endswith(f":{engine.process.pid}") and cell(browser, 1, "owner") == owner
             state = browser.find_element(By.CSS_SELECTOR, "section.mapping .mapping-state").text
