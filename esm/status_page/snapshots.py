@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import os
 import socket
@@ -100,6 +101,8 @@ class StatusSnapshots:
                 closing.result(timeout=CLOSE_SECONDS)
             except Exception:  # closing is best effort: the daemon is stopping
                 log.warning("status page: the store did not close cleanly", exc_info=True)
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(_cancel_the_rest(), loop).result(timeout=CLOSE_SECONDS)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=CLOSE_SECONDS)
 
@@ -126,3 +129,13 @@ class StatusSnapshots:
     def _with_daemon(self, snapshot: dict[str, Any]) -> dict[str, Any]:
         daemon = {"host": socket.gethostname(), "pid": os.getpid(), "healthy": self._healthy()}
         return {"daemon": daemon, **snapshot}
+
+
+async def _cancel_the_rest() -> None:
+    """Cancels what is still running on the loop (a store still connecting, a gathering past its
+    budget), so stopping the loop leaves no task behind."""
+    rest = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in rest:
+        task.cancel()
+    if rest:
+        await asyncio.wait(rest, timeout=CLOSE_SECONDS)
