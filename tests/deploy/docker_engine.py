@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import logging
 import os
 import shutil
 import signal
@@ -27,9 +28,12 @@ from pathlib import Path
 
 import pytest
 
+log = logging.getLogger(__name__)
+
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "esm"
 START_SECONDS = 60.0
 STOP_SECONDS = 30.0
+PRUNE_SECONDS = 60.0
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 # What deploy/Dockerfile and deploy/compose/services.Dockerfile install from Debian.
 BASE_PACKAGES = ("python3", "python3-venv", "redis-server", "prometheus")
@@ -65,7 +69,8 @@ class DockerEngine:
     def stop(self) -> None:
         """Stops the dockerd this test started (its containerd with it); leaves any other alone."""
         if self._started is not None:
-            self.docker("image", "prune", "--force", check=False)  # this run's replaced layers
+            with contextlib.suppress(subprocess.TimeoutExpired):  # the images this run replaced
+                self.docker("image", "prune", "--force", check=False, timeout=PRUNE_SECONDS)
             self._started.send_signal(signal.SIGTERM)
             try:
                 self._started.wait(timeout=STOP_SECONDS)
@@ -111,8 +116,8 @@ def _answers(host: str) -> bool:
 def _start_dockerd() -> DockerEngine:
     run_dir = Path(tempfile.mkdtemp(prefix="esm-dockerd-"))  # short: the socket path has a limit
     host = f"unix://{run_dir}/docker.sock"
-    log = run_dir / "dockerd.log"
-    with log.open("wb") as out:
+    log_path = run_dir / "dockerd.log"
+    with log_path.open("wb") as out:
         process = subprocess.Popen(
             [
                 "dockerd",
@@ -128,14 +133,17 @@ def _start_dockerd() -> DockerEngine:
             stderr=subprocess.STDOUT,
         )
     engine = DockerEngine(host, process, run_dir)
-    deadline = time.monotonic() + START_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            break
-        if _answers(host):
-            return engine
-        time.sleep(0.3)
-    reason = _last_line(log) or f"no answer within {START_SECONDS:.0f}s"
+    started = time.monotonic()
+    try:
+        while time.monotonic() < started + START_SECONDS and process.poll() is None:
+            if _answers(host):
+                log.info("deploy: dockerd answers on %s after %.1fs", host, time.monotonic() - started)
+                return engine
+            time.sleep(0.3)
+    except BaseException:
+        engine.stop()
+        raise
+    reason = _last_line(log_path) or f"no answer within {START_SECONDS:.0f}s"
     engine.stop()
     pytest.skip(f"deploy/ not built or run: dockerd cannot start here ({reason})")
 

@@ -6,6 +6,7 @@ in Prometheus."""
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import time
 import urllib.request
@@ -25,6 +26,8 @@ from esm.netutil import free_port
 from .docker_engine import DockerEngine, base_image, docker_engine
 from .prometheus_server import PrometheusApi
 from .wheelhouse import REPO, served, wheelhouse
+
+log = logging.getLogger(__name__)
 
 COMPOSE_FILE = REPO / "deploy" / "compose" / "docker-compose.yml"
 ESM_CONFIG = REPO / "deploy" / "compose" / "esm" / "esm.yaml"
@@ -122,8 +125,12 @@ def engine() -> Iterator[DockerEngine]:
 
 @pytest.fixture
 def compose(engine: DockerEngine, tmp_path: Path) -> Iterator[Compose]:
+    started = time.monotonic()
     base = base_image(engine)
-    with served(wheelhouse(engine, base)) as wheels:
+    log.info("deploy: base image %s ready after %.0fs", base, time.monotonic() - started)
+    wheels_dir = wheelhouse(engine, base)
+    log.info("deploy: wheelhouse ready after %.0fs", time.monotonic() - started)
+    with served(wheels_dir) as wheels:
         ports = Ports(free_port(), free_port(), free_port(), free_port(), free_port())
         esm_dir, prometheus_dir = configs(tmp_path / "config", ports)
         env = {
@@ -141,6 +148,7 @@ def compose(engine: DockerEngine, tmp_path: Path) -> Iterator[Compose]:
         }
         running = Compose(engine, f"esmdeploy{uuid.uuid4().hex[:8]}", env, ports)
         running.run("build", timeout=BUILD_SECONDS)
+        log.info("deploy: images built after %.0fs", time.monotonic() - started)
     try:
         yield running
     finally:
