@@ -18,6 +18,7 @@ from esm.embedded.topics import OutgoingRecord, produce
 from esm.netutil import free_port
 from esm.status_page.gather import StatusGatherer, describe_source, store_name
 from esm.stores import Store, open_store
+from esm.stores.mappings import StoredMapping
 
 KINESIS_ARN = "arn:aws:kinesis:us-east-1:000000000000:stream/clicks"
 
@@ -155,6 +156,42 @@ def test_a_store_that_answers_late_is_used_by_a_later_refresh(
     assert after["mappings"][0]["partitions"][0]["owner"] == "host-b:2"
     assert after["mappings"][1]["shards"] == [] and "error" not in after["mappings"][1]
     assert opened == [sqlite_store_url]
+
+
+def test_mappings_created_through_the_control_api_show_with_their_state(
+    kafka_broker: str, new_topic: Callable[..., str], sqlite_store_url: str
+) -> None:
+    topic = new_topic(partitions=1)
+    cfg = config(sqlite_store_url, kafka_broker, topic)
+    created = {
+        "UUID": str(uuid.uuid4()),
+        "FunctionName": "fn",
+        "SelfManagedEventSource": {"Endpoints": {"KAFKA_BOOTSTRAP_SERVERS": [kafka_broker]}},
+        "Topics": [topic],
+        "SelfManagedKafkaEventSourceConfig": {"ConsumerGroupId": "api-group"},
+        "StartingPosition": "TRIM_HORIZON",
+    }
+
+    async def create_then_gather() -> dict[str, Any]:
+        store = open_store(sqlite_store_url)
+        try:
+            await store.mappings.create(
+                StoredMapping(created["UUID"], created, "Disabling", "User action", 1.0)
+            )
+        finally:
+            await store.close()
+        gatherer = StatusGatherer(cfg)
+        try:
+            return await gatherer.gather(5.0)
+        finally:
+            await gatherer.close()
+
+    snapshot = asyncio.run(create_then_gather())
+    assert [(m["uuid"], m["state"]) for m in snapshot["mappings"]] == [
+        (cfg.EventSourceMappings[0].uuid, "Enabled"),
+        (created["UUID"], "Disabling"),
+    ]
+    assert snapshot["mappings"][1]["source"] == f"Kafka topic {topic} on {kafka_broker}, group api-group"
 
 
 @pytest.mark.parametrize(
