@@ -6,6 +6,10 @@
      "KafkaBatchInfo" | "KinesisBatchInfo" | "DDBStreamBatchInfo": {...},
      "payload": {...the invocation event...}}
 
+esm extension: when the last invocation failed with a function error, `"esm": {"lastFunctionError":
+{"errorType", "errorMessage"}}` follows `responseContext` (AWS writes only "Unhandled"; the runtime's
+error type and message say what failed).
+
 Key order, value types and timestamp formats follow the records AWS wrote (the recorded fixtures
 in shared/fixtures/aws-recorded and AWS's Kafka documentation). `responseContext` depends on the
 condition: present after RetryAttemptsExhausted; absent after RecordAgeExceeded (as recorded);
@@ -25,6 +29,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
+
+from esm.dispatch.outcomes import FunctionError
 
 RECORD_VERSION = "1.0"
 _STATUS_CODE = 200
@@ -78,6 +84,8 @@ class FailureContext:
     timestamp: datetime
     last_failure: LastFailure = LastFailure.UNHANDLED
     executed_version: str = "$LATEST"
+    # The function's error on the last attempt, if it raised, timed out or crashed.
+    last_error: FunctionError | None = None
 
     def __post_init__(self) -> None:
         if self.approximate_invoke_count < 0:
@@ -261,6 +269,13 @@ def _record(
         }
     elif context.condition in _NEVER_INVOKED:
         record["responseContext"] = None
+    if context.last_error is not None:
+        record["esm"] = {
+            "lastFunctionError": {
+                "errorType": context.last_error.error_type,
+                "errorMessage": context.last_error.error_message,
+            }
+        }
     record["version"] = RECORD_VERSION
     record["timestamp"] = format_millis(context.timestamp)
     record[info_key] = info

@@ -8,12 +8,11 @@ from dataclasses import dataclass, field
 import grpc
 
 from esm._proto.esm.v1 import function_pb2_grpc
+from esm.wire import GRPC_MAX_MESSAGE_BYTES
 
-# Lambda's 6 MB payload plus room for the envelope.
-MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 CHANNEL_OPTIONS = [
-    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", GRPC_MAX_MESSAGE_BYTES),
+    ("grpc.max_receive_message_length", GRPC_MAX_MESSAGE_BYTES),
     # Reconnect to a restarted worker quickly instead of after grpc's default ~20 s backoff.
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 2000),

@@ -2,7 +2,8 @@
 
 gRPC status codes are translated through `_STATUS_TABLE`, never by message text. Function errors
 come back in-band (status OK with `error` set) and are a different thing from transport errors:
-only the former mean the function ran.
+only the former mean the function ran. RESOURCE_EXHAUSTED is a throttle only with the worker's busy
+marker (trailing metadata, `esm.wire`); without it gRPC hit a message limit, a failed attempt.
 """
 
 from __future__ import annotations
@@ -21,11 +22,21 @@ from esm.dispatch.endpoints import Endpoint, EndpointPool
 from esm.dispatch.limiter import ConcurrencyLimiter
 from esm.dispatch.outcomes import FunctionError, InvokeOutcome, OutcomeKind
 from esm.metrics import Metrics
+from esm.wire import (
+    BUSY_METADATA_KEY,
+    BUSY_METADATA_VALUE,
+    MAX_RESPONSE_BYTES,
+    RESPONSE_TOO_LARGE,
+    response_too_large_message,
+)
 
 log = logging.getLogger(__name__)
 
 # The worker reports a handler that ran past its Timeout with Lambda's error type.
 TIMEOUT_ERROR_TYPE = "Sandbox.Timedout"
+# gRPC refused a message over its size limit (either side): the call may well have run, so it is
+# a failed attempt, never a throttle (a throttle is retried without counting, forever).
+TRANSPORT_LIMIT_ERROR_TYPE = "esm.GrpcMessageTooLarge"
 # Extra time on the gRPC deadline so the worker's own timeout (a clean function error) fires first.
 DEADLINE_MARGIN_SECONDS = 2.0
 
@@ -39,11 +50,21 @@ class _StatusRule:
     try_next: bool
 
 
-_STATUS_TABLE: dict[grpc.StatusCode, _StatusRule] = {
-    grpc.StatusCode.UNAVAILABLE: _StatusRule(OutcomeKind.UNREACHABLE, mark_down=True, try_next=True),
-    grpc.StatusCode.RESOURCE_EXHAUSTED: _StatusRule(OutcomeKind.THROTTLED, mark_down=False, try_next=True),
-    grpc.StatusCode.DEADLINE_EXCEEDED: _StatusRule(OutcomeKind.TIMEOUT, mark_down=False, try_next=False),
-    grpc.StatusCode.UNIMPLEMENTED: _StatusRule(OutcomeKind.UNREACHABLE, mark_down=True, try_next=True),
+# Keyed by (status, whether the worker marked the status as "every environment busy").
+_STATUS_TABLE: dict[tuple[grpc.StatusCode, bool], _StatusRule] = {
+    (grpc.StatusCode.UNAVAILABLE, False): _StatusRule(OutcomeKind.UNREACHABLE, mark_down=True, try_next=True),
+    (grpc.StatusCode.RESOURCE_EXHAUSTED, True): _StatusRule(
+        OutcomeKind.THROTTLED, mark_down=False, try_next=True
+    ),
+    (grpc.StatusCode.RESOURCE_EXHAUSTED, False): _StatusRule(
+        OutcomeKind.FUNCTION_ERROR, mark_down=False, try_next=False
+    ),
+    (grpc.StatusCode.DEADLINE_EXCEEDED, False): _StatusRule(
+        OutcomeKind.TIMEOUT, mark_down=False, try_next=False
+    ),
+    (grpc.StatusCode.UNIMPLEMENTED, False): _StatusRule(
+        OutcomeKind.UNREACHABLE, mark_down=True, try_next=True
+    ),
 }
 _DEFAULT_RULE = _StatusRule(OutcomeKind.UNREACHABLE, mark_down=False, try_next=False)
 
@@ -119,7 +140,7 @@ class FunctionInvoker:
                     request, timeout=self.function.timeout_seconds + DEADLINE_MARGIN_SECONDS
                 )
             except grpc.aio.AioRpcError as err:
-                rule = _STATUS_TABLE.get(err.code(), _DEFAULT_RULE)
+                rule = _rule_for(err)
                 if rule.mark_down:
                     self._endpoints.mark_down(endpoint)
                 detail = f"{endpoint.address}: {err.code().name}: {err.details()}"
@@ -130,6 +151,13 @@ class FunctionInvoker:
                             TIMEOUT_ERROR_TYPE,
                             f"RequestId: {request_id} Error: no answer before the deadline ({detail})",
                         ),
+                        duration_seconds=self._clock() - started,
+                        request_id=request_id,
+                    )
+                elif rule.kind is OutcomeKind.FUNCTION_ERROR:
+                    last = InvokeOutcome(
+                        OutcomeKind.FUNCTION_ERROR,
+                        error=FunctionError(TRANSPORT_LIMIT_ERROR_TYPE, f"RequestId: {request_id} {detail}"),
                         duration_seconds=self._clock() - started,
                         request_id=request_id,
                     )
@@ -147,7 +175,21 @@ class FunctionInvoker:
         return last
 
 
+def _rule_for(err: grpc.aio.AioRpcError) -> _StatusRule:
+    busy = err.code() is grpc.StatusCode.RESOURCE_EXHAUSTED and any(
+        key == BUSY_METADATA_KEY and value == BUSY_METADATA_VALUE
+        for key, value in err.trailing_metadata() or ()
+    )
+    return _STATUS_TABLE.get((err.code(), busy), _DEFAULT_RULE)
+
+
 def _from_response(response: function_pb2.InvokeResponse, duration: float, request_id: str) -> InvokeOutcome:
+    if not response.HasField("error") and len(response.payload) > MAX_RESPONSE_BYTES:
+        # Lambda's 6 MB rule, whatever the worker let through.
+        error = FunctionError(RESPONSE_TOO_LARGE, response_too_large_message(len(response.payload)))
+        return InvokeOutcome(
+            OutcomeKind.FUNCTION_ERROR, error=error, duration_seconds=duration, request_id=request_id
+        )
     if response.HasField("error"):
         error = FunctionError(
             response.error.error_type, response.error.error_message, tuple(response.error.stack_trace)

@@ -42,6 +42,7 @@ class DestinationSink:
             last_failure=LastFailure.UNHANDLED
             if decision.function_error
             else LastFailure.PARTIAL_BATCH_RESPONSE,
+            last_error=last_outcome.error if last_outcome else None,
         )
 
     async def _write(self, record: dict[str, Any]) -> bool:

@@ -20,6 +20,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 
 from esm._proto.esm.v1 import function_pb2_grpc
+from esm.wire import GRPC_MAX_MESSAGE_BYTES
 from esm.worker.address import ListenAddress, parse_listen
 from esm.worker.environment import EnvironmentInitError, ExecutionEnvironment
 from esm.worker.handler_spec import HandlerSpec, parse_handler_spec
@@ -27,8 +28,6 @@ from esm.worker.pool import EnvironmentPool
 from esm.worker.service import SERVICE_NAME, FunctionWorkerService, InvocationDefaults
 from esm.worker.stats import STATS_FILE_ENV, InvocationStats
 
-# Lambda's 6 MB payload limit plus headroom for the envelope.
-MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 # In-flight calls are already finished when the server stops; this only covers the last replies.
 SERVER_STOP_GRACE_S = 1.0
 DEFAULT_REGION = "us-east-1"
@@ -77,8 +76,8 @@ async def serve(config: WorkerConfig) -> int:
     )
     server = grpc.aio.server(
         options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", GRPC_MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", GRPC_MAX_MESSAGE_BYTES),
             # Without this a second server could silently share the port instead of failing.
             ("grpc.so_reuseport", 0),
         ]

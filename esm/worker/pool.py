@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from esm.wire import MAX_RESPONSE_BYTES, RESPONSE_TOO_LARGE, response_too_large_message
 from esm.worker import function_error
 from esm.worker.environment import (
     EnvironmentExited,
@@ -143,6 +144,9 @@ class EnvironmentPool:
             raise
         if reply.kind is ReplyKind.FUNCTION_ERROR:
             return InvocationOutcome(env_id, reply.duration_us, error=FunctionError.from_json(reply.body))
+        if len(reply.body) > MAX_RESPONSE_BYTES:
+            error = FunctionError(RESPONSE_TOO_LARGE, response_too_large_message(len(reply.body)))
+            return InvocationOutcome(env_id, reply.duration_us, error=error)
         return InvocationOutcome(env_id, reply.duration_us, payload=reply.body)
 
     async def close(self) -> None:

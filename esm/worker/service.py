@@ -1,8 +1,8 @@
 """The FunctionWorker gRPC service: admit or refuse a call, run it in the pool, answer in-band.
 
-gRPC statuses mean the function did not run (RESOURCE_EXHAUSTED: every environment busy;
-UNAVAILABLE: draining); whatever the handler did, including timing out or crashing, is an OK
-response with `error` set.
+gRPC statuses mean the function did not run (RESOURCE_EXHAUSTED with the busy marker of
+`esm.wire`: every environment busy; UNAVAILABLE: draining); whatever the handler did, including
+timing out or crashing, is an OK response with `error` set.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 import grpc
 
 from esm._proto.esm.v1 import function_pb2, function_pb2_grpc
+from esm.wire import BUSY_METADATA_KEY, BUSY_METADATA_VALUE
 from esm.worker.invocation_meta import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_MS, DEFAULT_VERSION, InvocationMeta
 from esm.worker.pool import EnvironmentPool, InvocationOutcome, Slot
 from esm.worker.stats import InvocationStats, write_stats_file
@@ -82,6 +83,7 @@ class FunctionWorkerService(function_pb2_grpc.FunctionWorkerServicer):
         if slot is None:
             context.set_code(grpc.StatusCode.RESOURCE_EXHAUSTED)
             context.set_details(f"all {self._pool.size} execution environments are busy")
+            context.set_trailing_metadata(((BUSY_METADATA_KEY, BUSY_METADATA_VALUE),))
             return function_pb2.InvokeResponse()
         self._stats.started()
         task = asyncio.create_task(self._run(slot, self._defaults.meta_for(request), request.payload))

@@ -28,6 +28,7 @@ from esm.destinations.record import (
     kafka_failure_record,
     stream_failure_record,
 )
+from esm.dispatch.outcomes import FunctionError
 from esm.events.kafka import KafkaEventBuilder, event_record
 
 _RECORD_KEYS = ("sqs_payload", "failure_sns_message", "record_body", "record_age_exceeded_payload")
@@ -435,3 +436,19 @@ def test_an_entry_without_an_offset_is_named() -> None:
     event = {"records": {"t-0": [{"topic": "t", "partition": 0, "timestamp": 1}]}}
     with pytest.raises(ValueError, match=r"records\['t-0'\] needs topic, partition, offset and timestamp"):
         KafkaBatch.from_event(event, 10)
+
+
+def test_the_last_function_error_follows_the_response_context_as_an_esm_extension() -> None:
+    message = "RequestId: r Error: Runtime exited with error: signal: killed"
+    error = FunctionError("Runtime.OutOfMemory", message)
+    record = stream_failure_record(_context_with(last_error=error), _kinesis_batch(), b"{}")
+    assert list(record)[:3] == ["requestContext", "responseContext", "esm"]
+    assert record["esm"] == {
+        "lastFunctionError": {"errorType": "Runtime.OutOfMemory", "errorMessage": message}
+    }
+    assert record["responseContext"]["functionError"] == "Unhandled"
+
+
+def test_no_esm_extension_without_a_function_error() -> None:
+    record = stream_failure_record(_context_with(), _kinesis_batch(), b"{}")
+    assert "esm" not in record

@@ -18,8 +18,17 @@ from esm.dispatch.limiter import ConcurrencyLimiter, LocalLimiter, UnlimitedLimi
 from esm.dispatch.outcomes import OutcomeKind
 from esm.metrics import Metrics
 from esm.netutil import free_port
+from esm.wire import BUSY_METADATA_KEY, BUSY_METADATA_VALUE, MAX_RESPONSE_BYTES
 
-Answer = function_pb2.InvokeResponse | grpc.StatusCode
+
+class Busy:
+    """RESOURCE_EXHAUSTED with the busy marker, as `esm worker` answers when every environment is busy."""
+
+
+BUSY = Busy()
+
+
+Answer = function_pb2.InvokeResponse | grpc.StatusCode | Busy
 Start = Callable[[Callable[[function_pb2.InvokeRequest], Answer]], Awaitable[tuple[str, "ScriptedWorker"]]]
 
 
@@ -33,6 +42,9 @@ class ScriptedWorker(function_pb2_grpc.FunctionWorkerServicer):  # type: ignore[
     ) -> function_pb2.InvokeResponse:
         self.requests.append(request)
         answer = self.answer(request)
+        if isinstance(answer, Busy):
+            context.set_trailing_metadata(((BUSY_METADATA_KEY, BUSY_METADATA_VALUE),))
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "all 1 execution environments are busy")
         if isinstance(answer, grpc.StatusCode):
             await context.abort(answer, f"scripted {answer.name}")
         return answer
@@ -87,6 +99,30 @@ def timed_out(request: function_pb2.InvokeRequest) -> Answer:
     )
 
 
+def too_large(request: function_pb2.InvokeRequest) -> Answer:
+    return function_pb2.InvokeResponse(payload=b'"' + b"x" * MAX_RESPONSE_BYTES + b'"')
+
+
+async def test_a_response_over_6_mb_is_lambdas_function_error(start_worker: Start) -> None:
+    address, _ = await start_worker(too_large)
+    invoker, _ = make_invoker([address])
+    outcome = await invoker.invoke(b"{}")
+    assert outcome.kind is OutcomeKind.FUNCTION_ERROR
+    assert outcome.error is not None
+    assert outcome.error.error_type == "Function.ResponseSizeTooLarge"
+    assert f"({MAX_RESPONSE_BYTES + 2} bytes)" in outcome.error.error_message
+
+
+async def test_a_grpc_message_limit_is_a_failed_attempt_not_a_throttle(start_worker: Start) -> None:
+    address, worker = await start_worker(lambda r: grpc.StatusCode.RESOURCE_EXHAUSTED)
+    invoker, metrics = make_invoker([address])
+    outcome = await invoker.invoke(b"{}")
+    assert outcome.kind.function_ran
+    assert outcome.error is not None and outcome.error.error_type == "esm.GrpcMessageTooLarge"
+    assert metrics.throttles.labels("orders")._value.get() == 0
+    assert len(worker.requests) == 1
+
+
 async def test_success_carries_the_response_and_the_request_fields(start_worker: Start) -> None:
     address, worker = await start_worker(ok)
     invoker, _ = make_invoker([address])
@@ -106,7 +142,10 @@ async def test_success_carries_the_response_and_the_request_fields(start_worker:
     [
         (raising, OutcomeKind.FUNCTION_ERROR),
         (timed_out, OutcomeKind.TIMEOUT),
-        (lambda r: grpc.StatusCode.RESOURCE_EXHAUSTED, OutcomeKind.THROTTLED),
+        (lambda r: BUSY, OutcomeKind.THROTTLED),
+        # Without the busy marker it is gRPC's message limit: the function may have run.
+        (lambda r: grpc.StatusCode.RESOURCE_EXHAUSTED, OutcomeKind.FUNCTION_ERROR),
+        (too_large, OutcomeKind.FUNCTION_ERROR),
         (lambda r: grpc.StatusCode.UNAVAILABLE, OutcomeKind.UNREACHABLE),
         (lambda r: grpc.StatusCode.INTERNAL, OutcomeKind.UNREACHABLE),
     ],
@@ -143,7 +182,7 @@ async def test_a_dead_endpoint_is_skipped(start_worker: Start) -> None:
 
 
 async def test_a_busy_endpoint_sends_the_call_to_the_next(start_worker: Start) -> None:
-    busy, _ = await start_worker(lambda r: grpc.StatusCode.RESOURCE_EXHAUSTED)
+    busy, _ = await start_worker(lambda r: BUSY)
     free, worker = await start_worker(ok)
     invoker, _ = make_invoker([busy, free])
     assert (await invoker.invoke(b"{}")).kind is OutcomeKind.SUCCESS

@@ -169,7 +169,7 @@ async def test_handler_output_goes_to_the_worker_stderr(
 
 
 async def test_a_six_megabyte_event_round_trips(shared_worker: WorkerProcess, client_for: Any) -> None:
-    big = "x" * (6 * 1024 * 1024 - 100)
+    big = "x" * (6 * 1024 * 1024 - 2000)  # the echo adds the context fields: still under 6 MB
     context = result_of(
         await client_for(shared_worker).invoke({"action": "context", "big": big}, timeout_ms=5000)
     )
@@ -358,3 +358,18 @@ def test_a_malformed_handler_argument_exits_1(start_worker: StartWorker) -> None
     worker = start_worker("nodots")
     assert worker.wait_exit() == 1
     assert "handler 'nodots' is not valid" in worker.stderr
+
+
+async def test_a_response_over_6_mb_is_lambdas_function_error(
+    start_worker: StartWorker, client_for: Any, tmp_path: Path
+) -> None:
+    worker = start_worker(
+        "large_response.handler",
+        env={"ESM_RECORDER_FILE": str(tmp_path / "calls.txt"), "ESM_LARGE_RESPONSE_MB": "7"},
+    )
+    response = await client_for(worker).invoke({}, timeout_ms=5000)
+    assert response.error.error_type == "Function.ResponseSizeTooLarge"
+    assert response.error.error_message == (
+        f"Response payload size ({7 * 1024 * 1024 + 2} bytes) exceeded maximum allowed payload size "
+        "(6291556 bytes)."
+    )
