@@ -22,11 +22,46 @@ def _parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check a config file and print every problem")
     validate.add_argument("-c", "--config", required=True)
 
-    worker = sub.add_parser("worker", help="serve a Lambda Python handler over gRPC")
-    worker.add_argument("handler", help="module.function (Lambda's form) or package.module:function")
-    worker.add_argument("--listen", required=True, help="HOST:PORT to serve on")
-    worker.add_argument("--function-name", default=None, help="context.function_name (default: the handler)")
-    worker.add_argument("--concurrency", type=int, default=1, help="execution environments (processes)")
+    worker = sub.add_parser(
+        "worker",
+        help="serve a function over gRPC: a Python handler, or any Lambda runtime via the Runtime API",
+    )
+    worker.add_argument(
+        "handler",
+        nargs="?",
+        help="a Python handler: module.function (Lambda's form) or package.module:function",
+    )
+    worker.add_argument("--listen", required=True, help="HOST:PORT to serve gRPC on")
+    worker.add_argument(
+        "--bootstrap", help="a Lambda custom runtime's bootstrap executable (instead of HANDLER)"
+    )
+    worker.add_argument("--handler", dest="handler_name", help="with --bootstrap: the runtime's _HANDLER")
+    worker.add_argument("--function-name", help="the function's name (default: HANDLER)")
+    worker.add_argument("--concurrency", type=int, help="execution environments (default 1)")
+    worker.add_argument(
+        "-c", "--config", help="read the function's settings from this config file (flags win)"
+    )
+    worker.add_argument("--timeout", type=int, help="seconds, for requests that carry none (default: 3)")
+    worker.add_argument("--memory-size", type=int, help="MB enforced per environment (default: no limit)")
+    worker.add_argument(
+        "--provisioned-concurrency", type=int, help="environments initialised before serving (default: all)"
+    )
+    worker.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an environment variable (repeatable)",
+    )
+    worker.add_argument("--ephemeral-storage", type=int, help="MB of TMPDIR per environment (default 512)")
+    worker.add_argument("--metrics-port", type=int, help="serve the worker's /metrics on this port")
+    worker.add_argument(
+        "--memory-enforcement",
+        choices=("auto", "cgroup", "rss"),
+        default="auto",
+        help="how --memory-size is enforced: a cgroup, a resident-memory watch, or auto: the first that works"
+        " (default: auto)",
+    )
 
     replay = sub.add_parser(
         "replay",
@@ -56,12 +91,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return validate_command(args.config)
     if args.command == "worker":
         from esm.worker.main import run_worker
+        from esm.worker.settings import WorkerFlags
 
         return run_worker(
-            handler=args.handler,
-            listen=args.listen,
-            function_name=args.function_name,
-            concurrency=args.concurrency,
+            WorkerFlags(
+                listen=args.listen,
+                handler=args.handler,
+                bootstrap=args.bootstrap,
+                handler_name=args.handler_name,
+                function_name=args.function_name,
+                concurrency=args.concurrency,
+                config=args.config,
+                timeout=args.timeout,
+                memory_size=args.memory_size,
+                provisioned_concurrency=args.provisioned_concurrency,
+                env=tuple(args.env),
+                ephemeral_storage=args.ephemeral_storage,
+                metrics_port=args.metrics_port,
+                memory_enforcement=args.memory_enforcement,
+            )
         )
     if args.command == "run":
         from esm.daemon import run_daemon

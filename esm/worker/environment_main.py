@@ -61,8 +61,11 @@ def _take_over_stdio() -> Channel:
 
 
 def _log_stream_name() -> str:
-    # Lambda's form: date/[version]instance-id; one stream per environment.
-    return f"{time.strftime('%Y/%m/%d')}/[$LATEST]{uuid.uuid4().hex}"
+    # The worker names each environment's stream (Lambda's form: date/[version]instance-id).
+    return (
+        os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME")
+        or f"{time.strftime('%Y/%m/%d')}/[$LATEST]{uuid.uuid4().hex}"
+    )
 
 
 def main(argv: list[str]) -> int:

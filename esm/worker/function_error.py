@@ -14,6 +14,7 @@ _RUNTIME_DIR = str(Path(__file__).resolve().parent)
 
 TIMED_OUT = "Sandbox.Timedout"
 EXIT_ERROR = "Runtime.ExitError"
+OUT_OF_MEMORY = "Runtime.OutOfMemory"
 MARSHAL_ERROR = "Runtime.MarshalError"
 UNMARSHAL_ERROR = "Runtime.UnmarshalError"
 IMPORT_MODULE_ERROR = "Runtime.ImportModuleError"
@@ -61,10 +62,12 @@ def timed_out(request_id: str, timeout_ms: int) -> FunctionError:
     )
 
 
-def exited(request_id: str, returncode: int | None) -> FunctionError:
-    """The environment process ended mid-invocation (os._exit, a crash, sys.exit in the handler)."""
+def exited(request_id: str, returncode: int | None, out_of_memory: bool = False) -> FunctionError:
+    """The environment process ended mid-invocation (os._exit, a crash, sys.exit in the handler), or
+    was ended for going over its MemorySize: Lambda's Runtime.OutOfMemory, same message."""
     return FunctionError(
-        EXIT_ERROR, f"RequestId: {request_id} Error: Runtime exited with error: {describe_exit(returncode)}"
+        OUT_OF_MEMORY if out_of_memory else EXIT_ERROR,
+        f"RequestId: {request_id} Error: Runtime exited with error: {describe_exit(returncode)}",
     )
 
 

@@ -6,10 +6,12 @@ state is never seen by two invocations at once. A slot is, at any moment:
 
     ready (idle environment) --claim--> busy --done--> ready
     busy --timed out / exited--> starting (replacement spawning) --claim--> busy (waits for it)
-    starting --replacement failed to import--> empty --claim--> busy (spawns, waits)
+    empty (on demand, or a replacement failed to init) --claim--> busy (spawns, waits: a cold start)
 
-A claim prefers a ready slot, then a starting one (a cold start, as Lambda would do), then an
-empty one; when every slot is busy the caller is throttled.
+A claim prefers a ready slot, then a starting one, then an empty one; when every slot is busy
+the caller is throttled. `provisioned` slots are initialised before the worker serves (type
+provisioned-concurrency); without it every slot is (type on-demand, esm's default), and with it
+the other slots start on demand.
 """
 
 from __future__ import annotations
@@ -31,13 +33,16 @@ from esm.worker.environment import (
 )
 from esm.worker.function_error import FunctionError
 from esm.worker.invocation_meta import InvocationMeta
+from esm.worker.lambda_environment import ON_DEMAND, PROVISIONED
+from esm.worker.observer import InvocationObserver
 from esm.worker.protocol import ReplyKind
+from esm.worker.report import ReportFacts
 
 # Lambda allows 10 s for a function's init phase.
 INIT_TIMEOUT_S = 10.0
 STOP_GRACE_S = 2.0
 
-EnvironmentFactory = Callable[[int], ExecutionEnvironment]
+EnvironmentFactory = Callable[[int, str], ExecutionEnvironment]
 
 
 @dataclass(frozen=True)
@@ -48,10 +53,13 @@ class InvocationOutcome:
     duration_us: int
     payload: bytes = b""
     error: FunctionError | None = None
+    # The metric label: success, function_error, timeout, runtime_exit, out_of_memory, init_error.
+    kind: str = "success"
 
 
 @dataclass(eq=False)
 class Slot:
+    initialization_type: str = ON_DEMAND
     environment: ExecutionEnvironment | None = None
     starting: asyncio.Task[ExecutionEnvironment] | None = None
     busy: bool = False
@@ -63,14 +71,23 @@ class EnvironmentPool:
         factory: EnvironmentFactory,
         size: int,
         log: Callable[[str], None],
+        observer: InvocationObserver,
+        provisioned: int | None = None,
         init_timeout_s: float = INIT_TIMEOUT_S,
     ) -> None:
         if size < 1:
             raise ValueError(f"concurrency must be at least 1, got {size}")
+        if provisioned is not None and not 0 <= provisioned <= size:
+            raise ValueError(
+                f"provisioned concurrency must be between 0 and the concurrency {size}, got {provisioned}"
+            )
         self._factory = factory
         self._log = log
+        self._observer = observer
         self._init_timeout_s = init_timeout_s
-        self._slots = [Slot() for _ in range(size)]
+        self.provisioned = size if provisioned is None else provisioned
+        kind = ON_DEMAND if provisioned is None else PROVISIONED
+        self._slots = [Slot(kind if i < self.provisioned else ON_DEMAND) for i in range(size)]
         self._next_id = itertools.count(1)
 
     @property
@@ -78,13 +95,16 @@ class EnvironmentPool:
         return len(self._slots)
 
     async def start_first(self) -> None:
-        """Start one environment: this is where a handler that cannot be imported is found."""
-        self._slots[0].environment = await self._spawn()
+        """Start one environment before the others: a runtime that cannot initialise is found here."""
+        if self.provisioned:
+            self._slots[0].environment = await self._spawn(self._slots[0].initialization_type)
 
     async def start_rest(self) -> None:
-        """Start the other environments in parallel; EnvironmentInitError if any cannot start."""
-        rest = self._slots[1:]
-        started = await asyncio.gather(*(self._spawn() for _ in rest), return_exceptions=True)
+        """Start the other provisioned environments in parallel; EnvironmentInitError if one cannot."""
+        rest = self._slots[1 : self.provisioned]
+        started = await asyncio.gather(
+            *(self._spawn(slot.initialization_type) for slot in rest), return_exceptions=True
+        )
         # Keep the ones that did start, so close() stops them even when another failed.
         for slot, environment in zip(rest, started, strict=True):
             if isinstance(environment, ExecutionEnvironment):
@@ -99,7 +119,7 @@ class EnvironmentPool:
         for slot in self._slots:
             if slot.busy:
                 continue
-            if slot.environment is not None:
+            if slot.environment is not None and not slot.environment.exited:
                 best = slot
                 break
             if best is None or (slot.starting is not None and best.starting is None):
@@ -112,14 +132,42 @@ class EnvironmentPool:
         """Run one invocation in the claimed slot's environment and release the slot."""
         if not slot.busy:
             raise RuntimeError("invoke() needs a slot from try_claim()")
+        self._observer.invocation_started(meta.request_id, meta.function_version)
+        environment: ExecutionEnvironment | None = None
+        first = False
+        started = time.perf_counter()
         try:
             try:
                 environment = await self._ready_environment(slot)
             except EnvironmentInitError as exc:
-                return InvocationOutcome(environment_id=0, duration_us=0, error=exc.error)
-            return await self._invoke_in(slot, environment, meta, payload)
+                outcome = InvocationOutcome(
+                    environment_id=0, duration_us=0, error=exc.error, kind="init_error"
+                )
+            else:
+                first = environment.invocations == 0
+                started = time.perf_counter()  # Lambda's Duration leaves init out
+                outcome = await self._invoke_in(slot, environment, meta, payload)
         finally:
             slot.busy = False
+        facts = ReportFacts(
+            request_id=meta.request_id,
+            duration_ms=(time.perf_counter() - started) * 1000,
+            memory_size_mb=meta.memory_limit_mb,
+            max_memory_used_mb=environment.sandbox.peak_mb() if environment is not None else 0,
+            init_duration_ms=environment.init_duration_ms if environment is not None else None,
+            error_type=outcome.error.error_type if outcome.error is not None else None,
+        )
+        error = outcome.error
+        # AWS's runtime clients log a function error themselves: log it once, not twice.
+        if (
+            error is not None
+            and environment is not None
+            and outcome.kind == "function_error"
+            and environment.sandbox.output_mentions(error.error_type, error.error_message[:200])
+        ):
+            error = None
+        self._observer.invocation_finished(facts, outcome.kind, error, slot.initialization_type, first)
+        return outcome
 
     async def _invoke_in(
         self, slot: Slot, environment: ExecutionEnvironment, meta: InvocationMeta, payload: bytes
@@ -132,25 +180,30 @@ class EnvironmentPool:
             self._log(f"environment {env_id} timed out ({meta.request_id}); replacing it")
             self._replace(slot)
             error = function_error.timed_out(meta.request_id, meta.timeout_ms)
-            return InvocationOutcome(env_id, meta.timeout_ms * 1000, error=error)
+            return InvocationOutcome(env_id, meta.timeout_ms * 1000, error=error, kind="timeout")
         except EnvironmentExited as exc:
-            self._log(f"environment {env_id} exited ({meta.request_id}): {exc}; replacing it")
+            why = "went over its memory limit" if exc.out_of_memory else "exited"
+            self._log(f"environment {env_id} {why} ({meta.request_id}): {exc}; replacing it")
             self._replace(slot)
-            error = function_error.exited(meta.request_id, exc.returncode)
-            return InvocationOutcome(env_id, int((time.perf_counter() - started) * 1_000_000), error=error)
+            error = function_error.exited(meta.request_id, exc.returncode, exc.out_of_memory)
+            kind = "out_of_memory" if exc.out_of_memory else "runtime_exit"
+            return InvocationOutcome(
+                env_id, int((time.perf_counter() - started) * 1_000_000), error=error, kind=kind
+            )
         except asyncio.CancelledError:
             # Its state is unknown now (a request may be half-written): do not reuse it.
             self._replace(slot)
             raise
         if reply.kind is ReplyKind.FUNCTION_ERROR:
-            return InvocationOutcome(env_id, reply.duration_us, error=FunctionError.from_json(reply.body))
+            error = FunctionError.from_json(reply.body)
+            return InvocationOutcome(env_id, reply.duration_us, error=error, kind="function_error")
         if len(reply.body) > MAX_RESPONSE_BYTES:
             error = FunctionError(RESPONSE_TOO_LARGE, response_too_large_message(len(reply.body)))
-            return InvocationOutcome(env_id, reply.duration_us, error=error)
+            return InvocationOutcome(env_id, reply.duration_us, error=error, kind="function_error")
         return InvocationOutcome(env_id, reply.duration_us, payload=reply.body)
 
     async def close(self) -> None:
-        """Stop every environment (each gets STOP_GRACE_S to exit after its channel closes)."""
+        """Stop every environment (each gets STOP_GRACE_S to exit after it is asked to)."""
         stops = []
         for slot in self._slots:
             if slot.starting is not None:
@@ -159,15 +212,19 @@ class EnvironmentPool:
                     slot.environment = await slot.starting
                 slot.starting = None
             if slot.environment is not None:
-                stops.append(slot.environment.stop(STOP_GRACE_S))
+                stops.append(self._end(slot.environment, STOP_GRACE_S))
                 slot.environment = None
         await asyncio.gather(*stops)
 
     async def _ready_environment(self, slot: Slot) -> ExecutionEnvironment:
+        if slot.environment is not None and slot.environment.exited:
+            # It ended between invocations: nobody was running in it, so nothing failed yet.
+            self._log(f"environment {slot.environment.environment_id} ended while idle; replacing it")
+            self._replace(slot)
         if slot.environment is not None:
             return slot.environment
         if slot.starting is None:
-            slot.starting = asyncio.create_task(self._spawn())
+            slot.starting = asyncio.create_task(self._spawn(slot.initialization_type))
         try:
             slot.environment = await slot.starting
         except EnvironmentInitError as exc:
@@ -178,21 +235,31 @@ class EnvironmentPool:
         return slot.environment
 
     def _replace(self, slot: Slot) -> None:
-        """Kill the slot's environment and start a fresh one in the background."""
+        """End the slot's environment and start a fresh one in the background."""
         old = slot.environment
         slot.environment = None
-        slot.starting = asyncio.create_task(self._respawn(old))
+        slot.starting = asyncio.create_task(self._respawn(old, slot.initialization_type))
         # A replacement nobody waits for must not end as "exception never retrieved".
         slot.starting.add_done_callback(_consume_exception)
 
-    async def _respawn(self, old: ExecutionEnvironment | None) -> ExecutionEnvironment:
+    async def _respawn(
+        self, old: ExecutionEnvironment | None, initialization_type: str
+    ) -> ExecutionEnvironment:
         if old is not None:
-            await old.kill()
-        return await self._spawn()
+            await self._end(old, None)
+        return await self._spawn(initialization_type)
 
-    async def _spawn(self) -> ExecutionEnvironment:
-        environment = self._factory(next(self._next_id))
+    async def _end(self, environment: ExecutionEnvironment, grace_s: float | None) -> None:
+        if grace_s is None:
+            await environment.kill()
+        else:
+            await environment.stop(grace_s)
+        self._observer.environment_ended()
+
+    async def _spawn(self, initialization_type: str) -> ExecutionEnvironment:
+        environment = self._factory(next(self._next_id), initialization_type)
         await environment.start(self._init_timeout_s)
+        self._observer.environment_started(initialization_type, environment.init_duration_ms)
         return environment
 
 

@@ -26,10 +26,13 @@ SERVICE_NAME = "esm.v1.FunctionWorker"
 
 @dataclass(frozen=True)
 class InvocationDefaults:
-    """Fill-ins for request fields left empty: the function's name and the region of its ARN."""
+    """Fill-ins for request fields left empty: the function's name and the region of its ARN, the
+    timeout; and the MemorySize the worker enforces, which is what the handler is told."""
 
     function_name: str
     region: str
+    timeout_ms: int | None = None
+    memory_mb: int | None = None
 
     def meta_for(self, request: function_pb2.InvokeRequest) -> InvocationMeta:
         name = request.function_name or self.function_name
@@ -39,8 +42,8 @@ class InvocationDefaults:
             function_version=request.function_version or DEFAULT_VERSION,
             invoked_function_arn=request.invoked_function_arn
             or f"arn:aws:lambda:{self.region}:000000000000:function:{name}",
-            timeout_ms=request.timeout_ms or DEFAULT_TIMEOUT_MS,
-            memory_limit_mb=request.memory_limit_mb or DEFAULT_MEMORY_MB,
+            timeout_ms=request.timeout_ms or self.timeout_ms or DEFAULT_TIMEOUT_MS,
+            memory_limit_mb=self.memory_mb or request.memory_limit_mb or DEFAULT_MEMORY_MB,
         )
 
 

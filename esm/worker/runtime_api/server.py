@@ -146,6 +146,8 @@ class RuntimeApiServer:
             finally:
                 if not hang_up.done():
                     hang_up.cancel()
+                    # Wait until it let go of the reader, or the next read would find it busy.
+                    await asyncio.wait((hang_up,))
             parked, self._parked = self._parked, None
             if parked.done():
                 self._pending = parked.result()
