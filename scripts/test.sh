@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REPO_ROOT=$(pwd)
 VENV="$REPO_ROOT/.venv"
-SERVICES=(redis stream_emulators awscli browser prometheus docker)
+SERVICES=(redis stream_emulators awscli lambda_runtime_clients browser prometheus docker)
 
 REDIS_HOST=127.0.0.1
 REDIS_PORT=6379
@@ -99,6 +99,37 @@ ensure_prometheus() {
 ensure_docker() {
   command -v dockerd >/dev/null && command -v docker-compose >/dev/null && command -v debootstrap >/dev/null ||
     apt_install docker.io docker-compose debootstrap
+}
+
+# AWS's Lambda runtime clients for the Runtime API tests (tests/runtimes): awslambdaric comes with
+# the test extra; Node's aws-lambda-ric builds curl and aws-lambda-cpp from source (~40 s, more on a
+# busy machine), so its node_modules is built once per version into a cache outside the clone. The
+# shell runtime needs curl.
+NODE_RIC=aws-lambda-ric@4.0.2
+NODE_RIC_CACHE="${ESM_NODE_RIC_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/esm/aws-lambda-ric-4.0.2}"
+ensure_lambda_runtime_clients() {
+  command -v curl >/dev/null 2>&1 || apt_install curl
+  if [[ -x "$NODE_RIC_CACHE/node_modules/.bin/aws-lambda-ric" ]]; then
+    return 0
+  fi
+  command -v npm >/dev/null 2>&1 || apt_install nodejs npm
+  local tool missing=()
+  for tool in g++ make cmake xz python3; do
+    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+  done
+  if ((${#missing[@]})); then
+    apt_install g++ make cmake xz-utils python3
+  fi
+  say "building $NODE_RIC into $NODE_RIC_CACHE (once per version)"
+  local building="$NODE_RIC_CACHE.building.$$"
+  rm -rf "$building"
+  mkdir -p "$building"
+  # It declares Node >= 22 and runs on Node 20: npm's EBADENGINE warning is expected.
+  npm install --silent --no-audit --no-fund --prefix "$building" "$NODE_RIC" >"$building.log" 2>&1 ||
+    die "npm install $NODE_RIC failed; see $building.log"
+  rm -rf "$NODE_RIC_CACHE"
+  mv "$building" "$NODE_RIC_CACHE"
+  rm -f "$building.log"
 }
 
 main() {
