@@ -104,9 +104,7 @@ class OutputPump:
                 return
             lines, self._pending = split_lines(self._pending, data)
             if lines:
-                self._sink.labelled(
-                    (line.decode("utf-8", errors="replace") for line in lines), self._request_id()
-                )
+                self._write([line.decode("utf-8", errors="replace") for line in lines])
 
     def close(self) -> None:
         """Stop reading; a last line without its newline is written as it is."""

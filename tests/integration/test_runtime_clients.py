@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import sys
 import uuid
 from collections.abc import Callable, Iterator
@@ -195,6 +196,10 @@ class RuntimeRun:
 def check(run: RuntimeRun, sources: dict[str, str], stderr: str) -> None:
     """Every scenario's outcome, by the records the handler saw and what reached each destination."""
     seen = list(run.recorded_values())
+    # The function error is in the worker's log once per attempt (by the runtime or by the worker).
+    logged = re.compile(r'ScenarioError: a record asked to fail|"errorType":\s*"ScenarioError"')
+    error_lines = [line for line in stderr.splitlines() if logged.search(line)]
+    assert len(error_lines) == SCENARIOS["error"].retries + 1, error_lines
     for name, scenario in SCENARIOS.items():
         failures = run.failures(name)
         error_type = run.runtime.init_error_type if name == "init" else scenario.error_type
