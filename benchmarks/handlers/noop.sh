@@ -1,0 +1,4 @@
+# A shell handler that does nothing, for the Runtime API benchmark (answers JSON null).
+handler() {
+  printf null
+}
