@@ -32,5 +32,8 @@ class WorkerMetrics:
             "Execution environments initialised and not ended",
             registry=self.registry,
         )
-        for outcome in OUTCOMES:
-            self.invocations.labels(outcome)
+        # Resolved once: a labels() lookup on every invocation costs more than the increment.
+        self._by_outcome = {outcome: self.invocations.labels(outcome) for outcome in OUTCOMES}
+
+    def outcome(self, outcome: str) -> Counter:
+        return self._by_outcome[outcome]

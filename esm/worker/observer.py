@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from esm.worker.function_error import FunctionError
 from esm.worker.lambda_environment import ON_DEMAND
 from esm.worker.metrics import WorkerMetrics
@@ -25,24 +23,19 @@ class InvocationObserver:
         self._metrics.environments_alive.dec()
 
     def invocation_started(self, request_id: str, version: str) -> None:
-        self._sink.write([start_line(request_id, version)])
+        self._sink.begin(request_id, start_line(request_id, version))
 
-    def invocation_finished(
-        self,
-        facts: ReportFacts,
-        outcome: str,
-        error: FunctionError | None,
-        initialization_type: str,
-        first_in_environment: bool,
-    ) -> None:
-        """The error (once per attempt, with its trace), END and REPORT; Init Duration and a cold
-        start for the first invocation of an on-demand environment, as Lambda reports them."""
-        cold = first_in_environment and initialization_type == ON_DEMAND
-        if not cold:
-            facts = replace(facts, init_duration_ms=None)
+    def invocation_finished(self, facts: ReportFacts, outcome: str, error: FunctionError | None) -> None:
+        """The error (once per attempt, with its trace), END and REPORT (with Init Duration on a
+        cold start, as Lambda reports them)."""
         if error is not None:
             self._sink.labelled(error_lines(error), facts.request_id)
-        self._sink.write([end_line(facts.request_id), report_line(facts)])
-        self._metrics.invocations.labels(outcome).inc()
-        if cold:
+        self._sink.finish(facts.request_id, [end_line(facts.request_id), report_line(facts)])
+        self._metrics.outcome(outcome).inc()
+        if facts.init_duration_ms is not None:
             self._metrics.cold_starts.inc()
+
+
+def is_cold_start(initialization_type: str, first_in_environment: bool) -> bool:
+    """Lambda's cold start: the first invocation of an on-demand environment."""
+    return first_in_environment and initialization_type == ON_DEMAND

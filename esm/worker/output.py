@@ -54,17 +54,33 @@ def split_lines(pending: bytes, data: bytes) -> tuple[list[bytes], bytes]:
 
 
 class LogSink:
-    """The worker's stderr, one write per line."""
+    """The worker's stderr; every write holds whole lines.
+
+    An invocation's START line is held until its first output line or its END, and written in
+    the same write: one write fewer per invocation (each wakes whatever reads the log).
+    """
 
     def __init__(self, fd: int = 2, clock: Callable[[], float] = time.time) -> None:
         self._fd = fd
         self._clock = clock
+        self._held: dict[str, str] = {}
+
+    def begin(self, request_id: str, start_line: str) -> None:
+        self._held[request_id] = start_line
+
+    def finish(self, request_id: str, lines: Iterable[str]) -> None:
+        """The invocation's last lines (END, REPORT), after its START if that is still held."""
+        start = self._held.pop(request_id, None)
+        self.write([start, *lines] if start is not None else lines)
 
     def now(self) -> float:
         return self._clock()
 
     def write(self, lines: Iterable[str]) -> None:
-        data = "".join(f"{line}\n" for line in lines).encode("utf-8", errors="replace")
+        text = "\n".join(lines)
+        if not text:
+            return
+        data = (text + "\n").encode("utf-8", errors="replace")
         with contextlib.suppress(OSError):  # a closed stderr must not take the worker down
             while data:
                 written = os.write(self._fd, data)
@@ -72,7 +88,9 @@ class LogSink:
 
     def labelled(self, texts: Iterable[str], request_id: str) -> None:
         now = self._clock()
-        self.write(label(text, request_id, now) for text in texts)
+        lines = [label(text, request_id, now) for text in texts]
+        start = self._held.pop(request_id, None)
+        self.write([start, *lines] if start is not None else lines)
 
 
 class OutputPump:

@@ -34,7 +34,7 @@ from esm.worker.environment import (
 from esm.worker.function_error import FunctionError
 from esm.worker.invocation_meta import InvocationMeta
 from esm.worker.lambda_environment import ON_DEMAND, PROVISIONED
-from esm.worker.observer import InvocationObserver
+from esm.worker.observer import InvocationObserver, is_cold_start
 from esm.worker.protocol import ReplyKind
 from esm.worker.report import ReportFacts
 
@@ -149,12 +149,13 @@ class EnvironmentPool:
                 outcome = await self._invoke_in(slot, environment, meta, payload)
         finally:
             slot.busy = False
+        cold = environment is not None and is_cold_start(slot.initialization_type, first)
         facts = ReportFacts(
             request_id=meta.request_id,
             duration_ms=(time.perf_counter() - started) * 1000,
             memory_size_mb=meta.memory_limit_mb,
             max_memory_used_mb=environment.sandbox.peak_mb() if environment is not None else 0,
-            init_duration_ms=environment.init_duration_ms if environment is not None else None,
+            init_duration_ms=environment.init_duration_ms if cold and environment is not None else None,
             error_type=outcome.error.error_type if outcome.error is not None else None,
         )
         error = outcome.error
@@ -166,7 +167,7 @@ class EnvironmentPool:
             and environment.sandbox.output_mentions(error.error_type, error.error_message[:200])
         ):
             error = None
-        self._observer.invocation_finished(facts, outcome.kind, error, slot.initialization_type, first)
+        self._observer.invocation_finished(facts, outcome.kind, error)
         return outcome
 
     async def _invoke_in(

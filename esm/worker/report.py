@@ -38,21 +38,21 @@ def end_line(request_id: str) -> str:
 
 
 def report_line(facts: ReportFacts) -> str:
-    fields = [
-        f"REPORT RequestId: {facts.request_id}",
-        f"Duration: {facts.duration_ms:.2f} ms",
-        f"Billed Duration: {max(1, math.ceil(facts.duration_ms))} ms",
-        f"Memory Size: {facts.memory_size_mb} MB",
-        f"Max Memory Used: {facts.max_memory_used_mb} MB",
-    ]
+    duration = facts.duration_ms
+    line = (
+        f"REPORT RequestId: {facts.request_id}\tDuration: {duration:.2f} ms\t"
+        f"Billed Duration: {max(1, math.ceil(duration))} ms\tMemory Size: {facts.memory_size_mb} MB\t"
+        f"Max Memory Used: {facts.max_memory_used_mb} MB"
+    )
     if facts.init_duration_ms is not None:
-        fields.append(f"Init Duration: {facts.init_duration_ms:.2f} ms")
-    status = _STATUS_BY_ERROR.get(facts.error_type or "")
-    if status is not None:
-        fields.append(f"Status: {status}")
-        if status == "error":
-            fields.append(f"Error Type: {facts.error_type}")
-    return "\t".join(fields)
+        line += f"\tInit Duration: {facts.init_duration_ms:.2f} ms"
+    if facts.error_type is not None:
+        status = _STATUS_BY_ERROR.get(facts.error_type)
+        if status == "timeout":
+            line += "\tStatus: timeout"
+        elif status == "error":
+            line += f"\tStatus: error\tError Type: {facts.error_type}"
+    return line
 
 
 def error_lines(error: FunctionError) -> list[str]:

@@ -74,3 +74,21 @@ async def test_the_pump_labels_what_was_written_before_its_drain() -> None:
             "2024-03-01T12:30:45.678Z\tr-2\thalf done",
         ]
         assert seen == ["one", "two", "half done"]
+
+
+def test_start_is_written_with_the_invocations_first_line_or_its_end() -> None:
+    with tempfile.TemporaryFile() as out:
+        sink = LogSink(out.fileno(), clock=lambda: NOW)
+        sink.begin("r-1", "START RequestId: r-1 Version: $LATEST")
+        sink.begin("r-2", "START RequestId: r-2 Version: $LATEST")
+        sink.labelled(["hello"], "r-1")
+        sink.finish("r-2", ["END RequestId: r-2"])
+        sink.finish("r-1", ["END RequestId: r-1"])
+        out.seek(0)
+        assert out.read().decode().splitlines() == [
+            "START RequestId: r-1 Version: $LATEST",
+            "2024-03-01T12:30:45.678Z\tr-1\thello",
+            "START RequestId: r-2 Version: $LATEST",
+            "END RequestId: r-2",
+            "END RequestId: r-1",
+        ]

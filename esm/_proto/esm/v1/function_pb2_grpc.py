@@ -48,8 +48,12 @@ class FunctionWorkerServicer:
         """Runs one invocation in one execution environment. A function error (the handler raised,
         timed out, or returned something that is not JSON) is reported in-band in
         InvokeResponse.error with status OK; gRPC error statuses mean the function did not run:
-        RESOURCE_EXHAUSTED = every execution environment is busy (a throttle),
+        RESOURCE_EXHAUSTED with the trailing metadata `esm-busy: all-environments-busy` = every
+        execution environment is busy (a throttle; without that marker RESOURCE_EXHAUSTED is gRPC's
+        own message limit, which the caller counts as a failed attempt),
         UNAVAILABLE = the worker is shutting down or unreachable.
+        A response over Lambda's 6 MB limit (6291556 bytes) is the function error
+        Function.ResponseSizeTooLarge.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
