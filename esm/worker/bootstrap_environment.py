@@ -20,6 +20,9 @@ from esm.worker.protocol import Reply, ReplyKind
 from esm.worker.runtime_api.server import Invocation, RuntimeApiServer
 from esm.worker.sandbox import Sandbox
 
+# Lambda's error type for a bootstrap it cannot run.
+INVALID_ENTRYPOINT = "Runtime.InvalidEntrypoint"
+
 
 def new_trace_id(epoch_s: float) -> str:
     """An X-Ray trace header for Lambda-Runtime-Trace-Id (runtimes expose it as _X_AMZN_TRACE_ID)."""
@@ -45,7 +48,12 @@ class BootstrapEnvironment(ExecutionEnvironment):
         environment_id = self.environment_id
         self._api = RuntimeApiServer(lambda line: self._log(f"environment {environment_id}: {line}"))
         address = await self._api.start()
-        process = await self.sandbox.spawn([self._bootstrap], channel_stdio=False, runtime_api=address)
+        try:
+            process = await self.sandbox.spawn([self._bootstrap], channel_stdio=False, runtime_api=address)
+        except OSError as exc:  # e.g. a shebang naming an interpreter that is not there
+            raise EnvironmentInitError(
+                FunctionError(INVALID_ENTRYPOINT, f"cannot start {self._bootstrap}: {exc.strerror or exc}")
+            ) from exc
         self._exit = asyncio.ensure_future(process.wait())
         await asyncio.wait((self._api.initialised, self._exit), return_when=asyncio.FIRST_COMPLETED)
         if self._api.initialised.done():

@@ -131,7 +131,7 @@ class RuntimeRun:
             {
                 "FunctionName": "fn",
                 "Endpoints": [f"127.0.0.1:{self.ports['fn']}"],
-                "Timeout": 5,
+                "Timeout": 10,  # room for a busy machine: the memory scenarios must reach their limit first
                 "MemorySize": 128,
                 "Environment": {"Variables": {"ESM_RECORDER_FILE": str(self.recorder)}},
             },

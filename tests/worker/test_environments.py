@@ -221,3 +221,17 @@ def test_config_without_the_function_is_a_clear_error(start_worker: StartWorker,
     worker = start_worker("noop.handler", "--config", str(config), "--function-name", "orders")
     assert worker.wait_exit() == 1
     assert f"--function-name 'orders': no such function in {config}" in worker.stderr
+
+
+def test_a_bootstrap_that_cannot_run_is_one_clear_line(start_worker: StartWorker, tmp_path: Path) -> None:
+    bootstrap = tmp_path / "bootstrap"
+    bootstrap.write_text("#!/no/such/interpreter\n")
+    bootstrap.chmod(0o755)
+    worker = start_worker(
+        f"--bootstrap={bootstrap}", "--handler", "x.y", "--function-name", "f", cwd=tmp_path
+    )
+    assert worker.wait_exit() == 1
+    assert worker.stderr.splitlines() == [
+        f"esm worker: cannot initialise the runtime '{bootstrap}': Runtime.InvalidEntrypoint: "
+        f"cannot start {bootstrap}: No such file or directory"
+    ]
