@@ -23,7 +23,6 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 
 from esm._proto.esm.v1 import function_pb2_grpc
-from esm.config.problems import ConfigError
 from esm.metrics_server import MetricsPortError, MetricsServer
 from esm.wire import GRPC_MAX_MESSAGE_BYTES
 from esm.worker.address import ListenAddress
@@ -53,9 +52,8 @@ def run_worker(flags: WorkerFlags) -> int:
     try:
         function = _function_from_config(flags)
         settings = resolve(flags, function)
-    except (ValueError, ConfigError) as exc:
-        problems = exc.problems if isinstance(exc, ConfigError) else [str(exc)]
-        for problem in problems:
+    except ValueError as exc:
+        for problem in str(exc).splitlines():
             _say(problem)
         return 1
     return asyncio.run(serve(settings))
@@ -64,11 +62,14 @@ def run_worker(flags: WorkerFlags) -> int:
 def _function_from_config(flags: WorkerFlags) -> FunctionConfig | None:
     if flags.config is None:
         return None
-    from esm.config import load_config  # only now: the config model is not light to import
+    from esm.config import ConfigError, load_config  # only now: the config model is heavy to import
 
     if not flags.function_name:
         raise ValueError("--config needs --function-name: the function whose settings to use")
-    config = load_config(flags.config).config
+    try:
+        config = load_config(flags.config).config
+    except ConfigError as exc:
+        raise ValueError("\n".join(exc.problems)) from exc
     try:
         return config.function(flags.function_name)
     except KeyError:

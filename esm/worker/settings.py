@@ -12,11 +12,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from esm.config.function import FunctionConfig
 from esm.worker.address import ListenAddress, parse_listen
 from esm.worker.handler_spec import parse_handler_spec
 from esm.worker.lambda_environment import check_variables
+
+if TYPE_CHECKING:  # the config model is heavy to import; only --config needs it
+    from esm.config.function import FunctionConfig
 
 MEMORY_ENFORCEMENT_MODES = ("auto", "cgroup", "rss")
 

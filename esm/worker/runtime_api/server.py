@@ -2,13 +2,15 @@
 the runtime's `GET next` and takes back its response or error (the rules are in `rules`).
 
 The worker's side is two futures: `initialised` (None once the runtime first asks for an
-invocation, or the error it posted to init/error) and the result of each `hand_over`.
+invocation, or the error it posted to init/error) and the result of each `hand_over`. Written
+as an asyncio Protocol: a `next` that waits is answered from `hand_over` itself, and a runtime
+that hangs up is noticed at once (its invocation then waits for its next `next`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -16,7 +18,7 @@ import orjson
 
 from esm.wire import MAX_RESPONSE_BYTES
 from esm.worker.function_error import FunctionError
-from esm.worker.runtime_api.http import MAX_HEADER_BYTES, BadRequest, read_request, response_bytes
+from esm.worker.runtime_api.http import BadRequest, Request, RequestParser, response_bytes
 from esm.worker.runtime_api.rules import ERROR_TYPE_HEADER, Call, Decision, Phase, decide, route_of
 
 _JSON = {"Content-Type": "application/json"}
@@ -50,114 +52,133 @@ class InvocationResult:
     error: FunctionError | None = None
 
 
+class _Connection(asyncio.Protocol):
+    """One runtime connection: requests are answered in order; one may wait (a parked `next`)."""
+
+    def __init__(self, api: RuntimeApiServer) -> None:
+        self._api = api
+        self._parser = RequestParser(MAX_RESPONSE_BYTES)
+        self._backlog: deque[Request] = deque()
+        self.transport: asyncio.Transport | None = None
+        self.waiting = False  # its `next` waits for an invocation
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self._api.connections.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            items = self._parser.feed(data)
+        except BadRequest as exc:
+            self._api.log(f"Runtime API: a malformed request: {exc}")
+            body = orjson.dumps({"errorMessage": str(exc), "errorType": "InvalidRequestFormat"})
+            self.send(response_bytes(400, body, _JSON), keep_alive=False)
+            return
+        for item in items:
+            if isinstance(item, bytes):
+                self.send(item)  # 100 Continue
+            else:
+                self._backlog.append(item)
+        self.serve_backlog()
+
+    def serve_backlog(self) -> None:
+        """Answer the requests read so far, in order, until one has to wait."""
+        while self._backlog and not self.waiting and self.transport is not None:
+            self._api.handle(self, self._backlog.popleft())
+
+    def send(self, data: bytes, keep_alive: bool = True) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        self.transport.write(data)
+        if not keep_alive:
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        self._api.connections.discard(self)
+        self._api.hung_up(self)
+
+
 class RuntimeApiServer:
     def __init__(self, log: Callable[[str], None]) -> None:
-        self._log = log
+        self.log = log
+        self.connections: set[_Connection] = set()
         self._phase = Phase.INITIALIZING
         self._current_id = ""
         self._pending: Invocation | None = None
-        self._parked: asyncio.Future[Invocation] | None = None
+        self._parked: _Connection | None = None
+        self._parked_keep_alive = True
         self._result: asyncio.Future[InvocationResult] | None = None
         self._server: asyncio.Server | None = None
-        self._connections: set[asyncio.StreamWriter] = set()
         self.initialised: asyncio.Future[FunctionError | None] = asyncio.get_running_loop().create_future()
 
     async def start(self) -> str:
         """Listen on a free loopback port; returns `host:port` for AWS_LAMBDA_RUNTIME_API."""
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, limit=MAX_HEADER_BYTES)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: _Connection(self), "127.0.0.1", 0)
         host, port = self._server.sockets[0].getsockname()[:2]
         return f"{host}:{port}"
 
     def hand_over(self, invocation: Invocation) -> asyncio.Future[InvocationResult]:
         """Give the runtime its next invocation (now if a `next` waits, else at its next `next`)."""
-        if self._waiting_for_result():
+        if self._result is not None and not self._result.done():
             raise RuntimeError("one invocation at a time: the previous one has no result yet")
         self._result = asyncio.get_running_loop().create_future()
-        if self._parked is not None and not self._parked.done():
-            self._parked.set_result(invocation)
-        else:
-            self._pending = invocation
+        self._pending = invocation
+        if self._parked is not None:
+            self._deliver(self._parked)
         return self._result
 
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
-        for writer in list(self._connections):
-            writer.close()
+        for connection in list(self.connections):
+            if connection.transport is not None:
+                connection.transport.close()
         if self._server is not None:
-            with contextlib.suppress(Exception):
-                await self._server.wait_closed()
+            await self._server.wait_closed()
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._connections.add(writer)
-        try:
-            while (request := await read_request(reader, writer, MAX_RESPONSE_BYTES)) is not None:
-                route, request_id = route_of(request.method, request.path)
-                call = Call(
-                    route, request_id, request.body, request.body_size, request.header(ERROR_TYPE_HEADER)
-                )
-                decision = decide(self._phase, self._current_id, call)
-                self._apply(decision)
-                if decision.park:
-                    invocation = await self._wait_for_invocation(reader)
-                    if invocation is None:
-                        return  # the runtime hung up while waiting (or the server closes)
-                    writer.write(invocation.response())
-                else:
-                    if decision.status >= 400:
-                        what = f"{request.method} {request.path}"
-                        self._log(f"Runtime API: {what}: {decision.status} {decision.body.decode()}")
-                    writer.write(response_bytes(decision.status, decision.body, _JSON))
-                await writer.drain()
-                if not request.keep_alive:
-                    return
-        except BadRequest as exc:
-            self._log(f"Runtime API: a malformed request: {exc}")
-            body = orjson.dumps({"errorMessage": str(exc), "errorType": "InvalidRequestFormat"})
-            with contextlib.suppress(ConnectionError):
-                writer.write(response_bytes(400, body, _JSON))
-                await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            self._connections.discard(writer)
-            writer.close()
+    def handle(self, connection: _Connection, request: Request) -> None:
+        route, request_id = route_of(request.method, request.path)
+        call = Call(route, request_id, request.body, request.body_size, request.header(ERROR_TYPE_HEADER))
+        decision = decide(self._phase, self._current_id, call)
+        self._apply(decision)
+        if decision.park:
+            connection.waiting = True
+            self._parked, self._parked_keep_alive = connection, request.keep_alive
+            if self._pending is not None:
+                self._deliver(connection)
+            return
+        if decision.status >= 400:
+            what = f"{request.method} {request.path}"
+            self.log(f"Runtime API: {what}: {decision.status} {decision.body.decode()}")
+        connection.send(response_bytes(decision.status, decision.body, _JSON), request.keep_alive)
+
+    def hung_up(self, connection: _Connection) -> None:
+        """A runtime closed a connection; if its `next` was waiting, a new `next` is welcome."""
+        if connection is self._parked:
+            self._parked = None
+            self._phase = Phase.RESPONDED
+
+    def _deliver(self, connection: _Connection) -> None:
+        invocation, self._pending = self._pending, None
+        assert invocation is not None
+        self._parked = None
+        self._phase = Phase.INVOKING
+        self._current_id = invocation.request_id
+        connection.waiting = False
+        connection.send(invocation.response(), self._parked_keep_alive)
+        connection.serve_backlog()
 
     def _apply(self, decision: Decision) -> None:
         before, self._phase = self._phase, decision.phase
         if before is Phase.INITIALIZING and decision.phase is not before and not self.initialised.done():
             self.initialised.set_result(decision.error if decision.phase is Phase.INIT_FAILED else None)
-        elif before is Phase.INVOKING and decision.phase is Phase.RESPONDED and self._waiting_for_result():
-            assert self._result is not None
+        elif (
+            before is Phase.INVOKING
+            and decision.phase is Phase.RESPONDED
+            and self._result is not None
+            and not self._result.done()
+        ):
             self._result.set_result(InvocationResult(decision.response or b"", decision.error))
-
-    def _waiting_for_result(self) -> bool:
-        return self._result is not None and not self._result.done()
-
-    async def _wait_for_invocation(self, reader: asyncio.StreamReader) -> Invocation | None:
-        """The invocation to answer a parked `next` with, or None if the runtime hung up first
-        (an invocation handed over meanwhile then waits for the runtime's next `next`)."""
-        if self._pending is None:
-            self._parked = asyncio.get_running_loop().create_future()
-            # A runtime sends nothing while it waits: anything read here means it hung up.
-            hang_up = asyncio.ensure_future(reader.read(1))
-            try:
-                await asyncio.wait((self._parked, hang_up), return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                if not hang_up.done():
-                    hang_up.cancel()
-                    # Wait until it let go of the reader, or the next read would find it busy.
-                    await asyncio.wait((hang_up,))
-            parked, self._parked = self._parked, None
-            if parked.done():
-                self._pending = parked.result()
-            else:
-                parked.cancel()
-            if hang_up.done() and not hang_up.cancelled():
-                self._phase = Phase.RESPONDED  # between invocations: a new `next` is welcome
-                return None
-        invocation, self._pending = self._pending, None
-        assert invocation is not None
-        self._phase = Phase.INVOKING
-        self._current_id = invocation.request_id
-        return invocation
