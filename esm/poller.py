@@ -53,8 +53,8 @@ class Poller:
                 self._store,
                 function.FunctionName,
                 holder_id(),
-                float(function.Timeout),
                 self._shared,
+                self._config.PermitLeaseSeconds,
             )
             pool = EndpointPool(function.Endpoints, time.monotonic)
             self._limiters.append(limiter)

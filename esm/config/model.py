@@ -38,6 +38,11 @@ class EsmConfig(ConfigModel):
     """Kinesis and DynamoDB Streams: how long a shard lease lasts unless renewed (renewed every
     third of it); a stopped poller's shards are taken over this long after its last renewal.
     Default: 10 (KCL's failover time)."""
+    PermitLeaseSeconds: Annotated[StrictFloat, between(1, 3600)] = 5.0
+    """Functions with ReservedConcurrentExecutions, when the limit is held in the Store: how long a
+    concurrency permit lasts unless renewed (its holder renews it every third of it while the
+    invocation runs, however long), so a dead or cut-off host's permits free themselves this long
+    after its last renewal. Default: 5."""
     ShardDiscoveryIntervalSeconds: Annotated[StrictFloat, between(1, 3600)] = 30.0
     """Kinesis and DynamoDB Streams: how often the stream's shards are listed to find new ones
     (child shards are also found at once when their parent ends). Default: 30."""

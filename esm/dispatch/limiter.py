@@ -8,8 +8,9 @@ permit.release()`. Waiting for room is backpressure (the caller counts a throttl
 - `LocalLimiter`: an asyncio semaphore, when this process is the only one invoking the function.
 - `StoreLimiter`: permits in the shared store (see esm.stores.permits), when several poller
   processes or hosts invoke the function. When the store is full it polls with a short capped
-  backoff, and a release in this process wakes one local waiter at once. Permits carry an
-  expiry so a crashed holder's permits come back; a background task renews held ones.
+  backoff, and a release in this process wakes one local waiter at once. Permits are short
+  leases a background task renews while they are held, so a dead holder's permits come back
+  one lease (PermitLeaseSeconds) after its last renewal, however long the function's Timeout.
 """
 
 from __future__ import annotations
@@ -18,22 +19,25 @@ import asyncio
 import collections
 import logging
 import time
-from collections.abc import Callable, Coroutine
-from typing import Protocol
+import uuid
+from collections.abc import Awaitable, Coroutine
+from typing import Protocol, TypeVar
 
-from esm.stores import PermitStore, Store, StoreError
+from esm.stores import PermitStore, Store, StoreError, StoreUnavailableError
+from esm.stores.permit_rules import GIVEN_UP_MEMORY_SECONDS
+
+T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
-# A permit outlives the function's Timeout by this much, so it cannot expire under an invocation
-# even if the renewer is late; it is also how long a crashed holder's permit blocks others.
-PERMIT_TTL_MARGIN_SECONDS = 10.0
+# PermitLeaseSeconds' default: how long a dead or cut-off holder's permits keep blocking others.
+DEFAULT_PERMIT_LEASE_SECONDS = 5.0
 FIRST_BACKOFF_SECONDS = 0.001
 MAX_BACKOFF_SECONDS = 0.02
 # While the store fails, retry this often at most (and log once per outage).
 MAX_STORE_ERROR_BACKOFF_SECONDS = 1.0
-# Renew held permits this many times per ttl, so one late or failed renewal is not fatal.
-RENEWALS_PER_TTL = 3
+# Renew held permits this many times per lease, so one late or failed renewal is not fatal.
+RENEWALS_PER_LEASE = 3
 
 
 class Permit:
@@ -106,19 +110,25 @@ class LocalLimiter:
 
 
 class _StorePermit(Permit):
-    __slots__ = ("_limiter", "permit_id")
+    __slots__ = ("_limiter", "token")
 
-    def __init__(self, waited: bool, limiter: StoreLimiter, permit_id: str) -> None:
+    def __init__(self, waited: bool, limiter: StoreLimiter, token: str) -> None:
         super().__init__(waited)
         self._limiter = limiter
-        self.permit_id = permit_id
+        self.token = token
 
     async def _free(self) -> None:
-        await self._limiter._give_back(self.permit_id)
+        await self._limiter._give_back(self.token)
 
 
 class StoreLimiter:
-    """The limit held as permits in a shared store, across processes and hosts."""
+    """The limit held as permits in a shared store, across processes and hosts.
+
+    Permits are leases of `lease_seconds`, renewed every third of it while held. Every store
+    call is bounded by that third too: a store that does not answer in time is failing, and
+    an acquire whose answer never came is voided by releasing its token (retried until the
+    store answers), so it can never leave a permit that nobody holds.
+    """
 
     def __init__(
         self,
@@ -126,39 +136,38 @@ class StoreLimiter:
         function: str,
         limit: int,
         holder: str,
-        ttl_seconds: float,
-        clock: Callable[[], float] = time.time,
+        lease_seconds: float,
         *,
         first_backoff_seconds: float = FIRST_BACKOFF_SECONDS,
         max_backoff_seconds: float = MAX_BACKOFF_SECONDS,
         store_error_backoff_seconds: float = MAX_STORE_ERROR_BACKOFF_SECONDS,
     ) -> None:
         _check_limit(limit)
-        if ttl_seconds <= 0:
+        if lease_seconds <= 0:
             raise ValueError(
-                f"StoreLimiter for function {function!r}: ttl_seconds must be > 0, got {ttl_seconds}"
+                f"StoreLimiter for function {function!r}: lease_seconds must be > 0, got {lease_seconds}"
             )
         self._permits = permits
         self._function = function
         self._limit = limit
         self._holder = holder
-        self._ttl = ttl_seconds
-        self._clock = clock
+        self._lease = lease_seconds
+        self._call_timeout = lease_seconds / RENEWALS_PER_LEASE
         self._first_backoff = first_backoff_seconds
         self._max_backoff = max_backoff_seconds
         self._store_error_backoff = store_error_backoff_seconds
-        # Permits this process holds and still renews (a permit lost to expiry leaves the set).
+        # Tokens of the permits this process holds and renews (one lost to expiry leaves the set).
         self._held: set[str] = set()
         # Local waiters, oldest first; a release here resolves the first one.
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._renewer: asyncio.Task[None] | None = None
-        # Releases and orphan clean-ups that must finish even if their caller is cancelled.
+        # Releases that must finish even if their caller is cancelled or has moved on.
         self._background: set[asyncio.Task[None]] = set()
         self._store_failing = False
 
     @property
-    def ttl_seconds(self) -> float:
-        return self._ttl
+    def lease_seconds(self) -> float:
+        return self._lease
 
     @property
     def held(self) -> int:
@@ -171,44 +180,25 @@ class StoreLimiter:
         while True:
             # Holding `limit` here already, the store cannot have room: just wait for a release.
             if len(self._held) < self._limit:
+                token = f"{self._holder}/{uuid.uuid4().hex}"
                 try:
-                    permit_id = await self._try_acquire()
+                    taken = await self._try_acquire(token)
                 except StoreError as exc:
                     self._note_store_failure(exc)
                     waited = True
                     await self._wait_for_release(self._store_error_backoff)
                     continue
                 self._note_store_recovered()
-                if permit_id is not None:
-                    self._hold(permit_id)
-                    return _StorePermit(waited, self, permit_id)
+                if taken:
+                    self._hold(token)
+                    return _StorePermit(waited, self, token)
             waited = True
             await self._wait_for_release(backoff)
             backoff = min(backoff * 2, self._max_backoff)
 
     async def renew_held(self) -> None:
         """Renew every permit held here once (the background renewer calls this)."""
-        now = self._clock()
-        for permit_id in list(self._held):
-            try:
-                renewed = await self._permits.renew(self._function, permit_id, self._ttl, now)
-            except StoreError as exc:
-                logger.warning(
-                    "could not renew permit %s of function %r (will retry): %s",
-                    permit_id,
-                    self._function,
-                    exc,
-                )
-                continue
-            if not renewed and permit_id in self._held:
-                # It expired before we renewed it: another holder may have its slot, so the
-                # function can briefly run above its limit. Stop renewing what is gone.
-                self._held.discard(permit_id)
-                logger.warning(
-                    "permit %s of function %r expired before renewal; its slot may be reused",
-                    permit_id,
-                    self._function,
-                )
+        await asyncio.gather(*(self._renew(token) for token in list(self._held)))
 
     async def close(self) -> None:
         if self._renewer is not None:
@@ -216,29 +206,51 @@ class StoreLimiter:
             await asyncio.gather(self._renewer, return_exceptions=True)
             self._renewer = None
         if self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
+            # Releases still retrying against a failing store give up: their permits expire.
+            _, pending = await asyncio.wait(self._background, timeout=self._call_timeout)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
 
-    async def _try_acquire(self) -> str | None:
-        """One attempt. If our caller is cancelled meanwhile, a permit it took is given back."""
-        attempt = asyncio.ensure_future(
-            self._permits.try_acquire(self._function, self._limit, self._holder, self._ttl, self._clock())
-        )
+    async def _try_acquire(self, token: str) -> bool:
+        """One attempt. Unanswered (store error, timeout) or cancelled, its token is voided."""
+        call = self._bounded(self._permits.try_acquire(self._function, self._limit, token, self._lease))
         try:
-            return await asyncio.shield(attempt)
-        except asyncio.CancelledError:
-            self._in_background(self._release_orphan(attempt))
+            return await call
+        except (StoreError, asyncio.CancelledError):
+            self._in_background(self._release_in_store(token))
             raise
 
-    async def _release_orphan(self, attempt: asyncio.Future[str | None]) -> None:
+    async def _renew(self, token: str) -> None:
         try:
-            permit_id = await attempt
-        except StoreError:
+            renewed = await self._bounded(self._permits.renew(self._function, token, self._lease))
+        except StoreError as exc:
+            logger.warning(
+                "could not renew permit %s of function %r (will retry): %s", token, self._function, exc
+            )
             return
-        if permit_id is not None:
-            await self._release_in_store(permit_id)
+        if not renewed and token in self._held:
+            # It expired before we renewed it: another holder may have its slot, so the
+            # function can briefly run above its limit. Stop renewing what is gone.
+            self._held.discard(token)
+            logger.warning(
+                "permit %s of function %r expired before renewal; its slot may be reused",
+                token,
+                self._function,
+            )
 
-    def _hold(self, permit_id: str) -> None:
-        self._held.add(permit_id)
+    async def _bounded(self, call: Awaitable[T]) -> T:
+        """`call`, failed as a store error if the store does not answer within a third of a lease."""
+        try:
+            async with asyncio.timeout(self._call_timeout):
+                return await call
+        except TimeoutError as exc:
+            raise StoreUnavailableError(
+                f"permit store did not answer within {self._call_timeout:g} s (a third of PermitLeaseSeconds)"
+            ) from exc
+
+    def _hold(self, token: str) -> None:
+        self._held.add(token)
         if self._renewer is None or self._renewer.done():
             self._renewer = asyncio.create_task(
                 self._renew_while_held(), name=f"permit-renewer[{self._function}]"
@@ -247,24 +259,42 @@ class StoreLimiter:
     async def _renew_while_held(self) -> None:
         # Ends once nothing is held; the next acquire starts it again.
         while self._held:
-            await asyncio.sleep(self._ttl / RENEWALS_PER_TTL)
+            await asyncio.sleep(self._lease / RENEWALS_PER_LEASE)
             await self.renew_held()
 
-    async def _give_back(self, permit_id: str) -> None:
-        self._held.discard(permit_id)
-        # Shielded: an invocation cancelled during release must still free its slot.
-        await asyncio.shield(self._in_background(self._release_in_store(permit_id)))
+    async def _give_back(self, token: str) -> None:
+        self._held.discard(token)
+        release = self._in_background(self._release_in_store(token))
+        # Wait for one attempt at most (a cancelled caller does not stop it): if the store is
+        # failing, the release goes on retrying in the background.
+        await asyncio.wait([release], timeout=self._call_timeout)
 
-    async def _release_in_store(self, permit_id: str) -> None:
+    async def _release_in_store(self, token: str) -> None:
+        """Release `token`, retrying while the store fails, for as long as the store remembers
+        given-up tokens; a permit still held past that frees itself within one lease."""
+        give_up_at = time.monotonic() + GIVEN_UP_MEMORY_SECONDS
+        delay = self._store_error_backoff / 8
+        logged = False
         try:
-            await self._permits.release(self._function, permit_id)
-        except StoreError as exc:
-            logger.warning(
-                "could not release permit %s of function %r; it frees itself when it expires: %s",
-                permit_id,
-                self._function,
-                exc,
-            )
+            while True:
+                try:
+                    await self._bounded(self._permits.release(self._function, token))
+                    return
+                except StoreError as exc:
+                    if not logged:
+                        logger.warning(
+                            "could not release permit %s of function %r (retrying; it frees itself "
+                            "within %g s): %s",
+                            token,
+                            self._function,
+                            self._lease,
+                            exc,
+                        )
+                        logged = True
+                    if time.monotonic() >= give_up_at:
+                        return
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, self._store_error_backoff)
         finally:
             self._wake_one()
 
@@ -319,9 +349,8 @@ def make_limiter(
     store: Store | None,
     function: str,
     holder: str,
-    timeout_seconds: float,
     shared: bool,
-    clock: Callable[[], float] = time.time,
+    lease_seconds: float = DEFAULT_PERMIT_LEASE_SECONDS,
 ) -> ConcurrencyLimiter:
     """The limiter for one function.
 
@@ -329,7 +358,8 @@ def make_limiter(
     poller processes on this host invoke the function too. A local store (SQLite) with
     `shared=False` keeps the limit in memory; a store that spans hosts (Redis) always holds it
     in the store, since other hosts may invoke the function. `holder` names this process in
-    the store (host:pid); `timeout_seconds` is the function's Timeout.
+    the store (host:pid); `lease_seconds` is PermitLeaseSeconds: how long a permit lasts unless
+    renewed, so how soon a dead or cut-off holder's permits come back.
     """
     if limit is None:
         return UnlimitedLimiter()
@@ -341,9 +371,7 @@ def make_limiter(
         return LocalLimiter(limit)
     if store.is_local and not shared:
         return LocalLimiter(limit)
-    return StoreLimiter(
-        store.permits, function, limit, holder, timeout_seconds + PERMIT_TTL_MARGIN_SECONDS, clock
-    )
+    return StoreLimiter(store.permits, function, limit, holder, lease_seconds)
 
 
 def _check_limit(limit: int) -> None:

@@ -89,7 +89,7 @@ async def _replay(config: EsmConfig, function: FunctionConfig, uri: str, dry_run
         )
         return EXIT_FAILED
     read_batch_responses = _reads_batch_responses(config, function.FunctionName)
-    async with _function_invoker(function, store) as invoker:
+    async with _function_invoker(function, store, config.PermitLeaseSeconds) as invoker:
         _print(
             f"replaying {shown} into function {function.FunctionName!r} "
             "(read only: the destination is left unchanged)"
@@ -113,7 +113,9 @@ async def _replay_all(
 
 
 @asynccontextmanager
-async def _function_invoker(function: FunctionConfig, store: Store | None) -> AsyncIterator[FunctionInvoker]:
+async def _function_invoker(
+    function: FunctionConfig, store: Store | None, permit_lease_seconds: float
+) -> AsyncIterator[FunctionInvoker]:
     """The function's invoker; closes its channels, limiter and `store` afterwards."""
     # shared=True: the engine's pollers may be invoking the same function meanwhile, so a
     # limit is held in the store, which they share.
@@ -122,8 +124,8 @@ async def _function_invoker(function: FunctionConfig, store: Store | None) -> As
         store,
         function.FunctionName,
         f"{socket.gethostname()}:{os.getpid()}:replay",
-        float(function.Timeout),
         shared=True,
+        lease_seconds=permit_lease_seconds,
     )
     pool = EndpointPool(function.Endpoints, time.monotonic)
     identity = FunctionIdentity(function.FunctionName, float(function.Timeout), function.MemorySize)

@@ -1,14 +1,10 @@
 """The permit role: counting a function's invocations in flight across processes and hosts.
 
-Algorithm (both backends): a function's permits are rows (SQLite) or sorted-set members (Redis)
-each carrying an expiry. To acquire, in one atomic step: delete every permit of the function
-whose expiry is <= now (its holder crashed or stopped renewing), count the rest, and add a new
-permit expiring at now + ttl only if the count is below the limit. Holders renew long-running
-permits before they expire and release them when the invocation ends. A permit that expired is
-lost for good: renewing it fails, because another holder may already have taken its place.
-
-`now` is wall-clock epoch seconds supplied by the caller, so hosts sharing a Redis store must
-have roughly synchronised clocks (skew shortens or lengthens other hosts' permits by that much).
+A permit is a short lease (see esm.stores.permit_rules for the decisions): its holder renews it
+every third of its lease while the invocation runs and releases it at the end, so a holder that
+dies or is cut off frees its permits one lease after its last renewal. Every call is atomic on
+the store and keyed by a token the client makes, so a retried or late-arriving command is
+harmless; expiry uses the store's clock (Redis `TIME`; on SQLite the one host's clock).
 """
 
 from __future__ import annotations
@@ -17,23 +13,23 @@ from typing import Protocol
 
 
 class PermitStore(Protocol):
-    async def try_acquire(
-        self, function: str, limit: int, holder: str, ttl_seconds: float, now: float
-    ) -> str | None:
-        """Take a permit for `function` and return its id, or None when `limit` are live at `now`.
+    async def try_acquire(self, function: str, limit: int, token: str, lease_seconds: float) -> bool:
+        """Take a permit for `function` under `token`, live for `lease_seconds` from the store's now.
 
-        `holder` names the taker (host:pid) so an operator can see who holds what.
+        True if `token` holds a permit afterwards (also when it already did: a retry); False when
+        `limit` permits are live or `token` was released before (its acquire was given up).
         """
         ...
 
-    async def renew(self, function: str, permit_id: str, ttl_seconds: float, now: float) -> bool:
-        """Move a live permit's expiry to now + ttl; False if it had expired or was released."""
+    async def renew(self, function: str, token: str, lease_seconds: float) -> bool:
+        """Move a live permit's expiry to now + lease; False if it had expired or was released."""
         ...
 
-    async def release(self, function: str, permit_id: str) -> None:
-        """Give a permit back; releasing an unknown or expired permit does nothing."""
+    async def release(self, function: str, token: str) -> None:
+        """Give a permit back and refuse any later acquire with `token`. Idempotent; releasing
+        a token that never took a permit (an acquire given up) is how that acquire is voided."""
         ...
 
-    async def in_use(self, function: str, now: float) -> int:
-        """How many of `function`'s permits are live (unexpired) at `now`."""
+    async def in_use(self, function: str) -> int:
+        """How many of `function`'s permits are live now."""
         ...

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import pytest
 
 from esm.dispatch.limiter import (
-    PERMIT_TTL_MARGIN_SECONDS,
+    DEFAULT_PERMIT_LEASE_SECONDS,
     ConcurrencyLimiter,
     LocalLimiter,
     StoreLimiter,
@@ -20,8 +20,6 @@ from esm.dispatch.limiter import (
     make_limiter,
 )
 from esm.stores import PermitStore, Store, StoreUnavailableError, open_store
-
-T0 = 1_000_000.0
 
 
 @pytest.fixture(params=["sqlite", "redis"])
@@ -35,14 +33,6 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
 @pytest.fixture
 def function() -> str:
     return f"fn-{uuid.uuid4().hex[:8]}"
-
-
-class FakeClock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @dataclass
@@ -73,8 +63,17 @@ async def limiters(request: pytest.FixtureRequest, function: str) -> AsyncIterat
         await limiter.close()
     if store is not None:
         # Every permit came back (local limiters have no store to ask).
-        assert await store.permits.in_use(function, time.time()) == 0
+        assert await store.permits.in_use(function) == 0
         await store.close()
+
+
+async def until_async(condition: Callable[[], bool], what: str, seconds: float = 5.0) -> None:
+    """Wait in real time until `condition` holds (for work paced by the clock, like renewals)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting until {what}")
+        await asyncio.sleep(0.01)
 
 
 async def until(condition: Callable[[], bool], what: str) -> None:
@@ -190,95 +189,119 @@ class DelegatingPermits:
     def __init__(self, inner: PermitStore) -> None:
         self.inner = inner
 
-    async def try_acquire(self, function: str, limit: int, holder: str, ttl: float, now: float) -> str | None:
-        return await self.inner.try_acquire(function, limit, holder, ttl, now)
+    async def try_acquire(self, function: str, limit: int, token: str, lease_seconds: float) -> bool:
+        return await self.inner.try_acquire(function, limit, token, lease_seconds)
 
-    async def renew(self, function: str, permit_id: str, ttl_seconds: float, now: float) -> bool:
-        return await self.inner.renew(function, permit_id, ttl_seconds, now)
+    async def renew(self, function: str, token: str, lease_seconds: float) -> bool:
+        return await self.inner.renew(function, token, lease_seconds)
 
-    async def release(self, function: str, permit_id: str) -> None:
-        await self.inner.release(function, permit_id)
+    async def release(self, function: str, token: str) -> None:
+        await self.inner.release(function, token)
 
-    async def in_use(self, function: str, now: float) -> int:
-        return await self.inner.in_use(function, now)
+    async def in_use(self, function: str) -> int:
+        return await self.inner.in_use(function)
 
 
-class GatedPermits(DelegatingPermits):
-    """A permit store whose try_acquire stalls until the test opens the gate."""
+class LateAcquires(DelegatingPermits):
+    """A store whose acquires reach it late: each is sent at once but arrives when the gate opens,
+    even if the caller stopped waiting (a command queued on an abandoned connection)."""
 
     def __init__(self, inner: PermitStore) -> None:
         super().__init__(inner)
         self.entered = asyncio.Event()
         self.gate = asyncio.Event()
+        self.arrived: list[asyncio.Task[bool]] = []
 
-    async def try_acquire(self, function: str, limit: int, holder: str, ttl: float, now: float) -> str | None:
+    async def try_acquire(self, function: str, limit: int, token: str, lease_seconds: float) -> bool:
+        async def arrive() -> bool:
+            await self.gate.wait()
+            return await self.inner.try_acquire(function, limit, token, lease_seconds)
+
+        self.arrived.append(asyncio.create_task(arrive()))
         self.entered.set()
-        await self.gate.wait()
-        return await self.inner.try_acquire(function, limit, holder, ttl, now)
+        return await asyncio.shield(self.arrived[-1])
 
 
-async def test_cancelling_during_the_store_call_gives_the_taken_permit_back(
-    store: Store, function: str
+@pytest.mark.parametrize("abandon", ["cancelled", "timed out"])
+async def test_an_acquire_abandoned_and_arriving_late_leaves_no_permit(
+    store: Store, function: str, abandon: str
 ) -> None:
-    gated = GatedPermits(store.permits)
-    limiter = StoreLimiter(gated, function, 1, "test", 30.0)
+    late = LateAcquires(store.permits)
+    # A 0.3 s lease bounds every store call at 0.1 s: the gated acquire times out.
+    limiter = StoreLimiter(late, function, 1, "test", 0.3, store_error_backoff_seconds=60.0)
     acquiring = asyncio.create_task(limiter.acquire())
-    await asyncio.wait_for(gated.entered.wait(), timeout=5)
+    await asyncio.wait_for(late.entered.wait(), timeout=5)
 
-    acquiring.cancel()
-    gated.gate.set()  # the store call completes after its caller is gone, and takes a permit
+    if abandon == "cancelled":
+        acquiring.cancel()
+    else:
+        await asyncio.sleep(0.3)
+        assert not acquiring.done(), "a timed-out acquire waits for the store to recover"
+        acquiring.cancel()
     with pytest.raises(asyncio.CancelledError):
         await acquiring
-    await limiter.close()
+    await limiter.close()  # lets the void (release of the token) reach the store first
+    late.gate.set()  # then the acquire arrives
 
-    assert await store.permits.in_use(function, time.time()) == 0
+    assert await asyncio.wait_for(late.arrived[0], timeout=5) is False
+    assert await store.permits.in_use(function) == 0
     assert limiter.held == 0
 
 
-async def test_renewal_keeps_a_long_invocation_s_permit(store: Store, function: str) -> None:
-    clock = FakeClock(T0)
-    limiter = StoreLimiter(store.permits, function, 1, "test", 10.0, clock)
+async def test_a_long_invocation_keeps_its_permit_by_renewals(store: Store, function: str) -> None:
+    renewals = 0
+
+    class CountingRenewals(DelegatingPermits):
+        async def renew(self, function: str, token: str, lease_seconds: float) -> bool:
+            nonlocal renewals
+            renewed = await super().renew(function, token, lease_seconds)
+            renewals += renewed
+            return renewed
+
+    # A 1.5 s lease renewed every 0.5 s: the event loop would have to stall for 1 s to lose it.
+    limiter = StoreLimiter(CountingRenewals(store.permits), function, 1, "test", 1.5)
     permit = await limiter.acquire()
+    await asyncio.sleep(1.8)  # past the first lease
 
-    clock.now = T0 + 8
-    await limiter.renew_held()
-
-    # Past the first expiry (T0 + 10), within the renewed one (T0 + 18).
-    assert await store.permits.in_use(function, T0 + 15) == 1
+    assert renewals >= 2
     assert limiter.held == 1
+    assert await store.permits.in_use(function) == 1
     await permit.release()
-    assert await store.permits.in_use(function, T0 + 15) == 0
     await limiter.close()
+    assert await store.permits.in_use(function) == 0
 
 
-async def test_a_permit_that_expired_before_renewal_is_dropped_and_reported(
+class CutOffRenewals(DelegatingPermits):
+    """A store this holder cannot reach for renewals while `cut` is set (a network cut)."""
+
+    def __init__(self, inner: PermitStore) -> None:
+        super().__init__(inner)
+        self.cut = True
+
+    async def renew(self, function: str, token: str, lease_seconds: float) -> bool:
+        if self.cut:
+            raise StoreUnavailableError("Store: Redis at 'redis://test' failed to renew: timeout")
+        return await self.inner.renew(function, token, lease_seconds)
+
+
+async def test_a_permit_not_renewed_for_a_lease_is_lost_dropped_and_reported(
     store: Store, function: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    clock = FakeClock(T0)
-    limiter = StoreLimiter(store.permits, function, 1, "test", 10.0, clock)
-    permit = await limiter.acquire()
-
-    clock.now = T0 + 10
+    cut_off = CutOffRenewals(store.permits)
+    limiter = StoreLimiter(cut_off, function, 1, "test", 0.3)
     with caplog.at_level(logging.WARNING, logger="esm.dispatch.limiter"):
-        await limiter.renew_held()
+        permit = await limiter.acquire()
+        await asyncio.sleep(0.5)
+        # Meanwhile the store freed it: another holder can take the slot.
+        assert await store.permits.in_use(function) == 0
 
-    assert limiter.held == 0
+        cut_off.cut = False
+        await until_async(lambda: limiter.held == 0, "the lost permit is dropped")
+
+    assert "could not renew permit" in caplog.text
     assert "expired before renewal" in caplog.text
     await permit.release()
     await limiter.close()
-
-
-async def test_the_background_renewer_runs_while_permits_are_held(store: Store, function: str) -> None:
-    # ttl 90 ms: renewed every 30 ms; without renewal the permit would expire during the hold.
-    limiter = StoreLimiter(store.permits, function, 1, "test", 0.09)
-    permit = await limiter.acquire()
-
-    await asyncio.sleep(0.2)
-
-    assert await store.permits.in_use(function, time.time()) == 1
-    await permit.release()
-    await limiter.close()
-    assert await store.permits.in_use(function, time.time()) == 0
 
 
 class FlakyPermits(DelegatingPermits):
@@ -288,13 +311,13 @@ class FlakyPermits(DelegatingPermits):
         super().__init__(inner)
         self.failures = failures
 
-    async def try_acquire(self, function: str, limit: int, holder: str, ttl: float, now: float) -> str | None:
+    async def try_acquire(self, function: str, limit: int, token: str, lease_seconds: float) -> bool:
         if self.failures > 0:
             self.failures -= 1
             raise StoreUnavailableError(
                 "Store: Redis at 'redis://test' failed to acquire: connection refused"
             )
-        return await self.inner.try_acquire(function, limit, holder, ttl, now)
+        return await self.inner.try_acquire(function, limit, token, lease_seconds)
 
 
 async def test_a_failing_store_is_waited_out_and_logged_once(
@@ -360,14 +383,14 @@ async def test_make_limiter_chooses_by_limit_store_and_sharing(choice: Choice, s
     }
     store = stores[choice.store] if choice.store else None
 
-    limiter = make_limiter(choice.limit, store, "fn", "host:1", timeout_seconds=60.0, shared=choice.shared)
+    limiter = make_limiter(choice.limit, store, "fn", "host:1", shared=choice.shared)
 
     assert type(limiter) is choice.expected
     if isinstance(limiter, StoreLimiter):
-        assert limiter.ttl_seconds == 60.0 + PERMIT_TTL_MARGIN_SECONDS
+        assert limiter.lease_seconds == DEFAULT_PERMIT_LEASE_SECONDS
     await sqlite.close()
 
 
 def test_a_shared_limit_without_a_store_is_refused() -> None:
     with pytest.raises(ValueError, match="needs a store"):
-        make_limiter(4, None, "fn", "host:1", timeout_seconds=60.0, shared=True)
+        make_limiter(4, None, "fn", "host:1", shared=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
+import uuid
 from dataclasses import dataclass
 from multiprocessing.sharedctypes import Synchronized
 from multiprocessing.synchronize import Barrier
@@ -48,11 +48,8 @@ async def _hammer(
 
     async def one_task() -> None:
         for _ in range(plan.rounds):
-            while (
-                permit := await store.permits.try_acquire(
-                    plan.function, plan.limit, holder, 30.0, time.time()
-                )
-            ) is None:
+            permit = f"{holder}/{uuid.uuid4().hex}"
+            while not await store.permits.try_acquire(plan.function, plan.limit, permit, 30.0):
                 await asyncio.sleep(0.001)
             with current.get_lock():
                 current.value += 1
