@@ -111,6 +111,8 @@ def _convert(
                 name, f"only PEM is supported (kafka-python cannot read JKS or PKCS12), got {describe(value)}"
             )
         )
+    if name == "partition.assignment.strategy":
+        return _convert_assignment_strategy(name, value)
     if name == "ssl.endpoint.identification.algorithm":
         if value not in ("https", ""):
             return PropertyProblem(name, f"must be one of 'https', '', got {describe(value)}")
@@ -137,6 +139,37 @@ def _convert_pem_store(
     if not isinstance(value, str) or not value:
         return PropertyProblem(name, f"expected a file path, got {describe(value)}")
     return key, value
+
+
+# partition.assignment.strategy: Kafka's short names (librdkafka's too) and Java's class names.
+EAGER_ASSIGNORS = ("range", "roundrobin", "sticky")
+COOPERATIVE_ASSIGNORS = ("cooperative-sticky",)
+_JAVA_ASSIGNORS = {
+    "org.apache.kafka.clients.consumer.RangeAssignor": "range",
+    "org.apache.kafka.clients.consumer.RoundRobinAssignor": "roundrobin",
+    "org.apache.kafka.clients.consumer.StickyAssignor": "sticky",
+    "org.apache.kafka.clients.consumer.CooperativeStickyAssignor": "cooperative-sticky",
+}
+
+
+def _convert_assignment_strategy(name: str, value: object) -> tuple[str, object] | PropertyProblem:
+    """Comma-separated assignor names -> a tuple of short names (the client adapters map them)."""
+    if not isinstance(value, str) or not value.strip():
+        return PropertyProblem(name, f"expected assignor names separated by commas, got {describe(value)}")
+    names = tuple(_JAVA_ASSIGNORS.get(part.strip(), part.strip()) for part in value.split(","))
+    known = EAGER_ASSIGNORS + COOPERATIVE_ASSIGNORS
+    unknown = [part for part in names if part not in known]
+    if unknown:
+        return PropertyProblem(name, f"unknown assignor {unknown[0]!r}: use one of {', '.join(known)}")
+    if any(part in COOPERATIVE_ASSIGNORS for part in names) and any(
+        part in EAGER_ASSIGNORS for part in names
+    ):
+        return PropertyProblem(
+            name,
+            f"cannot mix cooperative-sticky with eager assignors "
+            f"({', '.join(EAGER_ASSIGNORS)}), got {value!r}",
+        )
+    return "partition_assignment_strategy", names
 
 
 def _convert_api_version(name: str, value: object) -> tuple[str, object] | PropertyProblem:

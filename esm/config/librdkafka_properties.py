@@ -56,6 +56,8 @@ def librdkafka_config(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in kwargs.items():
         if key == "bootstrap_servers":
             config["bootstrap.servers"] = ",".join(value) if isinstance(value, list | tuple) else value
+        elif key == "partition_assignment_strategy":
+            config["partition.assignment.strategy"] = ",".join(value)
         elif key in _PROPERTY_NAMES:
             config[_PROPERTY_NAMES[key]] = value
         elif key not in _IGNORED:

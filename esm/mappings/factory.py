@@ -50,6 +50,9 @@ log = logging.getLogger(__name__)
 _AUTO_OFFSET_RESET = {"TRIM_HORIZON": "earliest", "LATEST": "latest", "AT_TIMESTAMP": "earliest"}
 
 
+DEFAULT_ASSIGNMENT_STRATEGY = ("cooperative-sticky",)
+
+
 def holder_id() -> str:
     """This poller process, as owner of leases, permits and status reports."""
     return f"{socket.gethostname()}:{os.getpid()}"
@@ -58,6 +61,9 @@ def holder_id() -> str:
 def reader_settings(mapping: EventSourceMappingConfig, source: KafkaSource) -> ReaderSettings:
     position = mapping.starting_position.value
     kwargs: dict[str, Any] = dict(mapping.kafka_consumer_kwargs())
+    # Incremental rebalancing: a member joining or leaving moves only the partitions that change
+    # owner, the others keep flowing. `partition.assignment.strategy: range` restores eager.
+    kwargs.setdefault("partition_assignment_strategy", DEFAULT_ASSIGNMENT_STRATEGY)
     kwargs.update(
         bootstrap_servers=list(source.bootstrap_servers),
         group_id=source.consumer_group_id,

@@ -160,6 +160,7 @@ class KafkaMappingRunner:
         self._lag = metrics.offset_lag.labels(mapping_id)
         self._commits = metrics.commits.labels(mapping_id)
         self._commit_failures = metrics.commit_failures.labels(mapping_id)
+        self._dropped_on_revoke = metrics.records_dropped_on_revoke.labels(mapping_id)
         self._reader: GroupReader[Any] | None = None
 
     @property
@@ -253,6 +254,8 @@ class KafkaMappingRunner:
     def records_fetched(self, assignment: PartitionAssignment, records: list[Any], sizes: list[int]) -> None:
         partition = self.partitions.get(assignment.tp.partition)
         if partition is None or partition.assignment is not assignment or not assignment.active:
+            # Fetched before the revoke reached the loop: the partition's new owner reads them.
+            self._dropped_on_revoke.inc(len(records))
             return
         partition.shard.deliver(records, sizes)
         self._polled.inc(len(records))

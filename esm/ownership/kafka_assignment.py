@@ -3,8 +3,9 @@ event loop (aiokafka's `Assignment` idea).
 
 The event loop records what the function has completed (`complete`); the consumer thread commits
 it (`take_commit`/`mark_committed`). When the group revokes the partition, `revoke()` makes the
-assignment inactive for good: completions arriving later are refused, so a revoked owner never
-commits, and the shard consumer drops its buffered and in-flight work. Kafka fences once more
+assignment inactive for good and hands back what completed since the last commit, which the
+reader commits within the rebalance; completions arriving later are refused, so a revoked owner
+commits nothing more, and the shard consumer drops its buffered and in-flight work. Kafka fences once more
 on its side (a commit from an old generation is rejected).
 """
 
@@ -63,9 +64,17 @@ class PartitionAssignment:
         if self._first_fetched is None:
             self._first_fetched = offset
 
-    def revoke(self) -> None:
+    def revoke(self) -> int | None:
+        """Ends the epoch; returns the completed offset past the last commit (None if there is
+        none), to commit while the partition is being given up. Completions arriving later are
+        refused, so nothing can move past what is returned here."""
         with self._lock:
             self._active = False
+            if self._completed is None or (
+                self._committed is not None and self._completed <= self._committed
+            ):
+                return None
+            return self._completed
 
     def complete(self, next_offset: int) -> bool:
         """Records that everything below `next_offset` succeeded. Refused (False) when the

@@ -16,8 +16,11 @@ import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from kafka import KafkaConsumer, TopicPartition
-from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka import AsyncConsumerRebalanceListener, KafkaConsumer, TopicPartition
+from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
+from kafka.coordinator.assignors.range import RangePartitionAssignor
+from kafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
+from kafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
@@ -52,8 +55,8 @@ class KafkaGroupReader(GroupReader[Any]):
 
     def _connect(self) -> Any:
         try:
-            consumer = self._consumer_factory(**self._settings.consumer_kwargs)
-            consumer.subscribe([self._settings.topic], listener=_Listener(self))
+            consumer = self._consumer_factory(**_with_assignor_classes(self._settings.consumer_kwargs))
+            consumer.subscribe([self._settings.topic], listener=_Listener(self, consumer))
         except KafkaError as err:
             servers = self._settings.consumer_kwargs.get("bootstrap_servers")
             raise ClientError(f"{servers}: {err}") from err
@@ -125,14 +128,51 @@ class KafkaGroupReader(GroupReader[Any]):
         client.close(autocommit=False)
 
 
-class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Runs on kafka-python's IO thread: must not block or call the consumer."""
+_ASSIGNORS = {
+    assignor.name: assignor
+    for assignor in (
+        RangePartitionAssignor,
+        RoundRobinPartitionAssignor,
+        StickyPartitionAssignor,
+        CooperativeStickyAssignor,
+    )
+}
 
-    def __init__(self, reader: KafkaGroupReader) -> None:
+
+def _with_assignor_classes(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """partition.assignment.strategy arrives as names (esm.config.kafka_properties); kafka-python
+    takes the assignor classes."""
+    names = kwargs.get("partition_assignment_strategy")
+    if names is None:
+        return kwargs
+    return {**kwargs, "partition_assignment_strategy": tuple(_ASSIGNORS[name] for name in names)}
+
+
+class _Listener(AsyncConsumerRebalanceListener):  # type: ignore[misc]
+    """Runs on kafka-python's IO event loop, which also drives heartbeats: it must not block, and
+    the consumer's blocking calls are refused there. So the commit of revoked partitions awaits
+    the coordinator's own coroutine (kafka-python 3.0 has no public async commit)."""
+
+    def __init__(self, reader: KafkaGroupReader, consumer: Any) -> None:
         self._reader = reader
+        self._consumer = consumer
 
-    def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
-        self._reader._on_revoked([_id(tp) for tp in revoked])
+    async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
+        offsets = self._reader._revoke_for_commit([_id(tp) for tp in revoked])
+        error: Exception | None = None
+        if offsets:
+            try:
+                await self._consumer._coordinator._commit_offsets_sync_async(
+                    {_tp(tp): OffsetAndMetadata(offset, "", -1) for tp, offset in offsets.items()},
+                    timeout_ms=self._reader._settings.revoke_commit_timeout_ms,
+                )
+            except Exception as err:  # any failure: the next owner re-reads from the last commit
+                error = err
+        self._reader._revoke_committed(offsets, error)
 
-    def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
+    async def on_partitions_lost(self, lost: Sequence[TopicPartition]) -> None:
+        # Evicted: the partitions may have a new owner already; a commit would be refused.
+        self._reader._on_revoked([_id(tp) for tp in lost])
+
+    async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
         self._reader._on_assigned([_id(tp) for tp in assigned])

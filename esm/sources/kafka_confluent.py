@@ -43,13 +43,16 @@ class ConfluentGroupReader(GroupReader[Any]):
     ) -> None:
         super().__init__(settings, events, loop, record_size)
         self._config = librdkafka_config(settings.consumer_kwargs)
+        # Incremental rebalancing (cooperative-sticky): callbacks then name only the partitions
+        # that move, and take them with incremental_assign/unassign.
+        self._cooperative = "cooperative" in str(self._config.get("partition.assignment.strategy", ""))
         self._consumer_factory = consumer_factory
 
     def _connect(self) -> Any:
         try:
             consumer = self._consumer_factory(self._config, logger=logging.getLogger("esm.librdkafka"))
             consumer.subscribe(
-                [self._settings.topic], on_assign=self._assign, on_revoke=self._revoke, on_lost=self._revoke
+                [self._settings.topic], on_assign=self._assign, on_revoke=self._revoke, on_lost=self._lose
             )
         except KafkaException as err:
             raise ClientError(str(err)) from err
@@ -163,12 +166,33 @@ class ConfluentGroupReader(GroupReader[Any]):
             if offset < 0:
                 offset = self._start_offset(client, tp)
             positioned.append(TopicPartition(p.topic, p.partition, offset))
-        client.assign(positioned)
+        if self._cooperative:
+            client.incremental_assign(positioned)  # only the partitions added: the rest keep flowing
+        else:
+            client.assign(positioned)
         self._on_assigned(
             [TopicPartitionId(p.topic, p.partition) for p in partitions],
             committed={tp: offset for tp, offset in committed.items() if offset >= 0},
         )
 
     def _revoke(self, client: Any, partitions: list[Any]) -> None:
+        offsets = self._revoke_for_commit([TopicPartitionId(p.topic, p.partition) for p in partitions])
+        error: Exception | None = None
+        if offsets:
+            try:
+                self._commit(client, offsets)  # still the owner: inside the rebalance callback
+            except ClientError as err:
+                error = err
+        self._revoke_committed(offsets, error)
+        self._unassign(client, partitions)
+
+    def _lose(self, client: Any, partitions: list[Any]) -> None:
+        # Evicted: the partitions may have a new owner already; a commit would be refused.
         self._on_revoked([TopicPartitionId(p.topic, p.partition) for p in partitions])
-        client.unassign()
+        self._unassign(client, partitions)
+
+    def _unassign(self, client: Any, partitions: list[Any]) -> None:
+        if self._cooperative:
+            client.incremental_unassign(partitions)
+        else:
+            client.unassign()

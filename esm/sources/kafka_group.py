@@ -14,8 +14,13 @@ so both behave the same.
   StartingPosition).
 - Commit protocol, at most every `commit_interval_seconds` and when closing: (1) collect every
   active assignment's completed offset that is past its last commit, (2) commit them in one
-  synchronous request, (3) record them as committed. A revoked assignment yields nothing to
-  commit, and Kafka rejects a commit from an old generation.
+  synchronous request, (3) record them as committed. When partitions are revoked, what their
+  epochs completed since the last commit is committed synchronously inside the rebalance
+  callback, while this member still owns them (`_revoke_for_commit`), so a clean rebalance
+  re-delivers nothing that succeeded; batches still in flight are dropped (their results are
+  refused). Partitions *lost* (the member was evicted) commit nothing: Kafka would refuse it.
+  After revocation an assignment yields nothing to commit, and Kafka rejects a commit from an
+  old generation.
 """
 
 from __future__ import annotations
@@ -75,6 +80,11 @@ class ReaderSettings:
     # this much completed work.
     commit_interval_seconds: float = 0.2
     reconnect_backoff_seconds: float = 1.0
+    # Commit completed work of revoked partitions within the rebalance (False: the behaviour
+    # before, kept to measure the difference in benchmarks/hosts_failover.py).
+    commit_on_revoke: bool = True
+    # How long that commit may hold the rebalance up.
+    revoke_commit_timeout_ms: int = 10_000
 
 
 class ClientError(Exception):
@@ -210,7 +220,7 @@ class GroupReader(abc.ABC, Generic[Client]):
             if now >= next_lag:
                 next_lag = now + self._settings.lag_interval_seconds
                 self._measure_lag(client)
-            self._apply_restarts()
+            self._apply_restarts(client)
             self._init_new_partitions(client)
             if self._flow_control(client, now):
                 self._closing.wait(self._settings.paused_poll_timeout_ms / 1000)
@@ -261,12 +271,19 @@ class GroupReader(abc.ABC, Generic[Client]):
                 assignment.mark_committed(offset)
         self._loop.call_soon_threadsafe(self._events.committed, len(offsets), False)
 
-    def _apply_restarts(self) -> None:
+    def _apply_restarts(self, client: Client) -> None:
         with self._lock:
             restarts, self._restarts = self._restarts, []
             owned = [tp for tp in restarts if tp in self._assignments]
         if owned:
-            self._on_revoked(owned)
+            uncommitted = self._revoke_for_commit(owned)
+            error = None
+            if uncommitted:
+                try:
+                    self._commit(client, uncommitted)
+                except ClientError as err:
+                    error = err
+            self._revoke_committed(uncommitted, error)
             self._on_assigned(owned)
 
     def _init_new_partitions(self, client: Client) -> None:
@@ -370,18 +387,45 @@ class GroupReader(abc.ABC, Generic[Client]):
                 self._notifications.append((self._events.partitions_assigned, created))
         return created
 
-    def _on_revoked(self, partitions: Sequence[TopicPartitionId]) -> None:
+    def _on_revoked(self, partitions: Sequence[TopicPartitionId]) -> dict[TopicPartitionId, int]:
+        """Ends the epochs of `partitions`; returns what they completed since their last commit."""
         revoked = []
+        uncommitted: dict[TopicPartitionId, int] = {}
         with self._lock:
             for tp in partitions:
                 assignment = self._assignments.pop(tp, None)
                 if assignment is not None:
-                    assignment.revoke()
+                    offset = assignment.revoke()
+                    if offset is not None:
+                        uncommitted[tp] = offset
                     self._initialized.discard(assignment.epoch)
                     revoked.append(assignment)
                 self._paused.discard(tp)
             if revoked:
                 self._notifications.append((self._events.partitions_revoked, revoked))
+        return uncommitted
+
+    def _revoke_for_commit(self, partitions: Sequence[TopicPartitionId]) -> dict[TopicPartitionId, int]:
+        """Ends the epochs of `partitions` being revoked (not lost) and returns the offsets the
+        adapter must commit before the rebalance goes on (then it calls `_revoke_committed`)."""
+        uncommitted = self._on_revoked(partitions)
+        return uncommitted if self._settings.commit_on_revoke else {}
+
+    def _revoke_committed(self, offsets: dict[TopicPartitionId, int], error: Exception | None) -> None:
+        """The outcome of the commit made while revoking: counted like any other commit."""
+        if not offsets:
+            return
+        if error is not None:
+            # The new owner re-reads these records from the last commit (at-least-once).
+            log.warning(
+                "offset commit of revoked partitions %s of %s failed: %s",
+                ", ".join(str(tp) for tp in sorted(offsets)),
+                self._settings.topic,
+                error,
+            )
+            self._loop.call_soon_threadsafe(self._events.committed, 0, True)
+            return
+        self._loop.call_soon_threadsafe(self._events.committed, len(offsets), False)
 
     def _lose_all(self) -> None:
         with self._lock:

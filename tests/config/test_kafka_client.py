@@ -65,6 +65,14 @@ def test_a_property_librdkafka_lacks_is_an_error_naming_it() -> None:
         ),
         ({"ssl_cafile": "/ca.pem"}, {"ssl.ca.location": "/ca.pem"}),
         ({"max_poll_records": 10}, {}),
+        (
+            {"partition_assignment_strategy": ("cooperative-sticky",)},
+            {"partition.assignment.strategy": "cooperative-sticky"},
+        ),
+        (
+            {"partition_assignment_strategy": ("range", "roundrobin")},
+            {"partition.assignment.strategy": "range,roundrobin"},
+        ),
     ],
 )
 def test_translation_table(kwargs: dict[str, object], expected: dict[str, object]) -> None:

@@ -47,6 +47,14 @@ from esm.config.kafka_properties import PropertyProblem, consumer_kwargs
         ({"ssl.cafile": "/ca.pem", "check.crcs": False}, {"ssl_cafile": "/ca.pem", "check_crcs": False}),
         ({"api.version": "2.8.0", "client.id": "esm-1"}, {"api_version": (2, 8, 0), "client_id": "esm-1"}),
         ({}, {}),
+        (
+            {"partition.assignment.strategy": "cooperative-sticky"},
+            {"partition_assignment_strategy": ("cooperative-sticky",)},
+        ),
+        (
+            {"partition.assignment.strategy": "org.apache.kafka.clients.consumer.RangeAssignor, roundrobin"},
+            {"partition_assignment_strategy": ("range", "roundrobin")},
+        ),
     ],
 )
 def test_properties_become_kafka_python_kwargs(
@@ -65,10 +73,16 @@ def test_properties_become_kafka_python_kwargs(
         ({"session_timeout_ms": 1500}, "session_timeout_ms", "unknown Kafka consumer property"),
         ({"interceptor.classes": "x"}, "interceptor.classes", "unknown Kafka consumer property"),
         (
-            {"partition.assignment.strategy": "range"},
+            {"partition.assignment.strategy": "fair"},
             "partition.assignment.strategy",
-            "unknown Kafka consumer",
+            "unknown assignor 'fair': use one of range, roundrobin, sticky, cooperative-sticky",
         ),
+        (
+            {"partition.assignment.strategy": "sticky,cooperative-sticky"},
+            "partition.assignment.strategy",
+            "cannot mix cooperative-sticky with eager assignors",
+        ),
+        ({"partition.assignment.strategy": 3}, "partition.assignment.strategy", "expected assignor names"),
         (
             {"group.id": "g"},
             "group.id",

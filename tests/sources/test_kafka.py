@@ -242,3 +242,53 @@ async def test_lag_counts_from_where_reading_started_while_nothing_is_committed(
     finally:
         reader.stop_fetching()
         await asyncio.get_running_loop().run_in_executor(None, reader.close, 20.0)
+
+
+@pytest.mark.parametrize("strategy", ["range", "cooperative-sticky"])
+async def test_a_revoke_commits_what_completed_and_cooperative_keeps_unmoved_partitions(
+    kafka_broker: str, new_topic: Callable[..., str], reader_class: ReaderClass, strategy: str
+) -> None:
+    topic = new_topic(partitions=4)
+    produce(kafka_broker, topic, records(200, partitions=4))
+    loop = asyncio.get_running_loop()
+    first, second = Collector(), Collector()
+    # No periodic commit within the test: only the revoke can commit.
+    quiet = dict(partition_assignment_strategy=(strategy,))
+
+    def member(events: Collector) -> GroupReader[Any]:
+        base = settings(kafka_broker, topic, f"g-{topic}", commit_interval_seconds=3600.0)
+        kwargs = {**base.consumer_kwargs, **quiet}
+        return reader_class(
+            ReaderSettings(
+                topic=topic, consumer_kwargs=kwargs, start="earliest", commit_interval_seconds=3600.0
+            ),
+            events,
+            loop,
+            estimated_entry_size,
+        )
+
+    reader_a, reader_b = member(first), member(second)
+    reader_a.start()
+    try:
+        await until(lambda: first.total() == 200)
+        assert committed_offsets(kafka_broker, f"g-{topic}", topic) == {}
+        for assignment in first.assigned:
+            assignment.complete(20)  # the function finished offsets 0..19 of every partition
+        reader_b.start()
+        await until(lambda: len(second.assigned) == 2 and second.total() == 2 * 30)
+        moved = {a.tp.partition for a in second.assigned}
+        # The partitions that moved were committed as they were revoked: B starts where A finished.
+        assert {
+            p: c for p, c in committed_offsets(kafka_broker, f"g-{topic}", topic).items() if p in moved
+        } == {p: 20 for p in moved}
+        assert all([r["offset"] for r in second.records[p]] == list(range(20, 50)) for p in moved)
+        kept = [a for a in first.assigned if a.tp.partition not in moved]
+        if strategy == "cooperative-sticky":
+            # Incremental: A's other partitions were never revoked; their first epoch goes on.
+            assert {a.tp.partition for a in first.revoked} == moved
+            assert len(kept) == 2 and all(a.active for a in kept)
+        else:
+            assert len(first.revoked) == 4  # eager: everything stopped, then came back
+    finally:
+        await loop.run_in_executor(None, reader_b.close, 20.0)
+        await loop.run_in_executor(None, reader_a.close, 20.0)
