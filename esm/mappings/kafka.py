@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from functools import partial
@@ -83,6 +84,10 @@ class KafkaRecordFormat:
 
     def describe_position(self, record: EventRecord) -> str:
         return f"offset {record['offset']}"
+
+
+# kafka-python's and librdkafka's session.timeout.ms when a mapping does not set it.
+DEFAULT_SESSION_TIMEOUT_MS = 45_000
 
 
 def _taken_from_buffer(assignment: PartitionAssignment, size_bytes: int) -> None:
@@ -182,8 +187,13 @@ class KafkaMappingRunner:
         await self.partitions.close_destination()
 
     def status_reports(self, owner: str) -> dict[str, dict[str, Any]]:
-        """What `esm status` shows of each partition this process owns."""
-        return self.partitions.status_reports(owner)
+        """What `esm status` shows of each partition this process owns, and when: a report older
+        than the group's session timeout may be from a member that lost the partition."""
+        session_ms = self._reader_settings.consumer_kwargs.get(
+            "session_timeout_ms", DEFAULT_SESSION_TIMEOUT_MS
+        )
+        moment = {"reported_at": time.time(), "session_seconds": session_ms / 1000}
+        return {key: {**report, **moment} for key, report in self.partitions.status_reports(owner).items()}
 
     def _failure_sink(self, partition_key: str) -> KafkaFailureSink | None:
         destination = self._failures.destination

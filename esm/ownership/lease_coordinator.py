@@ -12,6 +12,10 @@ share the shards through it.
 - A member that stops renewing (killed, paused, partitioned away) loses its leases when they
   expire; its checkpoint writes are refused from then on, since the store fences them by owner
   and token.
+- Self-fencing: a member that could not renew a lease for LeaseDurationSeconds (the store is
+  unreachable or stuck) stops that shard itself, since another member may hold the lease by
+  now; once the store answers again it takes the lease back like any expired one. Each round's
+  store calls are bounded by the renew interval, so a hanging store cannot delay that check.
 
 The coordinator knows leases, not shards: it tells its `LeaseHolder` what it took or lost, and
 asks it which leases it holds. It imports no source: the shard listing comes in as a callable.
@@ -84,6 +88,7 @@ class LeaseCoordinator:
         holder: LeaseHolder,
         describe_stream: str = "",
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         """`name`: for logs (the mapping). `list_shards`: the stream's shards, parents before
         children. `clock`: epoch seconds, the time lease expiries are written in."""
@@ -105,6 +110,10 @@ class LeaseCoordinator:
         # Finished shards missing from the last listing (see _forget_gone_shards).
         self._gone_last_time: set[str] = set()
         self._stopping = False
+        # Monotonic time each held lease was last renewed (or taken): its expiry, as this member
+        # knows it, is one lease duration later.
+        self._renewed_at: dict[str, float] = {}
+        self._monotonic = monotonic
 
     def start(self) -> None:
         self._tasks = [
@@ -205,27 +214,59 @@ class LeaseCoordinator:
     async def _lease_loop(self) -> None:
         await self._discovered.wait()
         while not self._stopping:
+            self._fence_unrenewed()
             try:
-                await self._renew()
-                await self._take()
+                async with asyncio.timeout(self._timing.renew_interval_seconds):
+                    await self._renew()
+                    await self._take()
             except StoreError as err:
                 log.warning("mapping %s: lease store unavailable: %s", self._name, err)
+            except TimeoutError:
+                log.warning(
+                    "mapping %s: lease store did not answer within %.1fs",
+                    self._name,
+                    self._timing.renew_interval_seconds,
+                )
             self._take_now.clear()
             await _until_set(self._take_now, self._timing.renew_interval_seconds)
 
+    def _fence_unrenewed(self) -> None:
+        """Stops the shards whose lease went a whole duration without a renewal."""
+        held = self._holder.held()
+        for shard_id in list(self._renewed_at):
+            if shard_id not in held:
+                del self._renewed_at[shard_id]
+        now = self._monotonic()
+        for shard_id in held:
+            renewed_at = self._renewed_at.setdefault(shard_id, now)
+            if now - renewed_at >= self._timing.duration_seconds:
+                log.warning(
+                    "mapping %s: could not renew the lease of %s for %.1fs (LeaseDurationSeconds): "
+                    "stopping it, another member may hold it now",
+                    self._name,
+                    shard_id,
+                    now - renewed_at,
+                )
+                del self._renewed_at[shard_id]
+                self._holder.lease_refused(shard_id)
+
     async def _renew(self) -> None:
         now = self._clock()
+        sent_at = self._monotonic()
         for shard_id, token in list(self._holder.held().items()):
             renewed = await self._leases.renew(
                 self.namespace, shard_id, self.owner, token, self._timing.duration_seconds, now
             )
-            if not renewed:
+            if renewed:
+                self._renewed_at[shard_id] = sent_at
+            else:
                 self._holder.lease_refused(shard_id)
 
     async def _take(self) -> None:
         if self._stopping:
             return
         now = self._clock()
+        sent_at = self._monotonic()
         leases = await self._leases.list(self.namespace)
         held = self._holder.held()
         for lease in self._taker.plan(leases, self.owner, (), now):
@@ -240,6 +281,7 @@ class LeaseCoordinator:
             log.info(
                 "mapping %s: took %s%s", self._name, lease.shard_id, f" from {lease.owner}" if stolen else ""
             )
+            self._renewed_at[lease.shard_id] = sent_at
             self._holder.lease_taken(taken, lease.owner if stolen else None)
 
 

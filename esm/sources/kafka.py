@@ -127,6 +127,18 @@ class KafkaGroupReader(GroupReader[Any]):
     def _close_client(self, client: Any) -> None:
         client.close(autocommit=False)
 
+    def _group_contact(self, client: Any) -> tuple[float, float] | None:
+        # kafka-python's own reckoning of the session (Heartbeat.session_timeout_expired): the
+        # last successful heartbeat, or the last (re)join, on the monotonic clock.
+        heartbeat = getattr(getattr(client, "_coordinator", None), "heartbeat", None)
+        if heartbeat is None:
+            return None
+        heard_at = max(heartbeat.last_receive, heartbeat.last_reset)
+        return float(heard_at), heartbeat.config["session_timeout_ms"] / 1000
+
+    def _still_assigned(self, client: Any) -> set[TopicPartitionId]:
+        return {_id(tp) for tp in client.assignment()}
+
 
 _ASSIGNORS = {
     assignor.name: assignor

@@ -116,6 +116,8 @@ class GroupReader(abc.ABC, Generic[Client]):
         ] = []
         self._fetching = True
         self._all_full_since: float | None = None
+        # Partitions fenced because the group went silent for a session (see `_self_fence`).
+        self._fenced: set[TopicPartitionId] = set()
         self._closing = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"kafka-reader-{settings.topic}", daemon=True)
 
@@ -150,6 +152,15 @@ class GroupReader(abc.ABC, Generic[Client]):
 
     @abc.abstractmethod
     def _close_client(self, client: Client) -> None: ...
+
+    def _group_contact(self, client: Client) -> tuple[float, float] | None:
+        """(monotonic time the group coordinator last answered this member, the session timeout
+        in seconds), for self-fencing; None if the client cannot tell."""
+        return None
+
+    def _still_assigned(self, client: Client) -> set[TopicPartitionId]:
+        """The partitions the client holds now (asked after a fence, once the group answers)."""
+        return set()
 
     # -- control, from the event loop -------------------------------------------------------
 
@@ -220,6 +231,7 @@ class GroupReader(abc.ABC, Generic[Client]):
             if now >= next_lag:
                 next_lag = now + self._settings.lag_interval_seconds
                 self._measure_lag(client)
+            self._self_fence(client, now)
             self._apply_restarts(client)
             self._init_new_partitions(client)
             if self._flow_control(client, now):
@@ -270,6 +282,39 @@ class GroupReader(abc.ABC, Generic[Client]):
             if offset is not None:
                 assignment.mark_committed(offset)
         self._loop.call_soon_threadsafe(self._events.committed, len(offsets), False)
+
+    def _self_fence(self, client: Client, now: float) -> None:
+        """A member that has not heard from the group coordinator for a whole session timeout
+        has been evicted by now, and its partitions may be with another member: it stops them
+        (as lost: no commit) rather than invoke on. When the coordinator answers again, the
+        partitions the client still holds (no rebalance took them) start new epochs from the
+        committed offsets; the others come back through the rebalance, like any assignment."""
+        contact = self._group_contact(client)
+        if contact is None:
+            return
+        heard_at, session = contact
+        if now - heard_at > session:
+            with self._lock:
+                owned = list(self._assignments)
+            if owned:
+                log.warning(
+                    "no answer from the Kafka group coordinator for %s for %.1fs (session.timeout.ms): "
+                    "stopping %s until the group gives them back",
+                    self._settings.topic,
+                    now - heard_at,
+                    ", ".join(str(tp) for tp in sorted(owned)),
+                )
+                self._fenced.update(owned)
+                self._on_revoked(owned)
+                self._send_notifications()
+        elif self._fenced:
+            back = sorted((self._fenced & self._still_assigned(client)) - set(self._assignments))
+            self._fenced.clear()
+            if back:
+                log.info(
+                    "Kafka group coordinator answers again for %s: resuming %s", self._settings.topic, back
+                )
+                self._on_assigned(back)
 
     def _apply_restarts(self, client: Client) -> None:
         with self._lock:

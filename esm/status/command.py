@@ -31,7 +31,7 @@ from esm.config import (
 )
 from esm.config.sources import DynamoDBStreamsSource, KinesisSource
 from esm.ownership.leases import SHARD_END, lease_namespace
-from esm.status.kafka_positions import KafkaPositionsError, kafka_positions
+from esm.status.kafka_positions import KafkaPositionsError, PartitionPosition, kafka_positions
 from esm.status.stream_leases import StreamArnError, StreamSource, resolve_stream_arn, shard_rows
 from esm.stores import Store, StoreError, open_store
 from esm.stores.status import data_loss_key
@@ -136,25 +136,48 @@ async def _add_kafka_partitions(
     except KafkaPositionsError as err:
         entry["error"] = str(err)
         positions = []
+    now = time.time()
     for position in positions:
-        report = reports.get(str(position.partition), {})
-        entry["partitions"].append(
-            {
-                "partition": position.partition,
-                "owner": report.get("owner"),
-                "shard_state": report.get("state"),
-                "committed": position.committed,
-                "end": position.end,
-                "lag": position.lag,
-                "lanes": report.get("lanes"),
-                "in_flight": report.get("in_flight"),
-                "retries": report.get("retries"),
-                "last_processing_result": report.get(
-                    "last_processing_result", "No records processed" if not report else None
-                ),
-                "last_error": report.get("last_error"),
-            }
-        )
+        entry["partitions"].append(partition_row(position, reports.get(str(position.partition), {}), now))
+
+
+def partition_row(position: PartitionPosition, report: Mapping[str, Any], now: float) -> dict[str, Any]:
+    """One partition as Kafka holds it now, merged with its owner's last report (if any)."""
+    stale = report_is_stale(report, now)
+    # A stale owner's figures are not mixed with the others: only its name and age show.
+    live = {} if stale else report
+    # The committed offset beside a batch in flight is the owner's, from the same moment.
+    committed = live.get("committed", position.committed) if live else position.committed
+    return {
+        "partition": position.partition,
+        "owner": report.get("owner"),
+        "owner_stale": stale,
+        "report_age_seconds": _report_age(report, now),
+        "shard_state": live.get("state"),
+        "committed": committed,
+        "end": position.end,
+        "lag": None if position.end is None else max(0, position.end - (committed or 0)),
+        "lanes": live.get("lanes"),
+        "in_flight": live.get("in_flight"),
+        "retries": live.get("retries"),
+        "last_processing_result": live.get(
+            "last_processing_result", "No records processed" if not report else None
+        ),
+        "last_error": live.get("last_error"),
+    }
+
+
+def report_is_stale(report: Mapping[str, Any], now: float) -> bool:
+    """Whether an owner's report is older than its group session: by then the group may have
+    given the partition to another member (or the owner fenced itself), so it is not current."""
+    age = _report_age(report, now)
+    session = report.get("session_seconds")
+    return age is not None and isinstance(session, int | float) and age > session
+
+
+def _report_age(report: Mapping[str, Any], now: float) -> float | None:
+    reported_at = report.get("reported_at")
+    return round(now - reported_at, 1) if isinstance(reported_at, int | float) else None
 
 
 async def _add_stream_shards(
@@ -201,12 +224,17 @@ def _kafka_lines(mapping: Mapping[str, Any]) -> list[str]:
     )
     for p in mapping["partitions"]:
         flight_text = _offsets_in_flight(p["in_flight"])
-        owner = p["owner"] or "-"
+        owner = (p["owner"] or "-") if not p.get("owner_stale") else f"{p['owner']} STALE"
         result = p["last_processing_result"] or "-"
         lines.append(
             f"  {p['partition']:>4}  {owner:<24} {_num(p['committed']):>10} {_num(p['end']):>10} "
             f"{_num(p['lag']):>8}  {flight_text:<16} {_num(p['retries']):>5}  {result}"
         )
+        if p.get("owner_stale"):
+            lines.append(
+                f"        ! {p['owner']} last reported {p['report_age_seconds']}s ago, longer than its "
+                "session: it may no longer own this partition (a newer owner reports within a second)"
+            )
         if p["last_error"]:
             lines.append(f"        last error: {p['last_error']}")
     return lines

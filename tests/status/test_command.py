@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from esm.ownership.leases import SHARD_END, Lease, lease_namespace
-from esm.status.command import abbreviate_sequence, millis_text, render, status_command
+from esm.status.command import abbreviate_sequence, millis_text, partition_row, render, status_command
+from esm.status.kafka_positions import PartitionPosition
 from esm.status.stream_leases import shard_row
 from esm.stores import open_store
 
@@ -337,3 +338,56 @@ def test_a_table_without_a_stream_is_its_mappings_error_only(
     assert table["TableName"] in broken["error"] and "no enabled stream" in broken["error"]
     assert "error" not in working and len(working["shards"]) == 4
     assert lines[1:4] == [f"  table  {table['TableArn']}", "  stream -", f"  ! {broken['error']}"]
+
+
+NOW = 1_000_000.0
+FRESH = {
+    "owner": "b:2",
+    "reported_at": NOW - 0.8,
+    "session_seconds": 6.0,
+    "committed": 1107,
+    "in_flight": [{"first": 1107, "last": 1110, "records": 4}],
+    "state": "PROCESSING",
+    "retries": 0,
+    "last_processing_result": "OK",
+    "last_error": None,
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "report", "stale", "committed", "in_flight"),
+    [
+        # The owner's committed offset goes beside its batch in flight (one moment), not Kafka's newer one.
+        ("fresh report", FRESH, False, 1107, [{"first": 1107, "last": 1110, "records": 4}]),
+        ("older than its session", {**FRESH, "reported_at": NOW - 7.0}, True, 1141, None),
+        ("no report", {}, False, 1141, None),
+        (
+            "a report without a moment (older daemon)",
+            {**FRESH, "reported_at": None},
+            False,
+            1107,
+            [{"first": 1107, "last": 1110, "records": 4}],
+        ),
+    ],
+)
+def test_a_partition_row_takes_its_figures_from_one_moment_and_marks_a_stale_owner(
+    name: str, report: dict[str, object], stale: bool, committed: int, in_flight: object
+) -> None:
+    row = partition_row(PartitionPosition(3, committed=1141, end=1200), report, NOW)
+
+    assert row["owner_stale"] is stale
+    assert (row["committed"], row["lag"], row["in_flight"]) == (committed, 1200 - committed, in_flight)
+    assert row["owner"] == report.get("owner")
+
+
+def test_a_stale_owner_says_so_in_the_table() -> None:
+    row = partition_row(
+        PartitionPosition(3, committed=1141, end=1200), {**FRESH, "reported_at": NOW - 7.0}, NOW
+    )
+    lines = render([{"uuid": "u", "function": "fn", "state": "Enabled", "partitions": [row]}]).splitlines()
+
+    assert "b:2 STALE" in lines[2]
+    assert lines[3].strip() == (
+        "! b:2 last reported 7.0s ago, longer than its session: it may no longer own this partition "
+        "(a newer owner reports within a second)"
+    )
