@@ -17,14 +17,20 @@ class EsmProcess:
     """An `esm` subcommand as a subprocess; stderr collected line by line on a thread."""
 
     def __init__(
-        self, args: list[str], env: dict[str, str] | None = None, cwd: Path = REPO, inherit_env: bool = True
+        self,
+        args: list[str],
+        env: dict[str, str] | None = None,
+        cwd: Path = REPO,
+        inherit_env: bool = True,
+        prefix: list[str] | None = None,
     ) -> None:
         """`env` adds to this process's environment (with the repository on PYTHONPATH), or with
-        `inherit_env=False` is the child's whole environment."""
+        `inherit_env=False` is the child's whole environment. `prefix` runs it through another
+        command that execs it (e.g. into a network namespace), so the pid is still esm's."""
         self.args = args
         child_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})} if inherit_env else dict(env or {})
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "esm", *args],
+            [*(prefix or []), sys.executable, "-m", "esm", *args],
             cwd=cwd,
             env=child_env,
             stderr=subprocess.PIPE,

@@ -225,10 +225,9 @@ class StoreLimiter:
         try:
             renewed = await self._bounded(self._permits.renew(self._function, token, self._lease))
         except StoreError as exc:
-            logger.warning(
-                "could not renew permit %s of function %r (will retry): %s", token, self._function, exc
-            )
+            self._note_store_failure(exc, f"could not renew permit {token} (will retry)")
             return
+        self._note_store_recovered()
         if not renewed and token in self._held:
             # It expired before we renewed it: another holder may have its slot, so the
             # function can briefly run above its limit. Stop renewing what is gone.
@@ -282,15 +281,12 @@ class StoreLimiter:
                     return
                 except StoreError as exc:
                     if not logged:
-                        logger.warning(
-                            "could not release permit %s of function %r (retrying; it frees itself "
-                            "within %g s): %s",
-                            token,
-                            self._function,
-                            self._lease,
+                        self._note_store_failure(
                             exc,
+                            f"could not release permit {token} "
+                            f"(retrying; it frees itself within {self._lease:g} s)",
                         )
-                        logged = True
+                    logged = True
                     if time.monotonic() >= give_up_at:
                         return
                     await asyncio.sleep(delay)
@@ -329,13 +325,10 @@ class StoreLimiter:
                 wake.set_result(None)
                 return
 
-    def _note_store_failure(self, exc: StoreError) -> None:
+    def _note_store_failure(self, exc: StoreError, what: str = "invocations wait until it recovers") -> None:
+        """Logged once per outage: while the store is unreachable every permit call fails."""
         if not self._store_failing:
-            logger.warning(
-                "permit store failing for function %r; invocations wait until it recovers: %s",
-                self._function,
-                exc,
-            )
+            logger.warning("permit store failing for function %r; %s: %s", self._function, what, exc)
         self._store_failing = True
 
     def _note_store_recovered(self) -> None:

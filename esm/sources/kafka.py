@@ -85,14 +85,15 @@ class KafkaGroupReader(GroupReader[Any]):
     def _commit(self, client: Any, offsets: dict[TopicPartitionId, int]) -> None:
         try:
             client.commit(
-                offsets={_tp(tp): OffsetAndMetadata(offset, "", -1) for tp, offset in offsets.items()}
+                offsets={_tp(tp): OffsetAndMetadata(offset, "", -1) for tp, offset in offsets.items()},
+                timeout_ms=_bounded_call_ms(client),
             )
         except KafkaError as err:
             raise ClientError(str(err)) from err
 
     def _position_at_start(self, client: Any, tp: TopicPartitionId) -> int | None:
         partition = _tp(tp)
-        committed: int | None = client.committed(partition)
+        committed: int | None = client.committed(partition, timeout_ms=_bounded_call_ms(client))
         start = self._settings.start
         if committed is not None:
             client.seek(partition, committed)
@@ -158,6 +159,13 @@ def _with_assignor_classes(kwargs: dict[str, Any]) -> dict[str, Any]:
     if names is None:
         return kwargs
     return {**kwargs, "partition_assignment_strategy": tuple(_ASSIGNORS[name] for name in names)}
+
+
+def _bounded_call_ms(client: Any) -> int:
+    """How long a blocking call to the group may hold the reader thread: half a session, so a
+    broker that does not answer cannot keep the thread from noticing the session is gone
+    (`GroupReader._self_fence`). kafka-python's own default would retry until it succeeds."""
+    return int(client.config["session_timeout_ms"]) // 2
 
 
 class _Listener(AsyncConsumerRebalanceListener):  # type: ignore[misc]

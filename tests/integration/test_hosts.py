@@ -1,0 +1,387 @@
+"""Scale-out on real hosts: daemons in network namespaces sharing a broker and a Redis store.
+
+Each host (tests/integration/hosts.py) runs its own worker and daemon under its own host name;
+the broker, Redis and kinesis-mock run in the root namespace. Checked: partitions split and
+everything is delivered; ReservedConcurrentExecutions holds across hosts; a host killed while
+holding permits blocks the survivor no longer than the permit lease; a 15 s network cut leaves
+no permit nobody holds and loses nothing; a host joining moves only the partitions it takes
+(cooperative rebalancing); a killed host's Kinesis shards are taken over within the lease.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from stream_services import KinesisMock
+
+from esm.embedded.tansu import TansuBroker
+from esm.embedded.topics import OutgoingRecord, committed_offsets, create_topic, produce
+from esm.netutil import free_port
+
+from .hosts import (
+    SERVICE_ADDRESS,
+    WORKER_ADDRESS,
+    HostNetwork,
+    HostProcesses,
+    Invocation,
+    NetnsUnavailable,
+    RedisServer,
+    invocations,
+    peak_overlap,
+    start_host,
+    wait_for,
+)
+from .stream_harness import create_kinesis_stream, emulator_env
+
+SESSION_MS = 3000
+PARTITIONS = 8
+CAP = 2
+PERMIT_LEASE = 5.0
+
+
+@dataclass
+class Services:
+    network: HostNetwork
+    bootstrap: str
+    redis: RedisServer
+    directory: Path
+
+
+@pytest.fixture(scope="module")
+def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
+    directory = tmp_path_factory.mktemp("hosts")
+    try:
+        network = HostNetwork(["a", "b"]).__enter__()
+    except NetnsUnavailable as err:
+        pytest.skip(str(err))
+    try:
+        broker = TansuBroker(host=SERVICE_ADDRESS, log_path=directory / "tansu.log")
+        bootstrap = broker.start()
+        redis_server = RedisServer(free_port(SERVICE_ADDRESS), directory / "redis.log")
+        try:
+            yield Services(network, bootstrap, redis_server, directory)
+        finally:
+            redis_server.stop()
+            broker.stop()
+    finally:
+        network.close()
+
+
+@dataclass
+class Run:
+    """One test's hosts, topic and files."""
+
+    services: Services
+    directory: Path
+    topic: str
+    store: str
+    hosts: dict[str, HostProcesses]
+
+    def config(self, **extra: Any) -> dict[str, Any]:
+        return {
+            "Store": self.store,
+            "Metrics": {"Port": None},
+            "ShutdownGracePeriodSeconds": 5,
+            "PermitLeaseSeconds": PERMIT_LEASE,
+            "Functions": [
+                {
+                    "FunctionName": "fn",
+                    "Endpoints": [WORKER_ADDRESS],
+                    "Timeout": 30,
+                    "ReservedConcurrentExecutions": CAP,
+                }
+            ],
+            **extra,
+        }
+
+    def kafka_config(self) -> dict[str, Any]:
+        mapping = {
+            "UUID": "0f0f0f0f-0000-4000-8000-000000000001",
+            "FunctionName": "fn",
+            "SelfManagedEventSource": {"Endpoints": {"KAFKA_BOOTSTRAP_SERVERS": [self.services.bootstrap]}},
+            "Topics": [self.topic],
+            "SelfManagedKafkaEventSourceConfig": {"ConsumerGroupId": f"g-{self.topic}"},
+            "StartingPosition": "TRIM_HORIZON",
+            "BatchSize": 10,
+            "MaximumBatchingWindowInSeconds": 0,
+            "KafkaConsumerConfig": {
+                "session.timeout.ms": SESSION_MS,
+                "heartbeat.interval.ms": 500,
+                "fetch.max.wait.ms": 20,
+            },
+        }
+        return self.config(EventSourceMappings=[mapping])
+
+    def start(self, name: str, config: dict[str, Any], env: dict[str, str] | None = None) -> HostProcesses:
+        host = self.services.network.hosts[name]
+        self.hosts[name] = start_host(host, self.directory, config, env)
+        return self.hosts[name]
+
+    def invocations(self) -> list[Invocation]:
+        return invocations(self.directory)
+
+    def values(self) -> set[str]:
+        return {record[2] for invocation in self.invocations() for record in invocation.records}
+
+    def permits(self) -> list[str]:
+        """The live permits of the function in Redis (their tokens start with the holder)."""
+        client = redis.Redis(host=SERVICE_ADDRESS, port=self.services.redis.port)
+        try:
+            now_ms = _redis_now_ms(client)
+            prefix = self.store.rsplit("prefix=", 1)[1]
+            live = client.zrangebyscore(f"{prefix}permits:fn", f"({now_ms}", "+inf")
+            return [member.decode() for member in live]
+        finally:
+            client.close()
+
+
+def _redis_now_ms(client: redis.Redis) -> int:
+    seconds, micros = client.time()
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
+@pytest.fixture
+def run(services: Services, request: pytest.FixtureRequest) -> Iterator[Run]:
+    directory = services.directory / request.node.name[:60]
+    directory.mkdir()
+    topic = f"t-{uuid.uuid4().hex[:10]}"
+    store = services.redis.url(f"{uuid.uuid4().hex[:8]}:")
+    current = Run(services, directory, topic, store, {})
+    try:
+        yield current
+    finally:
+        for name in list(current.hosts):
+            services.network.heal(name)
+            current.hosts[name].kill()
+
+
+class Producer:
+    """Produces numbered records round-robin over the partitions, `rate` per second, until stopped."""
+
+    def __init__(self, bootstrap: str, topic: str, rate: int) -> None:
+        self._bootstrap, self._topic, self._rate = bootstrap, topic, rate
+        self.sent: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> Producer:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        step = 0.1
+        per_step = max(1, int(self._rate * step))
+        while not self._stop.wait(step):
+            values = [f"r{len(self.sent) + i}" for i in range(per_step)]
+            produce(
+                self._bootstrap,
+                self._topic,
+                [
+                    OutgoingRecord(value=v.encode(), partition=(len(self.sent) + i) % PARTITIONS)
+                    for i, v in enumerate(values)
+                ],
+            )
+            self.sent += values
+
+    def stop(self) -> set[str]:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        return set(self.sent)
+
+
+def produce_numbered(run: Run, count: int) -> set[str]:
+    values = [f"n{i}" for i in range(count)]
+    produce(
+        run.services.bootstrap,
+        run.topic,
+        [OutgoingRecord(value=v.encode(), partition=i % PARTITIONS) for i, v in enumerate(values)],
+    )
+    return set(values)
+
+
+def test_two_hosts_split_the_partitions_hold_the_cap_and_survive_a_kill(run: Run) -> None:
+    create_topic(run.services.bootstrap, run.topic, PARTITIONS)
+    expected = produce_numbered(run, 1200)
+    run.start("a", run.kafka_config())
+    run.start("b", run.kafka_config())
+
+    # Split: both hosts invoke, each for its own partitions.
+    wait_for(lambda: {i.host for i in run.invocations()} == {"a", "b"}, 40, "both hosts invoke")
+    # Kill host a while it holds every permit: the survivor must not wait for them past the lease.
+    wait_for(lambda: [p.split(":")[0] for p in run.permits()] == ["a"] * CAP, 20, "host a holds both permits")
+    killed_at = time.time()
+    run.hosts.pop("a").kill()
+
+    after = wait_for(
+        lambda: any(i.host == "b" and i.start > killed_at for i in run.invocations()),
+        SESSION_MS / 1000 + 5,
+        "the survivor invokes again",
+    )
+    wait_for(lambda: run.values() >= expected, 60, "every record delivered")
+    found = run.invocations()
+    owners: dict[int, set[str]] = {}
+    for invocation in found:
+        for partition, _, _ in invocation.records:
+            owners.setdefault(int(partition), set()).add(invocation.host)
+    committed = committed_offsets(run.services.bootstrap, f"g-{run.topic}", run.topic)
+    assert peak_overlap(found) <= CAP, "ReservedConcurrentExecutions held across hosts"
+    assert after - killed_at <= SESSION_MS / 1000 + 5
+    assert any(hosts == {"a", "b"} or hosts == {"a"} for hosts in owners.values())
+    wait_for(
+        lambda: sum(committed_offsets(run.services.bootstrap, f"g-{run.topic}", run.topic).values()) == 1200,
+        30,
+        f"everything committed (have {committed})",
+    )
+    assert run.hosts["b"].stop() == 0, run.hosts["b"].daemon.stderr
+    assert run.permits() == []
+
+
+def test_a_network_cut_leaves_no_permit_nobody_holds_and_loses_nothing(run: Run) -> None:
+    create_topic(run.services.bootstrap, run.topic, PARTITIONS)
+    producer = Producer(run.services.bootstrap, run.topic, rate=60).start()
+    run.start("a", run.kafka_config())
+    run.start("b", run.kafka_config())
+    wait_for(lambda: {i.host for i in run.invocations()} == {"a", "b"}, 40, "both hosts invoke")
+
+    cut_at = time.time()
+    run.services.network.cut("a")
+    # Sample the store's permits through the cut and the heal (compared with what ran, below).
+    samples: list[tuple[float, int]] = []
+    healed_at = 0.0
+    while time.time() < cut_at + 15 + 6:
+        if not healed_at and time.time() >= cut_at + 15:
+            run.services.network.heal("a")
+            healed_at = time.time()
+        samples.append((time.time(), len(run.permits())))
+        time.sleep(0.05)
+    sent = producer.stop()
+    wait_for(lambda: run.values() >= sent, 60, "every record delivered")
+    found = run.invocations()
+
+    # The cut-off host fenced itself: it stopped its partitions and invoked nothing meanwhile.
+    run.hosts["a"].daemon.wait_for_line(r"no answer from the Kafka group coordinator", timeout=5)
+    assert not [i for i in found if i.host == "a" and cut_at + SESSION_MS / 1000 + 1 < i.start < healed_at]
+    # The survivor took over within the session and the permit lease.
+    assert any(
+        i.host == "b" and i.start < cut_at + SESSION_MS / 1000 + PERMIT_LEASE + 2 and i.start > cut_at + 1
+        for i in found
+    )
+    # Delivery steady again within 5 s of the heal: invocations every few hundred ms after it.
+    after_heal = [i.start for i in found if healed_at + 5 <= i.start <= healed_at + 6]
+    assert after_heal, "nothing invoked in the second after heal + 5 s"
+    # No permit nobody holds: the store never held more permits than invocations ran, for longer
+    # than a permit's acquire/release latency.
+    ghost_since: float | None = None
+    for at, held in samples:
+        running = sum(1 for i in found if i.start - 0.3 <= at <= i.end + 0.3)
+        if held > running:
+            ghost_since = ghost_since if ghost_since is not None else at
+            assert at - ghost_since < 1.5, f"{held} permits but {running} invocations from {ghost_since:.1f}"
+        else:
+            ghost_since = None
+    assert peak_overlap(found) <= CAP
+
+
+def test_a_host_joining_moves_only_the_partitions_it_takes(run: Run) -> None:
+    create_topic(run.services.bootstrap, run.topic, PARTITIONS)
+    producer = Producer(run.services.bootstrap, run.topic, rate=40).start()
+    first = run.start("a", run.kafka_config())
+    wait_for(
+        lambda: len({r[0] for i in run.invocations() for r in i.records}) == PARTITIONS, 40, "a reads all"
+    )
+    run.start("b", run.kafka_config())
+    wait_for(lambda: any(i.host == "b" for i in run.invocations()), 30, "b invokes")
+    time.sleep(1)
+    sent = producer.stop()
+    wait_for(lambda: run.values() >= sent, 60, "every record delivered")
+
+    moved = {int(r[0]) for i in run.invocations() if i.host == "b" for r in i.records}
+    revoked_lines = [line for line in first.daemon.stderr.splitlines() if ": revoked " in line]
+    revoked = {
+        int(part.rsplit("-", 1)[1])
+        for line in revoked_lines
+        for part in line.split("revoked ", 1)[1].split(", ")
+    }
+    # Cooperative rebalancing: host a gave up exactly what b took; its other partitions flowed on.
+    assert moved and len(moved) < PARTITIONS
+    assert revoked == moved
+
+
+def test_a_killed_host_s_kinesis_shards_are_taken_over_within_the_lease(
+    run: Run, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    kinesis = KinesisMock(tmp_path_factory.mktemp("kinesis") / "kinesis-mock.log").start()
+    try:
+        stream = create_kinesis_stream(kinesis, shard_count=4)
+        lease = 3.0
+        mapping = {
+            "UUID": "0f0f0f0f-0000-4000-8000-000000000002",
+            "FunctionName": "fn",
+            "EventSourceArn": stream.arn,
+            "StartingPosition": "TRIM_HORIZON",
+            "BatchSize": 10,
+            "MaximumBatchingWindowInSeconds": 0,
+        }
+        config = run.config(EventSourceMappings=[mapping], LeaseDurationSeconds=lease)
+        env = {
+            **emulator_env(kinesis),
+            "AWS_ENDPOINT_URL_KINESIS": f"http://{SERVICE_ADDRESS}:{kinesis.port}",
+        }
+        run.start("a", config, env)
+        run.start("b", config, env)
+        shards = set(stream.shard_ids())
+        stop = threading.Event()
+
+        def put() -> None:
+            n = 0
+            while not stop.wait(0.05):
+                stream.client.put_records(
+                    StreamName=stream.name,
+                    Records=[
+                        {"Data": f"k{n + i}".encode(), "PartitionKey": f"key-{n + i}"} for i in range(8)
+                    ],
+                )
+                n += 8
+
+        putter = threading.Thread(target=put, daemon=True)
+        putter.start()
+        try:
+            wait_for(
+                lambda: (
+                    {r[0] for i in run.invocations() if i.host == "a" for r in i.records}
+                    and {r[0] for i in run.invocations() if i.host == "b" for r in i.records}
+                ),
+                40,
+                "both hosts process shards",
+            )
+            a_shards = {r[0] for i in run.invocations() if i.host == "a" for r in i.records}
+            killed_at = time.time()
+            run.hosts.pop("a").kill()
+            taken = wait_for(
+                lambda: (
+                    a_shards
+                    <= {
+                        r[0]
+                        for i in run.invocations()
+                        if i.host == "b" and i.start > killed_at
+                        for r in i.records
+                    }
+                ),
+                lease + 2 + 3,
+                "b processes a's shards",
+            )
+        finally:
+            stop.set()
+            putter.join(timeout=10)
+        assert taken - killed_at <= lease + 2 + 0.5  # taken over within the lease (+ a batch)
+        assert {r[0] for i in run.invocations() for r in i.records} == shards
+    finally:
+        kinesis.stop()
