@@ -75,7 +75,12 @@ def reader_settings(mapping: EventSourceMappingConfig, source: KafkaSource) -> R
     timestamp = mapping.starting_position_timestamp
     if position == "AT_TIMESTAMP" and timestamp is not None:
         start = int(timestamp.timestamp() * 1000)
-    return ReaderSettings(topic=source.topic, consumer_kwargs=kwargs, start=start)
+    # ESM_KAFKA_COMMIT_ON_REVOKE=false restores the behaviour before commits on revoke, for
+    # benchmarks/hosts_failover.py to measure against; not a setting to run with.
+    commit_on_revoke = os.environ.get("ESM_KAFKA_COMMIT_ON_REVOKE", "true").lower() != "false"
+    return ReaderSettings(
+        topic=source.topic, consumer_kwargs=kwargs, start=start, commit_on_revoke=commit_on_revoke
+    )
 
 
 def failure_policy(mapping: EventSourceMappingConfig, bisect: bool = True) -> FailurePolicy:
