@@ -107,7 +107,7 @@ class Host:
     """One daemon and its worker (a "host": its own processes, its own holder id)."""
 
     def __init__(
-        self, name: str, directory: Path, bootstrap: str, topic: str, store: str, mode: Mode
+        self, name: str, directory: Path, bootstrap: str, topic: str, store: str, mode: Mode, client: str
     ) -> None:
         workdir = directory / name
         workdir.mkdir()
