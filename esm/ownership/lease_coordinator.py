@@ -14,8 +14,8 @@ share the shards through it.
   and token.
 - Self-fencing: a member that could not renew a lease for LeaseDurationSeconds (the store is
   unreachable or stuck) stops that shard itself, since another member may hold the lease by
-  now; once the store answers again it takes the lease back like any expired one. Each round's
-  store calls are bounded by the renew interval, so a hanging store cannot delay that check.
+  now; once the store answers again it takes the lease back like any expired one. A watchdog
+  task checks this, so a hanging store call cannot delay it.
 
 The coordinator knows leases, not shards: it tells its `LeaseHolder` what it took or lost, and
 asks it which leases it holds. It imports no source: the shard listing comes in as a callable.
@@ -119,6 +119,7 @@ class LeaseCoordinator:
         self._tasks = [
             asyncio.create_task(self._discovery_loop(), name=f"discovery-{self._name[:8]}"),
             asyncio.create_task(self._lease_loop(), name=f"leases-{self._name[:8]}"),
+            asyncio.create_task(self._fence_loop(), name=f"fence-{self._name[:8]}"),
         ]
 
     async def stop(self) -> None:
@@ -131,7 +132,7 @@ class LeaseCoordinator:
 
     @property
     def tasks(self) -> list[asyncio.Task[None]]:
-        """Discovery and the lease loop."""
+        """Discovery, the lease loop and the self-fencing watchdog."""
         return list(self._tasks)
 
     def discover_now(self) -> None:
@@ -214,9 +215,10 @@ class LeaseCoordinator:
     async def _lease_loop(self) -> None:
         await self._discovered.wait()
         while not self._stopping:
-            self._fence_unrenewed()
             try:
-                async with asyncio.timeout(self._timing.renew_interval_seconds):
+                # A store that hangs must not hold renewals up past a lease (the next round
+                # renews from scratch).
+                async with asyncio.timeout(self._timing.duration_seconds):
                     await self._renew()
                     await self._take()
             except StoreError as err:
@@ -225,10 +227,16 @@ class LeaseCoordinator:
                 log.warning(
                     "mapping %s: lease store did not answer within %.1fs",
                     self._name,
-                    self._timing.renew_interval_seconds,
+                    self._timing.duration_seconds,
                 )
             self._take_now.clear()
             await _until_set(self._take_now, self._timing.renew_interval_seconds)
+
+    async def _fence_loop(self) -> None:
+        """The self-fencing watchdog: apart from the lease loop, which a slow store can hold up."""
+        while not self._stopping:
+            await asyncio.sleep(self._timing.renew_interval_seconds / 4)
+            self._fence_unrenewed()
 
     def _fence_unrenewed(self) -> None:
         """Stops the shards whose lease went a whole duration without a renewal."""
