@@ -13,6 +13,7 @@ from esm.dispatch.outcomes import InvokeOutcome
 from esm.embedded.topics import OutgoingRecord, committed_offsets, produce
 from esm.mappings.kafka import KafkaMappingRunner
 from esm.metrics import Metrics
+from esm.ownership.kafka_assignment import PartitionAssignment, TopicPartitionId
 from esm.shard.batching import BatchLimits
 from esm.shard.failures import FailurePolicy
 from esm.sources.kafka import ReaderSettings
@@ -67,3 +68,27 @@ async def test_a_crashed_partition_consumer_is_restarted_from_its_checkpoint(
     finally:
         await runner.shutdown(time.monotonic() + 5)
     assert invoker.offsets == list(range(30))  # re-read from the checkpoint (0), in order, nothing skipped
+
+
+async def test_records_fetched_for_a_revoked_epoch_count_as_dropped_on_revoke() -> None:
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    runner = KafkaMappingRunner(
+        mapping_id="m",
+        reader_settings=ReaderSettings("t", {}, "earliest"),
+        bootstrap_servers=["127.0.0.1:1"],
+        limits=BatchLimits(10, 0.0),
+        invoker=CrashOnceInvoker(),
+        policy=FailurePolicy(),
+        metrics=metrics,
+    )
+    assignment = PartitionAssignment(TopicPartitionId("t", 0), epoch=1)
+    runner.partitions_assigned([assignment])
+    assignment.revoke()
+    runner.partitions_revoked([assignment])
+
+    # Fetched by the reader thread before the revoke, reaching the loop after it.
+    runner.records_fetched(assignment, [{"offset": 7}, {"offset": 8}], [10, 10])
+
+    dropped = registry.get_sample_value("esm_records_dropped_on_revoke_total", {"mapping": "m"})
+    assert dropped == 2
