@@ -13,6 +13,7 @@ Three behaviours of kafka-python 3.0.12 are handled here, each proven by tests/s
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -21,6 +22,7 @@ from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssi
 from kafka.coordinator.assignors.range import RangePartitionAssignor
 from kafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from kafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
+from kafka.coordinator.base import MemberState
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
@@ -130,12 +132,18 @@ class KafkaGroupReader(GroupReader[Any]):
 
     def _group_contact(self, client: Any) -> tuple[float, float] | None:
         # kafka-python's own reckoning of the session (Heartbeat.session_timeout_expired): the
-        # last successful heartbeat, or the last (re)join, on the monotonic clock.
-        heartbeat = getattr(getattr(client, "_coordinator", None), "heartbeat", None)
-        if heartbeat is None:
+        # last successful heartbeat, or the last (re)join, on the monotonic clock. Heartbeats
+        # pause while the member rejoins, which may outlast a session with the coordinator in
+        # touch (it holds the JoinGroup): a rebalance under way with a known coordinator is
+        # contact; a stable member whose heartbeats go unanswered is not.
+        coordinator: Any = getattr(client, "_coordinator", None)
+        heartbeat = getattr(coordinator, "heartbeat", None)
+        if coordinator is None or heartbeat is None:
             return None
-        heard_at = max(heartbeat.last_receive, heartbeat.last_reset)
-        return float(heard_at), heartbeat.config["session_timeout_ms"] / 1000
+        session = heartbeat.config["session_timeout_ms"] / 1000
+        if coordinator.coordinator_id is not None and coordinator.state is not MemberState.STABLE:
+            return time.monotonic(), session
+        return float(max(heartbeat.last_receive, heartbeat.last_reset)), session
 
     def _still_assigned(self, client: Any) -> set[TopicPartitionId]:
         return {_id(tp) for tp in client.assignment()}

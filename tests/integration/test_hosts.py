@@ -151,7 +151,7 @@ def _redis_now_ms(client: redis.Redis) -> int:
 
 @pytest.fixture
 def run(services: Services, request: pytest.FixtureRequest) -> Iterator[Run]:
-    directory = services.directory / request.node.name[:60]
+    directory = services.directory / f"{request.node.name[:50]}-{uuid.uuid4().hex[:6]}"
     directory.mkdir()
     topic = f"t-{uuid.uuid4().hex[:10]}"
     store = services.redis.url(f"{uuid.uuid4().hex[:8]}:")
