@@ -171,7 +171,7 @@ def _partition_cells(partition: Mapping[str, Any]) -> dict[str, str]:
     """The cells of a Kafka partition's row, escaped."""
     return {
         "partition": str(partition["partition"]),
-        "owner": _text(partition.get("owner")),
+        "owner": _text(partition.get("owner")) + (" STALE" if partition.get("owner_stale") else ""),
         "state": _text(partition.get("shard_state")),
         "committed": _text(partition.get("committed")),
         "end": _text(partition.get("end")),

@@ -33,6 +33,7 @@ KAFKA_MAPPING: dict[str, Any] = {
         {
             "partition": 1,
             "owner": "host-a:11",
+            "owner_stale": False,
             "shard_state": "PROCESSING",
             "committed": 10,
             "end": 30,
@@ -41,6 +42,19 @@ KAFKA_MAPPING: dict[str, Any] = {
             "retries": 3,
             "last_processing_result": "PROBLEM: Function call failed",
             "last_error": "ValueError: <script>alert(1)</script>",
+        },
+        {
+            "partition": 2,
+            "owner": "host-c:5",
+            "owner_stale": True,  # its last report is older than its session
+            "shard_state": None,
+            "committed": 30,
+            "end": 30,
+            "lag": 0,
+            "in_flight": None,
+            "retries": None,
+            "last_processing_result": None,
+            "last_error": None,
         },
     ],
 }
@@ -154,6 +168,8 @@ def rows(html: str) -> dict[str, dict[str, str]]:
         ("0", "in-flight", "-"),
         ("0", "result", "OK"),
         ("0", "error", "-"),
+        ("2", "owner", "host-c:5 STALE"),
+        ("1", "owner", "host-a:11"),
         ("1", "lag", "20"),
         ("1", "committed", "10"),
         ("1", "end", "30"),
