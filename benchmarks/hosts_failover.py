@@ -12,8 +12,10 @@ invocation takes 50 ms. Two scenarios, each in two modes:
 - join: daemon A runs alone, then B starts. "stall kept" is the longest gap between
   invocations of a partition that A keeps (no owner change), after B started: with eager
   rebalancing every partition stops; "hand-over" is the longest gap of a partition that moved.
-- kill: A and B run, then A (daemon and worker) is killed with SIGKILL. "takeover" is the time
-  from the kill to B's first invocation of the last of A's partitions.
+- kill: A and B run, then A (daemon and worker) is killed with SIGKILL, at a moment when A holds
+  every permit if one comes within 15 s. "takeover" is the time from the kill to B's first
+  invocation of the last of A's partitions; "blocked" (only when A held every permit) the time
+  from the kill to B's first invocation of anything: how long A's permits outlived it.
 - duplicates: (partition, offset) pairs delivered more than once, over the whole run.
 
 Modes: "before" = eager rebalancing (`partition.assignment.strategy: range`), no commit on
@@ -39,6 +41,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import redis
 from kafka_bench.engine import REPO_ROOT, child_environment, esm_command, start_worker
 
 from esm.demo.children import ChildProcess
@@ -69,6 +72,8 @@ class Result:
     stall_kept_s: float | None = None
     hand_over_s: float | None = None
     takeover_s: float | None = None
+    # Kill while A held every permit: from the kill to B's first invocation of any partition.
+    blocked_s: float | None = None
     duplicates: int = 0
 
 
@@ -251,6 +256,7 @@ def run_kill(broker: str, mode: Mode, directory: Path, client: str) -> Result:
         )
         time.sleep(3)
         owned_by_a = partitions_of(invocations(directory), "a", after=time.time() - 1.5)
+        held_all = wait_holding_every_permit(store, f":{a.daemon.pid}/", 15.0)
         killed = time.time()
         a.kill()
         wait_for(
@@ -265,6 +271,7 @@ def run_kill(broker: str, mode: Mode, directory: Path, client: str) -> Result:
             )
             for p in owned_by_a
         )
+        first = min(i.start for i in found if i.host == "b" and i.start > killed)
         sent = producer.stop()
         wait_for(drained(directory, sent), 60, "everything delivered")
     finally:
@@ -276,8 +283,27 @@ def run_kill(broker: str, mode: Mode, directory: Path, client: str) -> Result:
         "kill",
         mode.name,
         takeover_s=round(takeover - killed, 2),
+        blocked_s=round(first - killed, 2) if held_all else None,
         duplicates=duplicates(invocations(directory)),
     )
+
+
+def wait_holding_every_permit(store: str, holder_mark: str, timeout: float) -> bool:
+    """Waits (up to `timeout`) for a moment when every live permit is the holder's; whether it came."""
+    prefix = store.split("prefix=", 1)[1]
+    client = redis.Redis.from_url(REDIS)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            seconds, micros = client.time()
+            now_ms = int(seconds) * 1000 + int(micros) // 1000
+            live = [m.decode() for m in client.zrangebyscore(f"{prefix}permits:fn", f"({now_ms}", "+inf")]
+            if len(live) == 4 and all(holder_mark in token for token in live):
+                return True
+            time.sleep(0.005)
+        return False
+    finally:
+        client.close()
 
 
 def median(values: list[float | int | None]) -> float | None:
@@ -292,12 +318,14 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--client", choices=["kafka-python", "confluent-kafka"], default="kafka-python")
+    parser.add_argument("--scenarios", default="join,kill", help="a subset of join,kill")
     args = parser.parse_args()
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="esm-hosts-failover-") as tmp, TansuBroker() as broker:
         bootstrap = broker.bootstrap
         for run in range(args.runs):
-            for scenario in (run_join, run_kill):
+            chosen = args.scenarios.split(",")
+            for scenario in [run for name, run in (("join", run_join), ("kill", run_kill)) if name in chosen]:
                 for mode in MODES:
                     directory = Path(tmp) / f"{scenario.__name__}-{mode.name}-{run}"
                     directory.mkdir()
@@ -305,7 +333,7 @@ def main() -> int:
                     print(f"run {run + 1}: {asdict(result)}", file=sys.stderr, flush=True)
                     results.append(result)
     rows = []
-    header = ("stall kept s", "hand-over s", "takeover s", "duplicates")
+    header = ("stall kept s", "hand-over s", "takeover s", "blocked s", "duplicates")
     print(f"{'scenario':<8} {'mode':<7} " + " ".join(f"{title:>12}" for title in header))
     for scenario in ("join", "kill"):
         for mode in MODES:
@@ -316,12 +344,13 @@ def main() -> int:
                 "stall_kept_s": median([r.stall_kept_s for r in mine]),
                 "hand_over_s": median([r.hand_over_s for r in mine]),
                 "takeover_s": median([r.takeover_s for r in mine]),
+                "blocked_s": median([r.blocked_s for r in mine]),
                 "duplicates": median([r.duplicates for r in mine]),
             }
             rows.append(row)
             cells = [
                 row[k] if row[k] is not None else "-"
-                for k in ("stall_kept_s", "hand_over_s", "takeover_s", "duplicates")
+                for k in ("stall_kept_s", "hand_over_s", "takeover_s", "blocked_s", "duplicates")
             ]
             print(f"{scenario:<8} {mode.name:<7} " + " ".join(f"{cell!s:>12}" for cell in cells))
     if args.json:
