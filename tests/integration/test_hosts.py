@@ -257,12 +257,15 @@ def test_a_network_cut_leaves_no_permit_nobody_holds_and_loses_nothing(run: Run,
     run.services.network.cut("a")
     # Sample the store's permits through the cut and the heal (compared with what ran, below).
     samples: list[tuple[float, int]] = []
+    commits: list[dict[int, int]] = []
     healed_at = 0.0
     while time.time() < cut_at + 15 + 6:
         if not healed_at and time.time() >= cut_at + 15:
             run.services.network.heal("a")
             healed_at = time.time()
         samples.append((time.time(), len(run.permits())))
+        if len(samples) % 10 == 0:
+            commits.append(committed_offsets(run.services.bootstrap, f"g-{run.topic}", run.topic))
         time.sleep(0.05)
     sent = producer.stop()
     wait_for(lambda: run.values() >= sent, 60, "every record delivered")
@@ -292,6 +295,10 @@ def test_a_network_cut_leaves_no_permit_nobody_holds_and_loses_nothing(run: Run,
         else:
             ghost_since = None
     assert peak_overlap(found) <= CAP
+    # Stale commits were refused: no partition's committed offset ever went back.
+    for partition in range(PARTITIONS):
+        seen = [c[partition] for c in commits if partition in c]
+        assert seen == sorted(seen), f"partition {partition}'s commits went back: {seen}"
 
 
 def test_a_host_joining_moves_only_the_partitions_it_takes(run: Run) -> None:
