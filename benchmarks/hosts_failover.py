@@ -335,7 +335,7 @@ def main() -> int:
     rows = []
     header = ("stall kept s", "hand-over s", "takeover s", "blocked s", "duplicates")
     print(f"{'scenario':<8} {'mode':<7} " + " ".join(f"{title:>12}" for title in header))
-    for scenario in ("join", "kill"):
+    for scenario in args.scenarios.split(","):
         for mode in MODES:
             mine = [r for r in results if r.scenario == scenario and r.mode == mode.name]
             row = {
