@@ -84,6 +84,7 @@ class Run:
     topic: str
     store: str
     hosts: dict[str, HostProcesses]
+    redis: redis.Redis | None = None
 
     def config(self, **extra: Any) -> dict[str, Any]:
         return {
@@ -134,14 +135,12 @@ class Run:
 
     def permits(self) -> list[str]:
         """The live permits of the function in Redis (their tokens start with the holder)."""
-        client = redis.Redis(host=SERVICE_ADDRESS, port=self.services.redis.port)
-        try:
-            now_ms = _redis_now_ms(client)
-            prefix = self.store.rsplit("prefix=", 1)[1]
-            live = client.zrangebyscore(f"{prefix}permits:fn", f"({now_ms}", "+inf")
-            return [member.decode() for member in live]
-        finally:
-            client.close()
+        if self.redis is None:
+            self.redis = redis.Redis(host=SERVICE_ADDRESS, port=self.services.redis.port)
+        now_ms = _redis_now_ms(self.redis)
+        prefix = self.store.rsplit("prefix=", 1)[1]
+        live = self.redis.zrangebyscore(f"{prefix}permits:fn", f"({now_ms}", "+inf")
+        return [member.decode() for member in live]
 
 
 def _redis_now_ms(client: redis.Redis) -> int:
@@ -162,6 +161,8 @@ def run(services: Services, request: pytest.FixtureRequest) -> Iterator[Run]:
         for name in list(current.hosts):
             services.network.heal(name)
             current.hosts[name].kill()
+        if current.redis is not None:
+            current.redis.close()
 
 
 class Producer:
@@ -217,7 +218,12 @@ def test_two_hosts_split_the_partitions_hold_the_cap_and_survive_a_kill(run: Run
     # Split: both hosts invoke, each for its own partitions.
     wait_for(lambda: {i.host for i in run.invocations()} == {"a", "b"}, 40, "both hosts invoke")
     # Kill host a while it holds every permit: the survivor must not wait for them past the lease.
-    wait_for(lambda: [p.split(":")[0] for p in run.permits()] == ["a"] * CAP, 20, "host a holds both permits")
+    wait_for(
+        lambda: [p.split(":")[0] for p in run.permits()] == ["a"] * CAP,
+        30,
+        "host a holds both permits",
+        interval=0.002,
+    )
     killed_at = time.time()
     run.hosts.pop("a").kill()
 
