@@ -12,7 +12,9 @@ A permit is a lease keyed by a token the client made before sending the acquire:
   carrying a given-up token is refused. A client whose acquire timed out releases its token, so
   the acquire arriving late (still queued on an abandoned connection) cannot create a permit
   nobody holds. Past that memory a late acquire could still take a permit, but nobody renews it,
-  so it lasts one lease at most.
+  so it lasts one lease at most. The same bound holds for the one case the client cannot see:
+  a command its Redis client resent after a connection error, whose first copy arrives after the
+  copy that was answered "full".
 """
 
 from __future__ import annotations
