@@ -15,7 +15,7 @@ import os
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from esm.config import (
     DynamoDBStreamsSource,
@@ -43,6 +43,10 @@ from esm.sources.kafka_group import GroupReader
 from esm.sources.stream_discovery import resolve_stream_arn
 from esm.sources.stream_shards import StartPosition
 from esm.stores import Store
+from esm.tracing.batch import BatchTracing
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Tracer
 
 log = logging.getLogger(__name__)
 
@@ -127,12 +131,24 @@ class MappingRunner(Protocol):
 
 class RunnerFactory:
     def __init__(
-        self, config: EsmConfig, store: Store, metrics: Metrics, invokers: Mapping[str, FunctionInvoker]
+        self,
+        config: EsmConfig,
+        store: Store,
+        metrics: Metrics,
+        invokers: Mapping[str, FunctionInvoker],
+        tracer: Tracer | None = None,
     ) -> None:
+        """`tracer`: only when `Tracing` is configured (each mapping's batches are traced)."""
         self._config = config
         self._store = store
         self._metrics = metrics
         self._invokers = invokers
+        self._tracer = tracer
+
+    def _tracing(self, mapping: EventSourceMappingConfig) -> BatchTracing | None:
+        if self._tracer is None:
+            return None
+        return BatchTracing(self._tracer, mapping.uuid, mapping.function_name, mapping.source.identity)
 
     async def build(self, mapping: EventSourceMappingConfig) -> MappingRunner:
         source = mapping.source
@@ -191,6 +207,7 @@ class RunnerFactory:
             metrics=self._metrics,
             failure_handling=running.failure_handling,
             lanes=mapping.ParallelizationFactor,
+            tracing=self._tracing(mapping),
         )
 
     async def _stream_runner(
@@ -251,4 +268,5 @@ class RunnerFactory:
             metrics=self._metrics,
             failure_handling=handling,
             status=self._store.status,
+            tracing=self._tracing(mapping),
         )

@@ -34,6 +34,7 @@ from esm.shard.shard import Shard
 from esm.shard.supervisor import ShardSupervisor
 from esm.sources.kafka import KafkaGroupReader, ReaderSettings
 from esm.sources.kafka_group import GroupReader
+from esm.tracing.batch import BatchTracing
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +133,7 @@ class KafkaMappingRunner:
         metrics: Metrics,
         failure_handling: FailureHandling | None = None,
         lanes: int = 1,
+        tracing: BatchTracing | None = None,
     ) -> None:
         """`lanes`: the mapping's ParallelizationFactor (batches in flight per partition)."""
         self.mapping_id = mapping_id
@@ -148,6 +150,7 @@ class KafkaMappingRunner:
             metrics=shard_metrics,
             limits=limits,
             report_batch_item_failures=self._failures.report_batch_item_failures,
+            tracing=tracing,
         )
         self.partitions: ShardSupervisor[int, KafkaPartition] = ShardSupervisor(
             mapping_id,

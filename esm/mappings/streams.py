@@ -38,6 +38,7 @@ from esm.sources.stream_discovery import ShardInfo, ShardLister
 from esm.status.unowned_gauge import UnownedShardsGauge
 from esm.stores import StoreError
 from esm.stores.status import DATA_LOSS_KEPT_SECONDS, ShardStatusStore, data_loss_key
+from esm.tracing.batch import BatchTracing
 
 __all__ = ["LeaseTiming", "StreamMappingRunner", "lease_namespace"]
 
@@ -63,6 +64,7 @@ class StreamMappingRunner:
         failure_handling: FailureHandling,
         status: ShardStatusStore | None = None,
         waits: Waits = REAL_WAITS,
+        tracing: BatchTracing | None = None,
     ) -> None:
         """`status`: where a shard whose checkpoint was trimmed is recorded for `esm status`.
         `waits`: how the shards wait out delays (tests pass shorter ones)."""
@@ -84,6 +86,7 @@ class StreamMappingRunner:
             limits=settings.limits,
             report_batch_item_failures=settings.report_batch_item_failures,
             waits=waits,
+            tracing=tracing,
         )
         self._waits = waits
         self.shards: ShardSupervisor[str, StreamShard] = ShardSupervisor(

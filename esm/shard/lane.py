@@ -32,7 +32,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from esm.dispatch.outcomes import InvokeOutcome
 from esm.shard.batch_response import SUCCEEDED, BatchResponse, Verdict
@@ -45,6 +45,9 @@ from esm.shard.reporting import describe_failure, log_retry, processing_result
 from esm.shard.sink import DroppingSink, FailureSink, FailureSinkError
 from esm.shard.state import ShardLife
 from esm.shard.waits import REAL_WAITS, Waits
+
+if TYPE_CHECKING:
+    from esm.tracing.batch import BatchTrace, BatchTracing
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +68,8 @@ class LaneServices(Generic[R]):
     waits: Waits = REAL_WAITS
     wall_clock: Callable[[], float] = time.time
     rand: Callable[[], float] = random.random
+    # Only when `Tracing` is configured: without it no span is built.
+    tracing: BatchTracing | None = None
 
 
 class LaneHost(Protocol[R_contra]):
@@ -179,6 +184,26 @@ class Lane(Generic[R]):
     async def work_through(self, job: Job[R]) -> bool:
         """Works through a job until each of its records completed or was given up on: True.
         False when the shard was lost or stops first (the next owner reads the rest again)."""
+        tracing = self.services.tracing
+        if tracing is None:
+            return await self._work_through(job, None)
+        records = job.records
+        describe = self.services.format.describe_position
+        trace = tracing.start_batch(
+            self.host.life.name,
+            self.name,
+            describe(records[0]) if records else "",
+            describe(records[-1]) if records else "",
+            len(records),
+        )
+        done = False
+        try:
+            done = await self._work_through(job, trace)
+        finally:
+            trace.end(done)
+        return done
+
+    async def _work_through(self, job: Job[R], trace: BatchTrace | None) -> bool:
         services, sink = self.services, self._sink  # a reconfiguration applies from the next batch on
         policy, metrics, clock = services.policy, services.metrics, services.wall_clock
         records = job.records
@@ -202,7 +227,11 @@ class Lane(Generic[R]):
                 if item.size:
                     metrics.records_invoked.inc(item.size)
                     metrics.iterator_age.set(max(0.0, clock() - oldest))
-                outcome = await services.invoker.invoke(payload)
+                if trace is None:
+                    outcome = await services.invoker.invoke(payload)
+                else:
+                    attempt = trace.attempt(_item_attributes(item, chunk, services.format))
+                    outcome = await services.invoker.invoke(payload, attempt)
                 if self._lost():
                     metrics.records_abandoned.inc(len(records) - item.start)
                     return False
@@ -211,29 +240,51 @@ class Lane(Generic[R]):
                     metrics.records_failed_invoke.inc(item.size)
                 decision = policy.decide(item, outcome, clock(), oldest, response, services.rand)
                 done_to = item.end if decision.kind is DecisionKind.CHECKPOINT else decision.checkpoint_to
-                if not await job.completed(item.start, item.start if done_to is None else done_to):
-                    return False
+                done_to = item.start if done_to is None else done_to
+                if trace is None:
+                    if not await job.completed(item.start, done_to):
+                        return False
+                else:
+                    with trace.span("checkpoint", {"esm.records_completed": done_to - item.start}):
+                        if not await job.completed(item.start, done_to):
+                            return False
             if decision.kind is DecisionKind.CHECKPOINT:
                 self.last_error = None
                 self.last_processing_result = "OK"
                 items.popleft()
             elif decision.kind is DecisionKind.SPLIT:
                 metrics.bisects.inc()
+                if trace is not None:
+                    trace.event("bisect", _bisect_attributes(item, decision))
                 items.popleft()
                 items.extendleft(reversed(decision.next_items))
             elif decision.kind is DecisionKind.DISCARD:
                 given_up = records[decision.discard_from : item.end]
-                if given_up and not await self._give_up(given_up, decision, outcome, services, sink):
+                if given_up and not await self._give_up(given_up, decision, outcome, services, sink, trace):
                     return False
                 why = decision.condition if outcome is None else f"{decision.condition}: {outcome.describe()}"
-                if not await job.given_up(decision.discard_from, item.end, why):
-                    return False
+                if trace is None:
+                    if not await job.given_up(decision.discard_from, item.end, why):
+                        return False
+                else:
+                    with trace.span("checkpoint", {"esm.records_given_up": item.end - decision.discard_from}):
+                        if not await job.given_up(decision.discard_from, item.end, why):
+                            return False
                 items.popleft()
             else:
                 assert outcome is not None
                 items[0] = decision.next_items[0]
-                if not await self._retry_later(outcome, response, chunk, decision, services):
-                    return False
+                if trace is None:
+                    if not await self._retry_later(outcome, response, chunk, decision, services):
+                        return False
+                else:
+                    retry = {
+                        ATTEMPT_ATTRIBUTE: decision.next_items[0].attempts.retries,
+                        "esm.delay_seconds": decision.delay_seconds,
+                    }
+                    with trace.span("retry backoff", retry):
+                        if not await self._retry_later(outcome, response, chunk, decision, services):
+                            return False
         self.attempts = Attempts()
         return True
 
@@ -275,13 +326,19 @@ class Lane(Generic[R]):
         outcome: InvokeOutcome | None,
         services: LaneServices[R],
         sink: FailureSink[R],
+        trace: BatchTrace | None,
     ) -> bool:
         """Hands records to the failure sink, retrying while it cannot take them: a record is never
         dropped without being written somewhere. False when the shard halts first."""
         failures = 0
         while True:
             try:
-                written = await sink.send(records, decision, outcome)
+                if trace is None:
+                    written = await sink.send(records, decision, outcome)
+                else:
+                    with trace.span("destination write", {"esm.batch.record_count": len(records)}) as span:
+                        written = await sink.send(records, decision, outcome)
+                        span.set_attribute("esm.written", written)
             except FailureSinkError as err:
                 failures += 1
                 services.metrics.destination_failures.inc()
@@ -299,3 +356,25 @@ class Lane(Generic[R]):
             )
             counter.inc(len(records))
             return True
+
+
+ATTEMPT_ATTRIBUTE = "esm.attempt"
+
+
+def _item_attributes(
+    item: WorkItem, chunk: Sequence[R], record_format: RecordFormat[R]
+) -> dict[str, str | int]:
+    """What an invocation span says about the records it carries."""
+    attributes: dict[str, str | int] = {
+        ATTEMPT_ATTRIBUTE: item.attempts.retries,
+        "esm.batch.record_count": len(chunk),
+    }
+    if chunk:
+        attributes["esm.batch.first_position"] = record_format.describe_position(chunk[0])
+        attributes["esm.batch.last_position"] = record_format.describe_position(chunk[-1])
+    return attributes
+
+
+def _bisect_attributes(item: WorkItem, decision: Decision) -> dict[str, str | int]:
+    halves = ", ".join(f"[{half.start}, {half.end})" for half in decision.next_items)
+    return {"esm.bisect.item": f"[{item.start}, {item.end})", "esm.bisect.halves": halves}
