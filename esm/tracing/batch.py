@@ -72,10 +72,16 @@ class BatchTrace:
         self._tracer = tracer
         self.root = root
         self._parent = trace.set_span_in_context(root)
+        # A batch the sampler left out gets no child spans at all (they would not be recorded
+        # either): its steps share the root's non-recording span, whose context says "not sampled".
+        self._recording = root.is_recording()
 
     @contextmanager
     def span(self, name: str, attributes: Mapping[str, AttributeValue] | None = None) -> Iterator[Span]:
         """A child of the batch span around the `with` block; an exception marks it as an error."""
+        if not self._recording:
+            yield self.root
+            return
         span = self._tracer.start_span(name, context=self._parent, attributes=attributes)
         try:
             yield span
@@ -88,7 +94,8 @@ class BatchTrace:
 
     def event(self, name: str, attributes: Mapping[str, AttributeValue]) -> None:
         """A child span with no duration to speak of (a decision such as a bisect)."""
-        self._tracer.start_span(name, context=self._parent, attributes=attributes).end()
+        if self._recording:
+            self._tracer.start_span(name, context=self._parent, attributes=attributes).end()
 
     def attempt(self, attributes: Mapping[str, AttributeValue]) -> InvocationTrace:
         return InvocationTrace(self, attributes)
