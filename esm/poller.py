@@ -17,6 +17,7 @@ from esm.config import EsmConfig
 from esm.dispatch.endpoints import EndpointPool
 from esm.dispatch.invoker import FunctionIdentity, FunctionInvoker
 from esm.dispatch.limiter import ConcurrencyLimiter, make_limiter
+from esm.dispatch.tls import channel_credentials
 from esm.mappings.factory import MappingRunner, RunnerFactory, holder_id
 from esm.mappings.live import LiveMappings
 from esm.metrics import Metrics
@@ -53,7 +54,7 @@ class Poller:
     async def start(self) -> None:
         self._store = open_store(self._config.Store)
         invokers: dict[str, FunctionInvoker] = {}
-        for function in self._config.Functions:
+        for index, function in enumerate(self._config.Functions):
             limiter = make_limiter(
                 function.ReservedConcurrentExecutions,
                 self._store,
@@ -62,7 +63,9 @@ class Poller:
                 float(function.Timeout),
                 self._shared,
             )
-            pool = EndpointPool(function.Endpoints, time.monotonic)
+            pool = EndpointPool(
+                function.Endpoints, time.monotonic, channel_credentials(function, f"Functions[{index}].Tls")
+            )
             self._limiters.append(limiter)
             self._pools.append(pool)
             identity = FunctionIdentity(function.FunctionName, float(function.Timeout), function.MemorySize)
