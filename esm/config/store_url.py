@@ -9,7 +9,7 @@ from esm.config.problems import describe
 DEFAULT_STORE = "sqlite:///esm-state.db"
 _STORE_FORMS = (
     "sqlite:///PATH (sqlite:////abs/path.db for an absolute path) or redis://HOST:PORT/DB[?prefix=NAME] "
-    "(rediss:// for TLS, with ssl_ca_certs, ssl_certfile, ssl_keyfile, ssl_cert_reqs, ssl_check_hostname)"
+    "(rediss:// for TLS, with ssl_* parameters)"
 )
 # The Redis client's TLS settings, allowed in a rediss:// URL (passed to redis-py as they are).
 REDIS_TLS_PARAMETERS = frozenset(
