@@ -101,6 +101,9 @@ def test_no_secret_reaches_any_output(
                         "sasl.mechanism": "PLAIN",
                         "sasl.plain.username": "esm",
                         "sasl.plain.password": SASL_PASSWORD,
+                        # Fail fast: a stopping daemon waits for a bootstrap in progress.
+                        "bootstrap.timeout.ms": 2000,
+                        "reconnect.backoff.max.ms": 500,
                     },
                 ),
                 mapping(
