@@ -30,7 +30,8 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
@@ -47,6 +48,8 @@ from esm.shard.state import ShardLife
 from esm.shard.waits import REAL_WAITS, Waits
 
 if TYPE_CHECKING:
+    from opentelemetry.trace import Span
+
     from esm.tracing.batch import BatchTrace, BatchTracing
 
 log = logging.getLogger(__name__)
@@ -241,13 +244,10 @@ class Lane(Generic[R]):
                 decision = policy.decide(item, outcome, clock(), oldest, response, services.rand)
                 done_to = item.end if decision.kind is DecisionKind.CHECKPOINT else decision.checkpoint_to
                 done_to = item.start if done_to is None else done_to
-                if trace is None or done_to == item.start:  # a span only when the checkpoint moves
+                moved = trace if done_to > item.start else None  # a span only when the checkpoint moves
+                with _span(moved, "checkpoint", {"esm.records_completed": done_to - item.start}):
                     if not await job.completed(item.start, done_to):
                         return False
-                else:
-                    with trace.span("checkpoint", {"esm.records_completed": done_to - item.start}):
-                        if not await job.completed(item.start, done_to):
-                            return False
             if decision.kind is DecisionKind.CHECKPOINT:
                 self.last_error = None
                 self.last_processing_result = "OK"
@@ -263,28 +263,16 @@ class Lane(Generic[R]):
                 if given_up and not await self._give_up(given_up, decision, outcome, services, sink, trace):
                     return False
                 why = decision.condition if outcome is None else f"{decision.condition}: {outcome.describe()}"
-                if trace is None:
+                with _span(trace, "checkpoint", {"esm.records_given_up": len(given_up)}):
                     if not await job.given_up(decision.discard_from, item.end, why):
                         return False
-                else:
-                    with trace.span("checkpoint", {"esm.records_given_up": item.end - decision.discard_from}):
-                        if not await job.given_up(decision.discard_from, item.end, why):
-                            return False
                 items.popleft()
             else:
                 assert outcome is not None
                 items[0] = decision.next_items[0]
-                if trace is None:
+                with _span(trace, "retry backoff", _retry_attributes(decision)):
                     if not await self._retry_later(outcome, response, chunk, decision, services):
                         return False
-                else:
-                    retry = {
-                        ATTEMPT_ATTRIBUTE: decision.next_items[0].attempts.retries,
-                        "esm.delay_seconds": decision.delay_seconds,
-                    }
-                    with trace.span("retry backoff", retry):
-                        if not await self._retry_later(outcome, response, chunk, decision, services):
-                            return False
         self.attempts = Attempts()
         return True
 
@@ -333,11 +321,9 @@ class Lane(Generic[R]):
         failures = 0
         while True:
             try:
-                if trace is None:
+                with _span(trace, "destination write", {"esm.batch.record_count": len(records)}) as span:
                     written = await sink.send(records, decision, outcome)
-                else:
-                    with trace.span("destination write", {"esm.batch.record_count": len(records)}) as span:
-                        written = await sink.send(records, decision, outcome)
+                    if span is not None:
                         span.set_attribute("esm.written", written)
             except FailureSinkError as err:
                 failures += 1
@@ -359,6 +345,21 @@ class Lane(Generic[R]):
 
 
 ATTEMPT_ATTRIBUTE = "esm.attempt"
+_NO_SPAN: AbstractContextManager[None] = nullcontext()
+
+
+def _span(
+    trace: BatchTrace | None, name: str, attributes: Mapping[str, str | int | float]
+) -> AbstractContextManager[Span | None]:
+    """A child span of the batch around a step; without tracing, nothing."""
+    return _NO_SPAN if trace is None else trace.span(name, attributes)
+
+
+def _retry_attributes(decision: Decision) -> dict[str, str | int | float]:
+    return {
+        ATTEMPT_ATTRIBUTE: decision.next_items[0].attempts.retries,
+        "esm.delay_seconds": decision.delay_seconds,
+    }
 
 
 def _item_attributes(
