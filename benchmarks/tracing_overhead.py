@@ -16,7 +16,9 @@ median of three passes in one process after a warm-up:
 - `ratio1`: `Tracing` with SampleRatio 1 (every span recorded; the exporter discards them, so
   the network is not measured).
 
-Reported: the median of the runs in microseconds per batch, and each mode's median over main's.
+Reported: the median of the runs in CPU microseconds per batch (the process's CPU time, export
+thread included: on a machine shared with other work, wall time mostly measures the others), and
+each mode's median over main's.
 """
 
 from __future__ import annotations
@@ -141,10 +143,10 @@ async def _measure(mode: str, batches: int, batch_size: int) -> float:
     checkpoints = Checkpoints(total - 1)
     shard = Shard("bench-0", services, checkpoints)
     shard.deliver(list(range(total)), [100] * total)
-    started = time.perf_counter()
+    started = time.process_time()
     task = asyncio.create_task(shard.run())
     await checkpoints.reached.wait()
-    elapsed = time.perf_counter() - started
+    elapsed = time.process_time() - started
     shard.request_shutdown()
     await task
     return elapsed / batches * 1e6

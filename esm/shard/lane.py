@@ -30,10 +30,10 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from esm.dispatch.outcomes import InvokeOutcome
 from esm.shard.batch_response import SUCCEEDED, BatchResponse, Verdict
@@ -184,12 +184,16 @@ class Lane(Generic[R]):
             return await self.framing.passed(records[-1])
         return True
 
-    async def work_through(self, job: Job[R]) -> bool:
+    def work_through(self, job: Job[R]) -> Coroutine[Any, Any, bool]:
         """Works through a job until each of its records completed or was given up on: True.
-        False when the shard was lost or stops first (the next owner reads the rest again)."""
+        False when the shard was lost or stops first (the next owner reads the rest again).
+        Without tracing this is the loop's own coroutine (no extra frame on the hot path)."""
         tracing = self.services.tracing
         if tracing is None:
-            return await self._work_through(job, None)
+            return self._work_through(job, None)
+        return self._traced_work_through(job, tracing)
+
+    async def _traced_work_through(self, job: Job[R], tracing: BatchTracing) -> bool:
         records = job.records
         describe = self.services.format.describe_position
         trace = tracing.start_batch(
@@ -244,10 +248,13 @@ class Lane(Generic[R]):
                 decision = policy.decide(item, outcome, clock(), oldest, response, services.rand)
                 done_to = item.end if decision.kind is DecisionKind.CHECKPOINT else decision.checkpoint_to
                 done_to = item.start if done_to is None else done_to
-                moved = trace if done_to > item.start else None  # a span only when the checkpoint moves
-                with _span(moved, "checkpoint", {"esm.records_completed": done_to - item.start}):
+                if trace is None or done_to == item.start:  # the hot path; a span only when it moves
                     if not await job.completed(item.start, done_to):
                         return False
+                else:
+                    with trace.span("checkpoint", {"esm.records_completed": done_to - item.start}):
+                        if not await job.completed(item.start, done_to):
+                            return False
             if decision.kind is DecisionKind.CHECKPOINT:
                 self.last_error = None
                 self.last_processing_result = "OK"
