@@ -28,6 +28,9 @@ from esm.sources.kafka_group import ClientError, GroupReader, PartitionEvents, R
 
 __all__ = ["KafkaGroupReader", "PartitionEvents", "ReaderSettings"]
 
+# How long creating a consumer may wait for the brokers before it fails (and is tried again).
+BOOTSTRAP_TIMEOUT_MS = 3000
+
 
 def _tp(tp: TopicPartitionId) -> TopicPartition:
     return TopicPartition(tp.topic, tp.partition)
@@ -51,8 +54,10 @@ class KafkaGroupReader(GroupReader[Any]):
         kafka_python_headers.install()
 
     def _connect(self) -> Any:
+        # kafka-python's constructor waits for the brokers (30 s by default): a shutdown waits for it.
+        kwargs = {"bootstrap_timeout_ms": BOOTSTRAP_TIMEOUT_MS, **self._settings.consumer_kwargs}
         try:
-            consumer = self._consumer_factory(**self._settings.consumer_kwargs)
+            consumer = self._consumer_factory(**kwargs)
             consumer.subscribe([self._settings.topic], listener=_Listener(self))
         except KafkaError as err:
             servers = self._settings.consumer_kwargs.get("bootstrap_servers")
@@ -79,10 +84,11 @@ class KafkaGroupReader(GroupReader[Any]):
             for tp, records in batch.items()
         }
 
-    def _commit(self, client: Any, offsets: dict[TopicPartitionId, int]) -> None:
+    def _commit(self, client: Any, offsets: dict[TopicPartitionId, int], timeout_s: float) -> None:
         try:
             client.commit(
-                offsets={_tp(tp): OffsetAndMetadata(offset, "", -1) for tp, offset in offsets.items()}
+                offsets={_tp(tp): OffsetAndMetadata(offset, "", -1) for tp, offset in offsets.items()},
+                timeout_ms=int(timeout_s * 1000),
             )
         except KafkaError as err:
             raise ClientError(str(err)) from err
@@ -121,8 +127,16 @@ class KafkaGroupReader(GroupReader[Any]):
         mark: int | None = client.highwater(_tp(tp))
         return mark
 
-    def _close_client(self, client: Any) -> None:
-        client.close(autocommit=False)
+    def _close_client(self, client: Any, timeout_s: float) -> None:
+        client.close(autocommit=False, timeout_ms=int(timeout_s * 1000))
+
+    def _reachable(self, client: Any) -> bool | None:
+        """Connected to some broker (the group coordinator's connection stays open while the
+        member is in the group). kafka-python offers no public call for it."""
+        connections = getattr(getattr(client, "_manager", None), "_conns", None)
+        if connections is None:
+            return None
+        return any(getattr(conn, "connected", False) for conn in list(connections.values()))
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]

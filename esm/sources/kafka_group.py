@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from esm.ownership.kafka_assignment import PartitionAssignment, TopicPartitionId
+from esm.sources.outage_notices import Notice, OutageNotices, Said
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,36 @@ class ReaderSettings:
     # this much completed work.
     commit_interval_seconds: float = 0.2
     reconnect_backoff_seconds: float = 1.0
+    # Bounds on the client calls that wait for the brokers, so that brokers that are gone hold
+    # neither the thread nor a shutdown for long (what was not committed is read again).
+    commit_timeout_seconds: float = 5.0
+    close_timeout_seconds: float = 2.0
+    # The brokers count as unreachable (one line, esm's own) after this long without a connection.
+    unreachable_after_seconds: float = 2.0
+    # How often that is said again while it lasts.
+    unreachable_repeat_seconds: float = 60.0
+
+
+_RECONNECT_BACKOFF_CAP_SECONDS = 10.0
+
+
+def _servers(settings: ReaderSettings) -> str:
+    servers = settings.consumer_kwargs.get("bootstrap_servers", "?")
+    return ",".join(servers) if isinstance(servers, list | tuple) else str(servers)
+
+
+def _log_outage(said: Said, settings: ReaderSettings, error: str) -> None:
+    where = (
+        f"Kafka brokers {_servers(settings)} (topic {settings.topic}, "
+        f"group {settings.consumer_kwargs.get('group_id')})"
+    )
+    why = f": {error}" if error else ""
+    if said.notice is Notice.BACK:
+        log.warning("reached the %s again after %.0fs", where, said.down_seconds)
+    elif said.notice is Notice.DOWN:
+        log.error("cannot reach the %s for %.0fs%s; retrying", where, said.down_seconds, why)
+    else:
+        log.error("still cannot reach the %s after %.0fs%s; retrying", where, said.down_seconds, why)
 
 
 class ClientError(Exception):
@@ -107,6 +138,7 @@ class GroupReader(abc.ABC, Generic[Client]):
         self._fetching = True
         self._all_full_since: float | None = None
         self._closing = threading.Event()
+        self._outage = OutageNotices(settings.unreachable_after_seconds, settings.unreachable_repeat_seconds)
         self._thread = threading.Thread(target=self._run, name=f"kafka-reader-{settings.topic}", daemon=True)
 
     # -- what a client adapter provides -----------------------------------------------------
@@ -121,8 +153,9 @@ class GroupReader(abc.ABC, Generic[Client]):
         order; waits at most `timeout_ms` for the first one."""
 
     @abc.abstractmethod
-    def _commit(self, client: Client, offsets: dict[TopicPartitionId, int]) -> None:
-        """Commits synchronously; raises ClientError when the group refuses it."""
+    def _commit(self, client: Client, offsets: dict[TopicPartitionId, int], timeout_s: float) -> None:
+        """Commits synchronously within `timeout_s`; raises ClientError when the group refuses
+        it or the time is up."""
 
     @abc.abstractmethod
     def _position_at_start(self, client: Client, tp: TopicPartitionId) -> int | None:
@@ -139,7 +172,12 @@ class GroupReader(abc.ABC, Generic[Client]):
     def _highwater(self, client: Client, tp: TopicPartitionId) -> int | None: ...
 
     @abc.abstractmethod
-    def _close_client(self, client: Client) -> None: ...
+    def _close_client(self, client: Client, timeout_s: float) -> None:
+        """Leaves the group and closes, waiting at most about `timeout_s` for the brokers."""
+
+    def _reachable(self, client: Client) -> bool | None:
+        """Whether the client is connected to a broker now (None: the client cannot tell)."""
+        return None
 
     # -- control, from the event loop -------------------------------------------------------
 
@@ -179,7 +217,7 @@ class GroupReader(abc.ABC, Generic[Client]):
             finally:
                 self._commit_completed(client)
                 try:
-                    self._close_client(client)
+                    self._close_client(client, self._settings.close_timeout_seconds)
                 except Exception:
                     log.debug("closing the kafka consumer failed", exc_info=True)
                 self._lose_all()
@@ -187,23 +225,35 @@ class GroupReader(abc.ABC, Generic[Client]):
     def _connect_with_backoff(self) -> Client | None:
         backoff = self._settings.reconnect_backoff_seconds
         while not self._closing.is_set():
+            started = time.monotonic()
             try:
                 return self._connect()
             except ClientError as err:
-                log.error(
+                self._note_reachability(False, started, str(err))
+                log.debug(
                     "cannot reach Kafka for topic %s (%s); retrying in %.0fs",
                     self._settings.topic,
                     err,
                     backoff,
                 )
                 self._closing.wait(backoff)
-                backoff = min(backoff * 2, 30.0)
+                backoff = min(backoff * 2, _RECONNECT_BACKOFF_CAP_SECONDS)
         return None
+
+    def _note_reachability(self, reachable: bool, since: float | None = None, error: str = "") -> None:
+        """Says (once, then every unreachable_repeat_seconds) that the brokers cannot be reached,
+        and when they can again: esm's own lines, instead of the client library's many."""
+        said = self._outage.observe(reachable, time.monotonic(), since)
+        if said is not None:
+            _log_outage(said, self._settings, error)
 
     def _poll_loop(self, client: Client) -> None:
         next_lag = next_commit = 0.0
         while not self._closing.is_set():
             now = time.monotonic()
+            reachable = self._reachable(client)
+            if reachable is not None:
+                self._note_reachability(reachable)
             if now >= next_commit:
                 next_commit = now + self._settings.commit_interval_seconds
                 self._commit_completed(client)
@@ -249,7 +299,7 @@ class GroupReader(abc.ABC, Generic[Client]):
         if not offsets:
             return
         try:
-            self._commit(client, offsets)
+            self._commit(client, offsets, self._commit_timeout())
         except ClientError as err:
             # Typically a rebalance in progress: the partitions' new owner re-reads from the
             # last successful commit (at-least-once).
@@ -260,6 +310,11 @@ class GroupReader(abc.ABC, Generic[Client]):
             if offset is not None:
                 assignment.mark_committed(offset)
         self._loop.call_soon_threadsafe(self._events.committed, len(offsets), False)
+
+    def _commit_timeout(self) -> float:
+        """Closing: what did not commit in the short close timeout is read again."""
+        settings = self._settings
+        return settings.close_timeout_seconds if self._closing.is_set() else settings.commit_timeout_seconds
 
     def _apply_restarts(self) -> None:
         with self._lock:

@@ -13,6 +13,7 @@ are abbreviated (JSON has them whole) and details go on indented lines under the
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -21,6 +22,7 @@ from typing import Any
 
 import orjson
 
+from esm.client_logs import demote_client_lines
 from esm.config import (
     ConfigError,
     EsmConfig,
@@ -31,6 +33,7 @@ from esm.config import (
 )
 from esm.config.sources import DynamoDBStreamsSource, KinesisSource
 from esm.ownership.leases import SHARD_END, lease_namespace
+from esm.sources.aws_clients import QUICK
 from esm.status.kafka_positions import KafkaPositionsError, kafka_positions
 from esm.status.stream_leases import StreamArnError, StreamSource, resolve_stream_arn, shard_rows
 from esm.stores import Store, StoreError, open_store
@@ -43,11 +46,16 @@ STREAM_COLUMNS = ("shard", "owner", "lease", "checkpoint", "state", "in flight",
 # When the whole row is wider than the table, only the first NARROW_COLUMNS stay in it.
 NARROW_COLUMNS = 5
 RIGHT_ALIGNED = frozenset({"lease", "in flight", "behind"})
-# How long each Kafka request may take when reading a mapping's partitions and offsets.
-KAFKA_TIMEOUT_SECONDS = 10.0
+# How long reading a mapping's partitions and offsets from Kafka may take: `esm status` answers
+# within seconds when the brokers are down (mappings are read side by side).
+KAFKA_TIMEOUT_SECONDS = 3.0
 
 
 def status_command(config_path: str, as_json: bool) -> int:
+    # The Kafka client's own lines (each failed connection) would bury the answer: esm names what
+    # it could not reach in the mapping's entry.
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="esm: %(name)s: %(message)s")
+    demote_client_lines(logging.WARNING)
     try:
         config = load_config(config_path).config
     except ConfigError as err:
@@ -68,10 +76,10 @@ def status_command(config_path: str, as_json: bool) -> int:
 async def collect(config: EsmConfig) -> list[dict[str, Any]]:
     store = open_store(config.Store)
     try:
-        return [
-            await collect_mapping(store, mapping, state)
-            for mapping, state in await mappings_of(config, store)
-        ]
+        found = await mappings_of(config, store)
+        return list(
+            await asyncio.gather(*(collect_mapping(store, mapping, state) for mapping, state in found))
+        )
     finally:
         await store.close()
 
@@ -166,7 +174,7 @@ async def _add_stream_shards(
 ) -> None:
     entry.update(event_source_arn=source.arn, stream=None, shards=[])
     try:
-        stream_arn = await asyncio.to_thread(resolve_stream_arn, source)
+        stream_arn = await asyncio.to_thread(resolve_stream_arn, source, QUICK)
     except StreamArnError as err:
         entry["error"] = str(err)
         return

@@ -1,0 +1,57 @@
+"""When esm says a source is down, still down, and back: table-driven, with the clock passed in."""
+
+from __future__ import annotations
+
+import pytest
+
+from esm.sources.outage_notices import Notice, OutageNotices, Said
+
+DOWN, UP = False, True
+
+
+@pytest.mark.parametrize(
+    ("observations", "expected"),
+    [
+        pytest.param([(UP, 0), (UP, 100)], [None, None], id="always reachable: nothing"),
+        pytest.param(
+            [(DOWN, 0), (DOWN, 1), (UP, 1.5)], [None, None, None], id="a blip shorter than confirm_after"
+        ),
+        pytest.param(
+            [(DOWN, 0), (DOWN, 1.9), (DOWN, 2.0), (DOWN, 3)],
+            [None, None, Said(Notice.DOWN, 2.0), None],
+            id="down once confirmed, said once",
+        ),
+        pytest.param(
+            [(DOWN, 0), (DOWN, 2), (DOWN, 61), (DOWN, 62), (DOWN, 122)],
+            [None, Said(Notice.DOWN, 2), None, Said(Notice.STILL_DOWN, 62), Said(Notice.STILL_DOWN, 122)],
+            id="then once a minute",
+        ),
+        pytest.param(
+            [(DOWN, 0), (DOWN, 5), (UP, 9), (UP, 10)],
+            [None, Said(Notice.DOWN, 5), Said(Notice.BACK, 9), None],
+            id="back said once",
+        ),
+        pytest.param(
+            [(DOWN, 0), (DOWN, 5), (UP, 9), (DOWN, 10), (DOWN, 11), (DOWN, 12)],
+            [None, Said(Notice.DOWN, 5), Said(Notice.BACK, 9), None, None, Said(Notice.DOWN, 2)],
+            id="a second outage starts over",
+        ),
+    ],
+)
+def test_notices(observations: list[tuple[bool, float]], expected: list[Said | None]) -> None:
+    notices = OutageNotices(confirm_after=2.0, repeat_every=60.0)
+    assert [notices.observe(reachable, now) for reachable, now in observations] == expected
+
+
+def test_an_attempt_that_took_long_to_fail_counts_from_its_start() -> None:
+    notices = OutageNotices(confirm_after=2.0)
+    assert notices.observe(DOWN, now=13.0, since=10.0) == Said(Notice.DOWN, 3.0)
+    assert notices.down
+    assert notices.observe(UP, now=20.0) == Said(Notice.BACK, 10.0)
+    assert not notices.down
+
+
+def test_without_repeats_a_spell_is_said_once() -> None:
+    notices = OutageNotices(confirm_after=12.0, repeat_every=float("inf"))
+    said = [notices.observe(DOWN, float(now)) for now in range(0, 1000, 5)]
+    assert [s for s in said if s is not None] == [Said(Notice.DOWN, 15.0)]
