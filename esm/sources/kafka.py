@@ -19,7 +19,7 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import KafkaError
-from kafka.structs import OffsetAndMetadata
+from kafka.structs import MemberState, OffsetAndMetadata
 
 from esm.events.kafka import KAFKA_PYTHON_TIMESTAMP_TYPES, NO_TIMESTAMP_TYPE, event_record
 from esm.ownership.kafka_assignment import TopicPartitionId
@@ -129,6 +129,15 @@ class KafkaGroupReader(GroupReader[Any]):
 
     def _close_client(self, client: Any, timeout_s: float) -> None:
         client.close(autocommit=False, timeout_ms=int(timeout_s * 1000))
+
+    def _waiting_for_assignment(self, client: Any) -> bool | None:
+        """Not a settled member of the group (joining or rebalancing) while the topic has partitions."""
+        coordinator = getattr(client, "_coordinator", None)
+        cluster = getattr(client, "_cluster", None)
+        if coordinator is None or cluster is None:
+            return None
+        partitions = cluster.partitions_for_topic(self._settings.topic)
+        return bool(partitions) and coordinator.state != MemberState.STABLE
 
     def _reachable(self, client: Any) -> bool | None:
         """Connected to some broker (the group coordinator's connection stays open while the

@@ -23,6 +23,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -84,9 +85,18 @@ class ReaderSettings:
     unreachable_after_seconds: float = 2.0
     # How often that is said again while it lasts.
     unreachable_repeat_seconds: float = 60.0
+    # Who reads, for the lines above: "mapping <UUID> (function <name>)".
+    label: str = "a Kafka mapping"
+
+    @property
+    def session_timeout_seconds(self) -> float:
+        """How long the member may go without an assignment before esm says it waits for one."""
+        return float(self.consumer_kwargs.get("session_timeout_ms", DEFAULT_SESSION_TIMEOUT_MS)) / 1000
 
 
 _RECONNECT_BACKOFF_CAP_SECONDS = 10.0
+# Both clients' default session.timeout.ms.
+DEFAULT_SESSION_TIMEOUT_MS = 45_000
 
 
 def _servers(settings: ReaderSettings) -> str:
@@ -101,11 +111,19 @@ def _log_outage(said: Said, settings: ReaderSettings, error: str) -> None:
     )
     why = f": {error}" if error else ""
     if said.notice is Notice.BACK:
-        log.warning("reached the %s again after %.0fs", where, said.down_seconds)
+        log.warning("%s: reached the %s again after %.0fs", settings.label, where, said.down_seconds)
     elif said.notice is Notice.DOWN:
-        log.error("cannot reach the %s for %.0fs%s; retrying", where, said.down_seconds, why)
+        log.error(
+            "%s: cannot reach the %s for %.0fs%s; retrying", settings.label, where, said.down_seconds, why
+        )
     else:
-        log.error("still cannot reach the %s after %.0fs%s; retrying", where, said.down_seconds, why)
+        log.error(
+            "%s: still cannot reach the %s after %.0fs%s; retrying",
+            settings.label,
+            where,
+            said.down_seconds,
+            why,
+        )
 
 
 class ClientError(Exception):
@@ -139,6 +157,8 @@ class GroupReader(abc.ABC, Generic[Client]):
         self._all_full_since: float | None = None
         self._closing = threading.Event()
         self._outage = OutageNotices(settings.unreachable_after_seconds, settings.unreachable_repeat_seconds)
+        # Said once per spell: owning no partition past the session timeout while the topic has some.
+        self._unassigned = OutageNotices(settings.session_timeout_seconds, repeat_every=math.inf)
         self._thread = threading.Thread(target=self._run, name=f"kafka-reader-{settings.topic}", daemon=True)
 
     # -- what a client adapter provides -----------------------------------------------------
@@ -177,6 +197,11 @@ class GroupReader(abc.ABC, Generic[Client]):
 
     def _reachable(self, client: Client) -> bool | None:
         """Whether the client is connected to a broker now (None: the client cannot tell)."""
+        return None
+
+    def _waiting_for_assignment(self, client: Client) -> bool | None:
+        """Whether the member waits for the group coordinator to (re)assign partitions of a topic
+        that has some (None: the client cannot tell)."""
         return None
 
     # -- control, from the event loop -------------------------------------------------------
@@ -247,6 +272,40 @@ class GroupReader(abc.ABC, Generic[Client]):
         if said is not None:
             _log_outage(said, self._settings, error)
 
+    def _note_assignment(self, client: Client, now: float) -> None:
+        """Says when the member has owned no partition for longer than the session timeout while
+        it waits for the group coordinator (and the topic has partitions), and when it owns some
+        again. Brokers that cannot be reached are said by their own lines."""
+        with self._lock:
+            owns = bool(self._assignments)
+        waiting = not owns and not self._outage.down and self._waiting_for_assignment(client) is True
+        said = self._unassigned.observe(not waiting, now)
+        if said is None:
+            return
+        group = self._settings.consumer_kwargs.get("group_id")
+        if said.notice is Notice.BACK:
+            with self._lock:
+                owned = len(self._assignments)
+            log.warning(
+                "%s: no longer waiting for the group coordinator (group %s) after %.0fs; "
+                "owns %d partitions of topic %s",
+                self._settings.label,
+                group,
+                said.down_seconds,
+                owned,
+                self._settings.topic,
+            )
+        else:
+            log.warning(
+                "%s: no partition of topic %s assigned by the group coordinator after %.0fs "
+                "(group %s, session timeout %gs); waiting for the broker to assign",
+                self._settings.label,
+                self._settings.topic,
+                said.down_seconds,
+                group,
+                self._settings.session_timeout_seconds,
+            )
+
     def _poll_loop(self, client: Client) -> None:
         next_lag = next_commit = 0.0
         while not self._closing.is_set():
@@ -254,6 +313,7 @@ class GroupReader(abc.ABC, Generic[Client]):
             reachable = self._reachable(client)
             if reachable is not None:
                 self._note_reachability(reachable)
+            self._note_assignment(client, now)
             if now >= next_commit:
                 next_commit = now + self._settings.commit_interval_seconds
                 self._commit_completed(client)

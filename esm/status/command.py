@@ -121,6 +121,9 @@ async def collect_mapping(
         entry["partitions"] = []
         if isinstance(source, KafkaSource):
             await _add_kafka_partitions(entry, source, reports, kafka_timeout_s)
+    note = unowned_note(entry) if store is not None and state == "Enabled" else None
+    if note is not None:
+        entry["note"] = note
     return entry
 
 
@@ -129,8 +132,31 @@ def mapping_header(mapping: EventSourceMappingConfig, state: str) -> dict[str, A
     return {"uuid": mapping.uuid, "function": mapping.function_name, "state": state}
 
 
+def unowned_note(entry: Mapping[str, Any]) -> str | None:
+    """The note of an enabled mapping none of whose partitions or (unfinished) shards an esm
+    poller owns: silence would hide that nothing is being read."""
+    if "shards" in entry:
+        what, waits_for = "shards", "leases to expire (LeaseDurationSeconds)"
+        rows = [row for row in entry["shards"] if row["checkpoint"] != SHARD_END]
+    else:
+        what, waits_for = (
+            "partitions",
+            f"group coordinator of group {entry.get('consumer_group')} to assign them",
+        )
+        rows = entry["partitions"]
+    if not rows or any(row["owner"] for row in rows):
+        return None
+    return (
+        f"no esm poller owns any of its {len(rows)} {what}: no daemon runs this mapping, or it "
+        f"waits for the {waits_for}; the daemon's log says which"
+    )
+
+
 async def _add_kafka_partitions(
-    entry: dict[str, Any], source: KafkaSource, reports: Mapping[str, Mapping[str, Any]], timeout_s: float
+    entry: dict[str, Any],
+    source: KafkaSource,
+    reports: Mapping[str, Mapping[str, Any]],
+    timeout_s: float,
 ) -> None:
     entry.update(topic=source.topic, consumer_group=source.consumer_group_id)
     try:
@@ -201,8 +227,7 @@ def _kafka_lines(mapping: Mapping[str, Any]) -> list[str]:
         f"mapping {mapping['uuid']}  function {mapping['function']}  {mapping['state']}"
         + (f"  topic {mapping['topic']}  group {mapping['consumer_group']}" if "topic" in mapping else "")
     ]
-    if "error" in mapping:
-        lines.append(f"  ! {mapping['error']}")
+    lines += _problem_lines(mapping)
     lines.append(
         f"  {'part':>4}  {'owner':<24} {'committed':>10} {'end':>10} {'lag':>8}  "
         f"{'in flight':<16} {'retry':>5}  result"
@@ -218,6 +243,10 @@ def _kafka_lines(mapping: Mapping[str, Any]) -> list[str]:
         if p["last_error"]:
             lines.append(f"        last error: {p['last_error']}")
     return lines
+
+
+def _problem_lines(mapping: Mapping[str, Any]) -> list[str]:
+    return [f"  ! {mapping[key]}" for key in ("error", "note") if key in mapping]
 
 
 def _offsets_in_flight(in_flight: Any) -> str:
@@ -239,8 +268,7 @@ def _stream_lines(mapping: Mapping[str, Any]) -> list[str]:
     if mapping["stream"] != mapping["event_source_arn"]:
         lines.append(f"  table  {mapping['event_source_arn']}")
     lines.append(f"  stream {mapping['stream'] or '-'}")
-    if "error" in mapping:
-        lines.append(f"  ! {mapping['error']}")
+    lines += _problem_lines(mapping)
     shards: Sequence[Mapping[str, Any]] = mapping["shards"]
     if not shards and "error" not in mapping:
         lines.append("  no shards yet: no poller has listed this stream's shards")

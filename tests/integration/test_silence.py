@@ -1,0 +1,154 @@
+"""Silence is a bug: what a person sees when what esm depends on is down or holds it back.
+
+- Brokers down: esm's own lines soon (and not the client library's many), `esm status`
+  answering quickly with what it could not reach, a daemon that stops quickly on SIGTERM
+  (against a real closed port, then a real Tansu broker started and stopped on it);
+- a group that assigns the mapping nothing (a real member that holds the rebalance): a warning
+  naming the mapping, the group and what it waits for, and a note in `esm status`.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from esm_processes import REPO, EsmProcess
+from kafka import KafkaConsumer
+
+from esm.embedded import TansuBroker
+from esm.netutil import free_port
+
+from .harness import daemon, esm_status, mapping, write_config
+
+# Generous for a loaded 2-core machine, far below what it took before (about 28 s to stop, 30 s
+# for the first line and for `esm status`).
+FIRST_LINE_SECONDS = 5.0
+STATUS_SECONDS = 5.0
+STOP_SECONDS = 10.0
+# A client-library line at WARNING or above in the daemon's log (there should be none).
+_CLIENT_WARNING = re.compile(r" (WARNING|ERROR|CRITICAL) (\[poller \d+\] )?(kafka|esm\.librdkafka)[.:]")
+
+
+def _logged_at(line: str) -> float:
+    """The time of a daemon log line (`2026-12-07 06:31:57,255 ...`), as a POSIX timestamp."""
+    return datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+
+
+def _timed_status(config: Path) -> tuple[float, subprocess.CompletedProcess[str]]:
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "esm", "status", "-c", str(config)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
+    return time.monotonic() - started, result
+
+
+def _timed_stop(engine: EsmProcess) -> tuple[float, int]:
+    started = time.monotonic()
+    code = engine.stop(timeout=60)
+    return time.monotonic() - started, code
+
+
+def test_a_kafka_broker_that_is_down_then_back_then_down_again(tmp_path: Path) -> None:
+    port = free_port()
+    bootstrap = f"127.0.0.1:{port}"
+    config = write_config(
+        tmp_path / "esm.json",
+        [{"FunctionName": "fn", "Endpoints": [f"127.0.0.1:{free_port()}"]}],
+        [mapping(bootstrap, "orders", "g-orders")],
+    )
+    engine = daemon(config)
+    broker = TansuBroker(log_path=tmp_path / "tansu.log", pick_port=lambda _host: port)
+    try:
+        started = engine.wait_for_line(r"INFO esm\.mappings\.factory: mapping .* topic orders").string
+        down = engine.wait_for_line(
+            rf"ERROR .*: mapping \S+ \(function fn\): cannot reach the Kafka brokers {bootstrap} "
+            rf"\(topic orders, group g-orders\) for \ds",
+            30,
+        ).string
+        assert _logged_at(down) - _logged_at(started) <= FIRST_LINE_SECONDS, (started, down)
+
+        seconds, status = _timed_status(config)
+        assert seconds <= STATUS_SECONDS, status
+        assert status.returncode == 0, status.stderr
+        assert f"cannot read 'orders' on {bootstrap}" in status.stdout
+        assert not _CLIENT_WARNING.search(status.stderr), status.stderr
+
+        broker.start()
+        engine.wait_for_line(rf"reached the Kafka brokers {bootstrap} .* again after \d+s", 40)
+        broker.stop()
+        lines_before = engine.stderr.count("cannot reach the Kafka brokers")
+        deadline = time.monotonic() + 30
+        while engine.stderr.count("cannot reach the Kafka brokers") == lines_before:
+            assert time.monotonic() < deadline, f"no line for the second outage:\n{engine.stderr}"
+            time.sleep(0.2)
+        seconds, code = _timed_stop(engine)
+    finally:
+        engine.kill() if engine.process.poll() is None else None
+        broker.stop()
+    log = engine.stderr
+    assert code == 0, log
+    assert seconds <= STOP_SECONDS, f"SIGTERM took {seconds:.1f}s with the broker down:\n{log}"
+    assert not _CLIENT_WARNING.search(log), log
+    # One line per outage: the first within seconds, the next only a minute later.
+    assert log.count("cannot reach the Kafka brokers") == 2, log
+
+
+def test_a_group_that_assigns_the_mapping_nothing_is_said_and_shown(
+    kafka_broker: str, new_topic: Callable[..., str], tmp_path: Path
+) -> None:
+    topic = new_topic(partitions=2)
+    group = f"g-{topic}"
+    # A member that owns both partitions and then stops polling: the rebalance that the daemon's
+    # joining starts waits for it (up to its max.poll.interval.ms) while it keeps heartbeating.
+    holder = KafkaConsumer(
+        topic,
+        bootstrap_servers=kafka_broker,
+        group_id=group,
+        session_timeout_ms=30_000,
+        heartbeat_interval_ms=1_000,
+        max_poll_interval_ms=60_000,
+    )
+    deadline = time.monotonic() + 30
+    while not holder.assignment():
+        assert time.monotonic() < deadline, "the holding member got no partitions"
+        holder.poll(timeout_ms=200)
+    config = write_config(
+        tmp_path / "esm.json",
+        [{"FunctionName": "fn", "Endpoints": [f"127.0.0.1:{free_port()}"]}],
+        [mapping(kafka_broker, topic, group)],
+    )
+    engine = daemon(config)
+    try:
+        started = engine.wait_for_line(r"INFO esm\.mappings\.factory: mapping (\S+):")
+        mapping_id = started.group(1)
+        waiting = engine.wait_for_line(
+            rf"WARNING .*mapping {mapping_id} \(function fn\): no partition of topic {topic} assigned by the "
+            rf"group coordinator after \d+s \(group {group}, session timeout 1.5s\); waiting for the broker",
+            30,
+        )
+        [entry] = esm_status(config)
+        assert "waits for the group coordinator of group" in entry["note"], entry
+        assert all(partition["owner"] is None for partition in entry["partitions"]), entry
+        back = re.compile(
+            rf"mapping {mapping_id} \(function fn\): no longer waiting for the group coordinator "
+            rf"\(group {group}\) after \d+s; owns [12] partitions"
+        )
+        deadline = time.monotonic() + 60
+        while not back.search(engine.stderr):  # the holder rejoins: the rebalance completes
+            assert time.monotonic() < deadline, f"no line saying the wait ended:\n{engine.stderr}"
+            holder.poll(timeout_ms=200)
+    finally:
+        holder.close()
+        code = engine.stop()
+    assert code == 0, engine.stderr
+    assert _logged_at(waiting.string) - _logged_at(started.string) <= FIRST_LINE_SECONDS + 1.5, engine.stderr
+    assert engine.stderr.count("no partition of topic") == 1, engine.stderr
