@@ -60,8 +60,7 @@ class KafkaGroupReader(GroupReader[Any]):
             consumer = self._consumer_factory(**kwargs)
             consumer.subscribe([self._settings.topic], listener=_Listener(self))
         except KafkaError as err:
-            servers = self._settings.consumer_kwargs.get("bootstrap_servers")
-            raise ClientError(f"{servers}: {err}") from err
+            raise ClientError(str(err)) from err
         return consumer
 
     def _poll(self, client: Any, timeout_ms: int) -> dict[TopicPartitionId, list[Any]]:

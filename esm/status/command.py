@@ -48,7 +48,7 @@ NARROW_COLUMNS = 5
 RIGHT_ALIGNED = frozenset({"lease", "in flight", "behind"})
 # How long reading a mapping's partitions and offsets from Kafka may take: `esm status` answers
 # within seconds when the brokers are down (mappings are read side by side).
-KAFKA_TIMEOUT_SECONDS = 3.0
+KAFKA_TIMEOUT_SECONDS = 2.0
 
 
 def status_command(config_path: str, as_json: bool) -> int:

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -39,7 +40,9 @@ def _logged_at(line: str) -> float:
     return datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
 
 
-def _timed_status(config: Path) -> tuple[float, subprocess.CompletedProcess[str]]:
+def _timed_status(
+    config: Path, env: dict[str, str] | None = None
+) -> tuple[float, subprocess.CompletedProcess[str]]:
     started = time.monotonic()
     result = subprocess.run(
         [sys.executable, "-m", "esm", "status", "-c", str(config)],
@@ -47,6 +50,7 @@ def _timed_status(config: Path) -> tuple[float, subprocess.CompletedProcess[str]
         text=True,
         cwd=REPO,
         timeout=60,
+        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
     )
     return time.monotonic() - started, result
 
@@ -152,3 +156,36 @@ def test_a_group_that_assigns_the_mapping_nothing_is_said_and_shown(
     assert code == 0, engine.stderr
     assert _logged_at(waiting.string) - _logged_at(started.string) <= FIRST_LINE_SECONDS + 1.5, engine.stderr
     assert engine.stderr.count("no partition of topic") == 1, engine.stderr
+
+
+def test_status_answers_within_seconds_whatever_is_down(tmp_path: Path) -> None:
+    """Brokers and the DynamoDB endpoint on closed ports (SQLite store), then Redis too."""
+    kafka, dynamodb, redis = (f"127.0.0.1:{free_port()}" for _ in range(3))
+    table = "arn:aws:dynamodb:us-east-1:000000000000:table/orders"
+    mappings = [
+        mapping(kafka, "orders", "g-orders"),
+        table_mapping(table),
+    ]
+    functions = [{"FunctionName": "fn", "Endpoints": [f"127.0.0.1:{free_port()}"]}]
+    env = {
+        "AWS_ENDPOINT_URL_DYNAMODB": f"http://{dynamodb}",
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    seconds, result = _timed_status(write_config(tmp_path / "sqlite.json", functions, mappings), env)
+    assert seconds <= STATUS_SECONDS and result.returncode == 0, (seconds, result)
+    assert f"cannot read 'orders' on {kafka}" in result.stdout, result.stdout
+    assert "cannot find the stream of table 'orders'" in result.stdout and dynamodb in result.stdout, (
+        result.stdout
+    )
+    assert not _CLIENT_WARNING.search(result.stderr), result.stderr
+
+    on_redis = write_config(tmp_path / "redis.json", functions, mappings, store=f"redis://{redis}/0")
+    seconds, result = _timed_status(on_redis, env)
+    assert seconds <= STATUS_SECONDS and result.returncode == 2, (seconds, result)
+    assert f"cannot reach Redis at 'redis://{redis}/0'" in result.stderr, result.stderr
+
+
+def table_mapping(source_arn: str) -> dict[str, object]:
+    return {"FunctionName": "fn", "EventSourceArn": source_arn, "StartingPosition": "TRIM_HORIZON"}
