@@ -18,6 +18,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
+import pytest
 from esm_processes import REPO, EsmProcess
 from kafka import KafkaConsumer
 
@@ -61,13 +62,14 @@ def _timed_stop(engine: EsmProcess) -> tuple[float, int]:
     return time.monotonic() - started, code
 
 
-def test_a_kafka_broker_that_is_down_then_back_then_down_again(tmp_path: Path) -> None:
+@pytest.mark.parametrize("client", ["kafka-python", "confluent-kafka"])
+def test_a_kafka_broker_that_is_down_then_back_then_down_again(client: str, tmp_path: Path) -> None:
     port = free_port()
     bootstrap = f"127.0.0.1:{port}"
     config = write_config(
         tmp_path / "esm.json",
         [{"FunctionName": "fn", "Endpoints": [f"127.0.0.1:{free_port()}"]}],
-        [mapping(bootstrap, "orders", "g-orders")],
+        [mapping(bootstrap, "orders", "g-orders", KafkaClient=client)],
     )
     engine = daemon(config)
     broker = TansuBroker(log_path=tmp_path / "tansu.log", pick_port=lambda _host: port)
