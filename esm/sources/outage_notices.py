@@ -13,6 +13,9 @@ reminder now and then while it stays away, and one line when it is back:
 from __future__ import annotations
 
 import enum
+import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -62,3 +65,36 @@ class OutageNotices:
             self._last_said = now
             return Said(Notice.STILL_DOWN, down_for)
         return None
+
+
+class OutageLog:
+    """OutageNotices that write the lines to `logger`: `doing` says what fails, e.g. "read the
+    mappings in the store" (`cannot read the mappings in the store: <error>`, `still cannot ...
+    after 60s: <error>`, `can read the mappings in the store again after 75s`)."""
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        doing: str,
+        confirm_after: float = 0.0,
+        repeat_every: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._log = logger
+        self._doing = doing
+        self._notices = OutageNotices(confirm_after, repeat_every)
+        self._clock = clock
+
+    def failed(self, error: object) -> None:
+        said = self._notices.observe(False, self._clock())
+        if said is None:
+            return
+        if said.notice is Notice.DOWN:
+            self._log.warning("cannot %s: %s", self._doing, error)
+        else:
+            self._log.warning("still cannot %s after %.0fs: %s", self._doing, said.down_seconds, error)
+
+    def succeeded(self) -> None:
+        said = self._notices.observe(True, self._clock())
+        if said is not None:
+            self._log.warning("can %s again after %.0fs", self._doing, said.down_seconds)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
-from esm.sources.outage_notices import Notice, OutageNotices, Said
+from esm.sources.outage_notices import Notice, OutageLog, OutageNotices, Said
 
 DOWN, UP = False, True
 
@@ -55,3 +57,22 @@ def test_without_repeats_a_spell_is_said_once() -> None:
     notices = OutageNotices(confirm_after=12.0, repeat_every=float("inf"))
     said = [notices.observe(DOWN, float(now)) for now in range(0, 1000, 5)]
     assert [s for s in said if s is not None] == [Said(Notice.DOWN, 15.0)]
+
+
+def test_an_outage_log_says_the_failure_then_once_a_minute_then_the_recovery(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = [0.0]
+    outage = OutageLog(logging.getLogger("esm.test"), "read the store", clock=lambda: clock[0])
+    for second in range(0, 130, 1):  # a failure every second for over two minutes
+        clock[0] = float(second)
+        outage.failed("refused")
+    clock[0] = 131.0
+    outage.succeeded()
+    outage.succeeded()
+    assert [record.getMessage() for record in caplog.records] == [
+        "cannot read the store: refused",
+        "still cannot read the store after 60s: refused",
+        "still cannot read the store after 120s: refused",
+        "can read the store again after 131s",
+    ]
