@@ -119,8 +119,8 @@ def test_a_group_that_assigns_the_mapping_nothing_is_said_and_shown(
         topic,
         bootstrap_servers=kafka_broker,
         group_id=group,
-        session_timeout_ms=30_000,
-        heartbeat_interval_ms=1_000,
+        session_timeout_ms=10_000,
+        heartbeat_interval_ms=300,
         max_poll_interval_ms=60_000,
     )
     deadline = time.monotonic() + 30
