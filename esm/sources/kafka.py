@@ -94,7 +94,10 @@ class KafkaGroupReader(GroupReader[Any]):
 
     def _position_at_start(self, client: Any, tp: TopicPartitionId) -> int | None:
         partition = _tp(tp)
-        committed: int | None = client.committed(partition)
+        # Bounded: brokers gone right after an assignment would hold the thread forever (the
+        # reader reconnects on the timeout error).
+        timeout_ms = int(self._settings.commit_timeout_seconds * 1000)
+        committed: int | None = client.committed(partition, timeout_ms=timeout_ms)
         start = self._settings.start
         if committed is not None:
             client.seek(partition, committed)
