@@ -23,7 +23,6 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -31,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from esm.ownership.kafka_assignment import PartitionAssignment, TopicPartitionId
-from esm.sources.outage_notices import Notice, OutageNotices, Said
+from esm.sources.kafka_notices import ReaderNotices
 
 log = logging.getLogger(__name__)
 
@@ -99,33 +98,6 @@ _RECONNECT_BACKOFF_CAP_SECONDS = 10.0
 DEFAULT_SESSION_TIMEOUT_MS = 45_000
 
 
-def _servers(settings: ReaderSettings) -> str:
-    servers = settings.consumer_kwargs.get("bootstrap_servers", "?")
-    return ",".join(servers) if isinstance(servers, list | tuple) else str(servers)
-
-
-def _log_outage(said: Said, settings: ReaderSettings, error: str) -> None:
-    where = (
-        f"Kafka brokers {_servers(settings)} (topic {settings.topic}, "
-        f"group {settings.consumer_kwargs.get('group_id')})"
-    )
-    why = f": {error}" if error else ""
-    if said.notice is Notice.BACK:
-        log.warning("%s: reached the %s again after %.0fs", settings.label, where, said.down_seconds)
-    elif said.notice is Notice.DOWN:
-        log.error(
-            "%s: cannot reach the %s for %.0fs%s; retrying", settings.label, where, said.down_seconds, why
-        )
-    else:
-        log.error(
-            "%s: still cannot reach the %s after %.0fs%s; retrying",
-            settings.label,
-            where,
-            said.down_seconds,
-            why,
-        )
-
-
 class ClientError(Exception):
     """A client call failed in a way the reader survives (reconnect, or retry the commit)."""
 
@@ -156,9 +128,14 @@ class GroupReader(abc.ABC, Generic[Client]):
         self._fetching = True
         self._all_full_since: float | None = None
         self._closing = threading.Event()
-        self._outage = OutageNotices(settings.unreachable_after_seconds, settings.unreachable_repeat_seconds)
-        # Said once per spell: owning no partition past the session timeout while the topic has some.
-        self._unassigned = OutageNotices(settings.session_timeout_seconds, repeat_every=math.inf)
+        self._notices = ReaderNotices(
+            settings.label,
+            settings.topic,
+            settings.consumer_kwargs,
+            settings.session_timeout_seconds,
+            settings.unreachable_after_seconds,
+            settings.unreachable_repeat_seconds,
+        )
         self._thread = threading.Thread(target=self._run, name=f"kafka-reader-{settings.topic}", daemon=True)
 
     # -- what a client adapter provides -----------------------------------------------------
@@ -254,7 +231,7 @@ class GroupReader(abc.ABC, Generic[Client]):
             try:
                 return self._connect()
             except ClientError as err:
-                self._note_reachability(False, started, str(err))
+                self._notices.reachability(False, time.monotonic(), started, str(err))
                 log.debug(
                     "cannot reach Kafka for topic %s (%s); retrying in %.0fs",
                     self._settings.topic,
@@ -265,55 +242,19 @@ class GroupReader(abc.ABC, Generic[Client]):
                 backoff = min(backoff * 2, _RECONNECT_BACKOFF_CAP_SECONDS)
         return None
 
-    def _note_reachability(self, reachable: bool, since: float | None = None, error: str = "") -> None:
-        """Says (once, then every unreachable_repeat_seconds) that the brokers cannot be reached,
-        and when they can again: esm's own lines, instead of the client library's many."""
-        said = self._outage.observe(reachable, time.monotonic(), since)
-        if said is not None:
-            _log_outage(said, self._settings, error)
-
-    def _note_assignment(self, client: Client, now: float) -> None:
-        """Says when the member has owned no partition for longer than the session timeout while
-        it waits for the group coordinator (and the topic has partitions), and when it owns some
-        again. Brokers that cannot be reached are said by their own lines."""
+    def _say_what_it_waits_for(self, client: Client, now: float) -> None:
+        reachable = self._reachable(client)
+        if reachable is not None:
+            self._notices.reachability(reachable, now)
         with self._lock:
-            owns = bool(self._assignments)
-        waiting = not owns and not self._outage.down and self._waiting_for_assignment(client) is True
-        said = self._unassigned.observe(not waiting, now)
-        if said is None:
-            return
-        group = self._settings.consumer_kwargs.get("group_id")
-        if said.notice is Notice.BACK:
-            with self._lock:
-                owned = len(self._assignments)
-            log.warning(
-                "%s: no longer waiting for the group coordinator (group %s) after %.0fs; "
-                "owns %d partitions of topic %s",
-                self._settings.label,
-                group,
-                said.down_seconds,
-                owned,
-                self._settings.topic,
-            )
-        else:
-            log.warning(
-                "%s: no partition of topic %s assigned by the group coordinator after %.0fs "
-                "(group %s, session timeout %gs); waiting for the broker to assign",
-                self._settings.label,
-                self._settings.topic,
-                said.down_seconds,
-                group,
-                self._settings.session_timeout_seconds,
-            )
+            owned = len(self._assignments)
+        self._notices.assignment(owned, not owned and self._waiting_for_assignment(client) is True, now)
 
     def _poll_loop(self, client: Client) -> None:
         next_lag = next_commit = 0.0
         while not self._closing.is_set():
             now = time.monotonic()
-            reachable = self._reachable(client)
-            if reachable is not None:
-                self._note_reachability(reachable)
-            self._note_assignment(client, now)
+            self._say_what_it_waits_for(client, now)
             if now >= next_commit:
                 next_commit = now + self._settings.commit_interval_seconds
                 self._commit_completed(client)
@@ -363,7 +304,8 @@ class GroupReader(abc.ABC, Generic[Client]):
         except ClientError as err:
             # Typically a rebalance in progress: the partitions' new owner re-reads from the
             # last successful commit (at-least-once).
-            log.warning("offset commit for %s failed: %s", self._settings.topic, err)
+            level = logging.DEBUG if self._notices.brokers_down else logging.WARNING  # said already
+            log.log(level, "offset commit for %s failed: %s", self._settings.topic, err)
             self._loop.call_soon_threadsafe(self._events.committed, 0, True)
             return
         for _, assignment, offset in pending:
