@@ -18,8 +18,9 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.coordinator.base import MemberState
 from kafka.errors import KafkaError
-from kafka.structs import MemberState, OffsetAndMetadata
+from kafka.structs import OffsetAndMetadata
 
 from esm.events.kafka import KAFKA_PYTHON_TIMESTAMP_TYPES, NO_TIMESTAMP_TYPE, event_record
 from esm.ownership.kafka_assignment import TopicPartitionId
@@ -83,21 +84,19 @@ class KafkaGroupReader(GroupReader[Any]):
             for tp, records in batch.items()
         }
 
-    def _commit(self, client: Any, offsets: dict[TopicPartitionId, int], timeout_s: float) -> None:
+    def _commit(self, client: Any, offsets: dict[TopicPartitionId, int]) -> None:
         try:
             client.commit(
                 offsets={_tp(tp): OffsetAndMetadata(offset, "", -1) for tp, offset in offsets.items()},
-                timeout_ms=int(timeout_s * 1000),
+                timeout_ms=int(self._commit_timeout() * 1000),
             )
         except KafkaError as err:
             raise ClientError(str(err)) from err
 
     def _position_at_start(self, client: Any, tp: TopicPartitionId) -> int | None:
         partition = _tp(tp)
-        # Bounded: brokers gone right after an assignment would hold the thread forever (the
-        # reader reconnects on the timeout error).
-        timeout_ms = int(self._settings.commit_timeout_seconds * 1000)
-        committed: int | None = client.committed(partition, timeout_ms=timeout_ms)
+        # Bounded: brokers gone right after an assignment would hold the thread forever.
+        committed: int | None = client.committed(partition, timeout_ms=int(self._commit_timeout() * 1000))
         start = self._settings.start
         if committed is not None:
             client.seek(partition, committed)
@@ -129,8 +128,8 @@ class KafkaGroupReader(GroupReader[Any]):
         mark: int | None = client.highwater(_tp(tp))
         return mark
 
-    def _close_client(self, client: Any, timeout_s: float) -> None:
-        client.close(autocommit=False, timeout_ms=int(timeout_s * 1000))
+    def _close_client(self, client: Any) -> None:
+        client.close(autocommit=False, timeout_ms=int(self._settings.close_timeout_seconds * 1000))
 
     def _waiting_for_assignment(self, client: Any) -> bool | None:
         """Not a settled member of the group (joining or rebalancing) while the topic has partitions."""

@@ -128,7 +128,7 @@ class ConfluentGroupReader(GroupReader[Any]):
             m.topic(), m.partition(), m.offset(), timestamp, timestamp_type, m.key(), m.value(), reason
         )
 
-    def _commit(self, client: Any, offsets: dict[TopicPartitionId, int], timeout_s: float) -> None:
+    def _commit(self, client: Any, offsets: dict[TopicPartitionId, int]) -> None:
         # librdkafka bounds a synchronous commit by its own request timeouts (no per-call one).
         try:
             client.commit(
@@ -170,7 +170,7 @@ class ConfluentGroupReader(GroupReader[Any]):
         _, high = client.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), cached=True)
         return int(high) if high is not None and high >= 0 else None
 
-    def _close_client(self, client: Any, timeout_s: float) -> None:
+    def _close_client(self, client: Any) -> None:
         client.close()  # librdkafka bounds leaving the group by its own timeouts
 
     # -- rebalance callbacks: inside consume(), on the reader's thread -----------------------

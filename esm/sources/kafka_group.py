@@ -150,9 +150,9 @@ class GroupReader(abc.ABC, Generic[Client]):
         order; waits at most `timeout_ms` for the first one."""
 
     @abc.abstractmethod
-    def _commit(self, client: Client, offsets: dict[TopicPartitionId, int], timeout_s: float) -> None:
-        """Commits synchronously within `timeout_s`; raises ClientError when the group refuses
-        it or the time is up."""
+    def _commit(self, client: Client, offsets: dict[TopicPartitionId, int]) -> None:
+        """Commits synchronously within `_commit_timeout()`; raises ClientError when the group
+        refuses it or the time is up."""
 
     @abc.abstractmethod
     def _position_at_start(self, client: Client, tp: TopicPartitionId) -> int | None:
@@ -169,8 +169,9 @@ class GroupReader(abc.ABC, Generic[Client]):
     def _highwater(self, client: Client, tp: TopicPartitionId) -> int | None: ...
 
     @abc.abstractmethod
-    def _close_client(self, client: Client, timeout_s: float) -> None:
-        """Leaves the group and closes, waiting at most about `timeout_s` for the brokers."""
+    def _close_client(self, client: Client) -> None:
+        """Leaves the group and closes, waiting at most about `close_timeout_seconds` for the
+        brokers."""
 
     def _reachable(self, client: Client) -> bool | None:
         """Whether the client is connected to a broker now (None: the client cannot tell)."""
@@ -219,7 +220,7 @@ class GroupReader(abc.ABC, Generic[Client]):
             finally:
                 self._commit_completed(client)
                 try:
-                    self._close_client(client, self._settings.close_timeout_seconds)
+                    self._close_client(client)
                 except Exception:
                     log.debug("closing the kafka consumer failed", exc_info=True)
                 self._lose_all()
@@ -300,7 +301,7 @@ class GroupReader(abc.ABC, Generic[Client]):
         if not offsets:
             return
         try:
-            self._commit(client, offsets, self._commit_timeout())
+            self._commit(client, offsets)
         except ClientError as err:
             # Typically a rebalance in progress: the partitions' new owner re-reads from the
             # last successful commit (at-least-once).
@@ -314,7 +315,8 @@ class GroupReader(abc.ABC, Generic[Client]):
         self._loop.call_soon_threadsafe(self._events.committed, len(offsets), False)
 
     def _commit_timeout(self) -> float:
-        """Closing: what did not commit in the short close timeout is read again."""
+        """How long a commit may wait for the brokers. Closing: briefly (what did not commit
+        is read again)."""
         settings = self._settings
         return settings.close_timeout_seconds if self._closing.is_set() else settings.commit_timeout_seconds
 

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import subprocess
@@ -22,16 +23,22 @@ import pytest
 from esm_processes import REPO, EsmProcess
 from kafka import KafkaConsumer
 
+from esm.config import load_config
 from esm.embedded import TansuBroker
 from esm.netutil import free_port
+from esm.status.command import collect
 
 from .harness import daemon, esm_status, mapping, write_config
 
-# Generous for a loaded 2-core machine, far below what it took before (about 28 s to stop, 30 s
-# for the first line and for `esm status`).
+# What the daemon and `esm status` take themselves (measured from the daemon's log lines, and by
+# gathering the status in this process), as the issue asks; the before was about 30 s for each.
 FIRST_LINE_SECONDS = 5.0
 STATUS_SECONDS = 5.0
+# From outside, with a Python interpreter to start or stop on a loaded 2-core machine (several
+# seconds at a load of 8): generous, and still far below the before (about 28 s to stop, 32 s for
+# `esm status`).
 STOP_SECONDS = 10.0
+STATUS_COMMAND_SECONDS = 15.0
 # A client-library line at WARNING or above in the daemon's log (there should be none).
 _CLIENT_WARNING = re.compile(r" (WARNING|ERROR|CRITICAL) (\[poller \d+\] )?(kafka|esm\.librdkafka)[.:]")
 
@@ -83,7 +90,7 @@ def test_a_kafka_broker_that_is_down_then_back_then_down_again(client: str, tmp_
         assert _logged_at(down) - _logged_at(started) <= FIRST_LINE_SECONDS, (started, down)
 
         seconds, status = _timed_status(config)
-        assert seconds <= STATUS_SECONDS, status
+        assert seconds <= STATUS_COMMAND_SECONDS, status
         assert status.returncode == 0, status.stderr
         assert f"cannot read 'orders' on {bootstrap}" in status.stdout
         assert not _CLIENT_WARNING.search(status.stderr), status.stderr
@@ -160,7 +167,9 @@ def test_a_group_that_assigns_the_mapping_nothing_is_said_and_shown(
     assert engine.stderr.count("no partition of topic") == 1, engine.stderr
 
 
-def test_status_answers_within_seconds_whatever_is_down(tmp_path: Path) -> None:
+def test_status_answers_within_seconds_whatever_is_down(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Brokers and the DynamoDB endpoint on closed ports (SQLite store), then Redis too."""
     kafka, dynamodb, redis = (f"127.0.0.1:{free_port()}" for _ in range(3))
     table = "arn:aws:dynamodb:us-east-1:000000000000:table/orders"
@@ -175,8 +184,19 @@ def test_status_answers_within_seconds_whatever_is_down(tmp_path: Path) -> None:
         "AWS_SECRET_ACCESS_KEY": "test",
         "AWS_DEFAULT_REGION": "us-east-1",
     }
-    seconds, result = _timed_status(write_config(tmp_path / "sqlite.json", functions, mappings), env)
-    assert seconds <= STATUS_SECONDS and result.returncode == 0, (seconds, result)
+    on_sqlite = write_config(tmp_path / "sqlite.json", functions, mappings)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    started = time.monotonic()
+    entries = asyncio.run(collect(load_config(str(on_sqlite)).config))
+    assert time.monotonic() - started <= STATUS_SECONDS, entries
+    errors = [entry.get("error", "") for entry in entries]
+    assert errors[0].startswith(f"cannot read 'orders' on {kafka}: "), errors
+    assert errors[1].startswith("cannot find the stream of table 'orders': ") and dynamodb in errors[1], (
+        errors
+    )
+    seconds, result = _timed_status(on_sqlite, env)
+    assert seconds <= STATUS_COMMAND_SECONDS and result.returncode == 0, (seconds, result)
     assert f"cannot read 'orders' on {kafka}" in result.stdout, result.stdout
     assert "cannot find the stream of table 'orders'" in result.stdout and dynamodb in result.stdout, (
         result.stdout
@@ -185,7 +205,7 @@ def test_status_answers_within_seconds_whatever_is_down(tmp_path: Path) -> None:
 
     on_redis = write_config(tmp_path / "redis.json", functions, mappings, store=f"redis://{redis}/0")
     seconds, result = _timed_status(on_redis, env)
-    assert seconds <= STATUS_SECONDS and result.returncode == 2, (seconds, result)
+    assert seconds <= STATUS_COMMAND_SECONDS and result.returncode == 2, (seconds, result)
     assert f"cannot reach Redis at 'redis://{redis}/0'" in result.stderr, result.stderr
 
 
