@@ -9,6 +9,7 @@ ESM_LOG_LEVEL=DEBUG shows them all.
 from __future__ import annotations
 
 import logging
+import sys
 
 CLIENT_LOGGERS = ("kafka", "esm.librdkafka")
 
@@ -40,3 +41,10 @@ def demote_client_lines(level: int) -> None:
     for name in CLIENT_LOGGERS:
         # Records a filter would drop are not made at all (kafka-python logs a lot at INFO).
         logging.getLogger(name).setLevel(logging.DEBUG if level <= logging.DEBUG else logging.WARNING)
+
+
+def command_logging() -> None:
+    """For a command a person runs and reads (`esm status`, `esm replay`): esm's own warnings on
+    stderr, the client libraries' lines not at all (the command says what it could not reach)."""
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="esm: %(name)s: %(message)s")
+    demote_client_lines(logging.WARNING)

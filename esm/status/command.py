@@ -13,7 +13,6 @@ are abbreviated (JSON has them whole) and details go on indented lines under the
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -22,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from esm.client_logs import demote_client_lines
+from esm.client_logs import command_logging
 from esm.config import (
     ConfigError,
     EsmConfig,
@@ -52,10 +51,7 @@ KAFKA_TIMEOUT_SECONDS = 2.0
 
 
 def status_command(config_path: str, as_json: bool) -> int:
-    # The Kafka client's own lines (each failed connection) would bury the answer: esm names what
-    # it could not reach in the mapping's entry.
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="esm: %(name)s: %(message)s")
-    demote_client_lines(logging.WARNING)
+    command_logging()  # what could not be reached is the mapping's entry, not kafka-python's lines
     try:
         config = load_config(config_path).config
     except ConfigError as err:
