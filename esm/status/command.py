@@ -149,10 +149,7 @@ def unowned_note(entry: Mapping[str, Any]) -> str | None:
 
 
 async def _add_kafka_partitions(
-    entry: dict[str, Any],
-    source: KafkaSource,
-    reports: Mapping[str, Mapping[str, Any]],
-    timeout_s: float,
+    entry: dict[str, Any], source: KafkaSource, reports: Mapping[str, Mapping[str, Any]], timeout_s: float
 ) -> None:
     entry.update(topic=source.topic, consumer_group=source.consumer_group_id)
     try:
