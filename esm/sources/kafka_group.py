@@ -294,6 +294,12 @@ class GroupReader(abc.ABC, Generic[Client]):
         assignment.add_buffered(sum(sizes))
         self._loop.call_soon_threadsafe(self._events.records_fetched, assignment, records, sizes)
 
+    def _commit_timeout(self) -> float:
+        """How long a commit may wait for the brokers. Closing: briefly (what did not commit
+        is read again)."""
+        settings = self._settings
+        return settings.close_timeout_seconds if self._closing.is_set() else settings.commit_timeout_seconds
+
     def _commit_completed(self, client: Client) -> None:
         with self._lock:
             pending = [(tp, a, a.take_commit()) for tp, a in self._assignments.items()]
@@ -313,12 +319,6 @@ class GroupReader(abc.ABC, Generic[Client]):
             if offset is not None:
                 assignment.mark_committed(offset)
         self._loop.call_soon_threadsafe(self._events.committed, len(offsets), False)
-
-    def _commit_timeout(self) -> float:
-        """How long a commit may wait for the brokers. Closing: briefly (what did not commit
-        is read again)."""
-        settings = self._settings
-        return settings.close_timeout_seconds if self._closing.is_set() else settings.commit_timeout_seconds
 
     def _apply_restarts(self) -> None:
         with self._lock:
