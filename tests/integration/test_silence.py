@@ -212,3 +212,19 @@ def test_status_answers_within_seconds_whatever_is_down(
 
 def table_mapping(source_arn: str) -> dict[str, object]:
     return {"FunctionName": "fn", "EventSourceArn": source_arn, "StartingPosition": "TRIM_HORIZON"}
+
+
+def test_the_client_library_lines_are_demoted_not_hidden(tmp_path: Path) -> None:
+    bootstrap = f"127.0.0.1:{free_port()}"
+    config = write_config(
+        tmp_path / "esm.json",
+        [{"FunctionName": "fn", "Endpoints": [f"127.0.0.1:{free_port()}"]}],
+        [mapping(bootstrap, "orders", "g-orders")],
+    )
+    engine = EsmProcess(["run", "-c", str(config)], env={"ESM_LOG_LEVEL": "DEBUG"})
+    try:
+        engine.wait_for_line(rf"cannot reach the Kafka brokers {bootstrap}", 30)
+    finally:
+        engine.stop()
+    assert re.search(r" DEBUG kafka\.net\.\w+: .*ECONNREFUSED", engine.stderr), engine.stderr[-3000:]
+    assert not _CLIENT_WARNING.search(engine.stderr), engine.stderr[-3000:]
