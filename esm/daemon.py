@@ -29,6 +29,7 @@ from multiprocessing.process import BaseProcess
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
+from esm.client_logs import demote_client_lines
 from esm.config import ConfigError, EsmConfig, load_config
 from esm.control.server import ControlApiError, ControlApiServer
 from esm.control.service import FileMappings
@@ -53,8 +54,8 @@ def configure_logging(prefix: str = "") -> None:
     logging.basicConfig(
         level=level, stream=sys.stderr, format=f"%(asctime)s %(levelname)s {prefix}%(name)s: %(message)s"
     )
-    # kafka-python logs every rebalance step at INFO; keep its warnings.
-    logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    # The Kafka clients' lines (every reconnect attempt) at DEBUG: esm says what matters itself.
+    demote_client_lines(logging.getLogger().getEffectiveLevel())
 
 
 def _load(config_path: str) -> EsmConfig | None:

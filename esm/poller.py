@@ -21,6 +21,7 @@ from esm.dispatch.tls import channel_credentials
 from esm.mappings.factory import MappingRunner, RunnerFactory, holder_id
 from esm.mappings.live import LiveMappings
 from esm.metrics import Metrics
+from esm.sources.outage_notices import OutageLog
 from esm.stores import Store, StoreError, open_store
 
 if TYPE_CHECKING:
@@ -104,14 +105,20 @@ class Poller:
         """Reports the owned shards to the store for `esm status`, every STATUS_INTERVAL_SECONDS."""
         assert self._store is not None
         owner = holder_id()
+        outage = OutageLog(log, "publish shard status to the store")
         while True:
+            failure: StoreError | None = None
             for runner in self.runners:
                 try:
                     await self._store.status.publish(
                         runner.mapping_id, runner.status_reports(owner), STATUS_TTL_SECONDS, time.time()
                     )
                 except StoreError as err:
-                    log.warning("cannot publish shard status: %s", err)
+                    failure = err
+            if failure is not None:
+                outage.failed(failure)
+            else:
+                outage.succeeded()
             await asyncio.sleep(STATUS_INTERVAL_SECONDS)
 
     async def shutdown(self, grace_seconds: float) -> None:

@@ -73,7 +73,12 @@ def reader_settings(mapping: EventSourceMappingConfig, source: KafkaSource) -> R
     timestamp = mapping.starting_position_timestamp
     if position == "AT_TIMESTAMP" and timestamp is not None:
         start = int(timestamp.timestamp() * 1000)
-    return ReaderSettings(topic=source.topic, consumer_kwargs=kwargs, start=start)
+    return ReaderSettings(
+        topic=source.topic,
+        consumer_kwargs=kwargs,
+        start=start,
+        label=f"mapping {mapping.uuid} (function {mapping.function_name})",
+    )
 
 
 def failure_policy(mapping: EventSourceMappingConfig, bisect: bool = True) -> FailurePolicy:
@@ -258,6 +263,7 @@ class RunnerFactory:
         )
         return StreamMappingRunner(
             mapping_id=mapping.uuid,
+            function_name=mapping.function_name,
             flavor=flavor,
             settings=settings,
             client=client,

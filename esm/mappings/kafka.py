@@ -38,6 +38,10 @@ from esm.tracing.batch import BatchTracing
 
 log = logging.getLogger(__name__)
 
+# How long a shutdown waits for the reader thread to commit and leave the group. Its client calls
+# are bounded (esm.sources.kafka_group's timeouts) well within this, brokers reachable or not.
+READER_CLOSE_SECONDS = 10.0
+
 
 class KafkaRecordFormat:
     """One partition's records (esm.events.kafka entries) as the engine sees them."""
@@ -180,7 +184,7 @@ class KafkaMappingRunner:
         assert self._reader is not None
         self._reader.stop_fetching()
         await self.partitions.shutdown(deadline)
-        await asyncio.get_running_loop().run_in_executor(None, self._reader.close, 30.0)
+        await asyncio.get_running_loop().run_in_executor(None, self._reader.close, READER_CLOSE_SECONDS)
         await self.partitions.close_destination()
 
     def status_reports(self, owner: str) -> dict[str, dict[str, Any]]:

@@ -65,6 +65,7 @@ class StreamMappingRunner:
         status: ShardStatusStore | None = None,
         waits: Waits = REAL_WAITS,
         tracing: BatchTracing | None = None,
+        function_name: str = "",
     ) -> None:
         """`status`: where a shard whose checkpoint was trimmed is recorded for `esm status`.
         `waits`: how the shards wait out delays (tests pass shorter ones)."""
@@ -98,7 +99,12 @@ class StreamMappingRunner:
         )
         self.coordinator = LeaseCoordinator(
             name=mapping_id,
-            leases=UnownedShardsGauge(leases, metrics.shards_unowned.labels(mapping_id)),
+            leases=UnownedShardsGauge(
+                leases,
+                metrics.shards_unowned.labels(mapping_id),
+                label=f"mapping {mapping_id} (function {function_name or '?'}, stream {settings.stream_arn})",
+                wait_seconds=timing.duration_seconds,
+            ),
             namespace=settings.namespace,
             owner=settings.owner,
             timing=timing,

@@ -29,6 +29,7 @@ from contextlib import asynccontextmanager
 import grpc
 from prometheus_client import CollectorRegistry
 
+from esm.client_logs import command_logging
 from esm.config import ConfigError, EsmConfig, FunctionConfig, load_config
 from esm.destinations import DestinationError, parse_destination_uri, read_records
 from esm.destinations.uri import RedisStreamTarget
@@ -49,6 +50,7 @@ EXIT_DESTINATION_UNREADABLE = 2
 def replay_command(config_path: str, source: str, function: str, dry_run: bool = False) -> int:
     """Re-drive the failure records in destination `source` through `function` (never changes
     `source`); `dry_run`: only list what would be replayed."""
+    command_logging()
     try:
         config = load_config(config_path).config
     except ConfigError as error:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import boto3.session
@@ -45,7 +46,23 @@ def aws_region(arn_region: str, environ: Mapping[str, str] | None = None) -> str
     return region
 
 
-def aws_client(service: str, arn_region: str, *, max_pool_connections: int = 64) -> Any:
+@dataclass(frozen=True)
+class CallBounds:
+    """How long a client waits for AWS: per connection, per read, and attempts in all."""
+
+    connect_timeout_s: float = CONNECT_TIMEOUT_SECONDS
+    read_timeout_s: float = READ_TIMEOUT_SECONDS
+    total_max_attempts: int = TOTAL_MAX_ATTEMPTS
+
+
+STANDARD = CallBounds()
+# For a person waiting on a command (`esm status`): an answer within seconds, whatever is down.
+QUICK = CallBounds(connect_timeout_s=2.0, read_timeout_s=3.0, total_max_attempts=1)
+
+
+def aws_client(
+    service: str, arn_region: str, *, max_pool_connections: int = 64, bounds: CallBounds = STANDARD
+) -> Any:
     """A boto3 client of `service` ("kinesis", "dynamodbstreams" or "dynamodb") for a source in
     `arn_region`. `max_pool_connections` bounds the HTTP connections its threads share."""
     if service not in STREAM_SERVICES:
@@ -56,10 +73,10 @@ def aws_client(service: str, arn_region: str, *, max_pool_connections: int = 64)
         raise ValueError(f"aws_client: max_pool_connections must be at least 1, got {max_pool_connections}")
     config = Config(
         max_pool_connections=max_pool_connections,
-        connect_timeout=CONNECT_TIMEOUT_SECONDS,
-        read_timeout=READ_TIMEOUT_SECONDS,
+        connect_timeout=bounds.connect_timeout_s,
+        read_timeout=bounds.read_timeout_s,
         # Not Config's "max_attempts": that one counts retries only (3 would mean 4 attempts).
-        retries={"mode": "standard", "total_max_attempts": TOTAL_MAX_ATTEMPTS},
+        retries={"mode": "standard", "total_max_attempts": bounds.total_max_attempts},
     )
     session = boto3.session.Session()
     return session.client(service, region_name=aws_region(arn_region), config=config)

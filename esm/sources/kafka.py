@@ -18,6 +18,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.coordinator.base import MemberState
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
@@ -27,6 +28,9 @@ from esm.sources import kafka_python_headers
 from esm.sources.kafka_group import ClientError, GroupReader, PartitionEvents, ReaderSettings
 
 __all__ = ["KafkaGroupReader", "PartitionEvents", "ReaderSettings"]
+
+# How long creating a consumer may wait for the brokers before it fails (and is tried again).
+BOOTSTRAP_TIMEOUT_MS = 3000
 
 
 def _tp(tp: TopicPartitionId) -> TopicPartition:
@@ -51,12 +55,13 @@ class KafkaGroupReader(GroupReader[Any]):
         kafka_python_headers.install()
 
     def _connect(self) -> Any:
+        # kafka-python's constructor waits for the brokers (30 s by default): a shutdown waits for it.
+        kwargs = {"bootstrap_timeout_ms": BOOTSTRAP_TIMEOUT_MS, **self._settings.consumer_kwargs}
         try:
-            consumer = self._consumer_factory(**self._settings.consumer_kwargs)
+            consumer = self._consumer_factory(**kwargs)
             consumer.subscribe([self._settings.topic], listener=_Listener(self))
         except KafkaError as err:
-            servers = self._settings.consumer_kwargs.get("bootstrap_servers")
-            raise ClientError(f"{servers}: {err}") from err
+            raise ClientError(str(err)) from err
         return consumer
 
     def _poll(self, client: Any, timeout_ms: int) -> dict[TopicPartitionId, list[Any]]:
@@ -82,14 +87,16 @@ class KafkaGroupReader(GroupReader[Any]):
     def _commit(self, client: Any, offsets: dict[TopicPartitionId, int]) -> None:
         try:
             client.commit(
-                offsets={_tp(tp): OffsetAndMetadata(offset, "", -1) for tp, offset in offsets.items()}
+                offsets={_tp(tp): OffsetAndMetadata(offset, "", -1) for tp, offset in offsets.items()},
+                timeout_ms=int(self._commit_timeout() * 1000),
             )
         except KafkaError as err:
             raise ClientError(str(err)) from err
 
     def _position_at_start(self, client: Any, tp: TopicPartitionId) -> int | None:
         partition = _tp(tp)
-        committed: int | None = client.committed(partition)
+        # Bounded: brokers gone right after an assignment would hold the thread forever.
+        committed: int | None = client.committed(partition, timeout_ms=int(self._commit_timeout() * 1000))
         start = self._settings.start
         if committed is not None:
             client.seek(partition, committed)
@@ -122,7 +129,24 @@ class KafkaGroupReader(GroupReader[Any]):
         return mark
 
     def _close_client(self, client: Any) -> None:
-        client.close(autocommit=False)
+        client.close(autocommit=False, timeout_ms=int(self._settings.close_timeout_seconds * 1000))
+
+    def _waiting_for_assignment(self, client: Any) -> bool | None:
+        """Not a settled member of the group (joining or rebalancing) while the topic has partitions."""
+        coordinator = getattr(client, "_coordinator", None)
+        cluster = getattr(client, "_cluster", None)
+        if coordinator is None or cluster is None:
+            return None
+        partitions = cluster.partitions_for_topic(self._settings.topic)
+        return bool(partitions) and coordinator.state != MemberState.STABLE
+
+    def _reachable(self, client: Any) -> bool | None:
+        """Connected to some broker (the group coordinator's connection stays open while the
+        member is in the group). kafka-python offers no public call for it."""
+        connections = getattr(getattr(client, "_manager", None), "_conns", None)
+        if connections is None:
+            return None
+        return any(getattr(conn, "connected", False) for conn in list(connections.values()))
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
