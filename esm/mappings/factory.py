@@ -37,7 +37,7 @@ from esm.ownership.lease_coordinator import LeaseTiming
 from esm.ownership.leases import lease_namespace
 from esm.shard.batching import BatchLimits
 from esm.shard.failures import Backoff, FailurePolicy
-from esm.sources.aws_clients import aws_client
+from esm.sources.aws_clients import stream_reader_client
 from esm.sources.kafka import KafkaGroupReader, ReaderSettings
 from esm.sources.kafka_group import GroupReader
 from esm.sources.stream_discovery import resolve_stream_arn
@@ -219,7 +219,8 @@ class RunnerFactory:
         self, mapping: EventSourceMappingConfig, source: KinesisSource | DynamoDBStreamsSource
     ) -> StreamMappingRunner:
         flavor = KINESIS if isinstance(source, KinesisSource) else DYNAMODB_STREAMS
-        client = aws_client(flavor.client_service, source.region)
+        # Building a client may read credentials from the network (instance roles): not on the loop.
+        client = await asyncio.to_thread(stream_reader_client, flavor.client_service, source.region)
         if isinstance(source, KinesisSource) and source.consumer_name is not None:
             log.warning(
                 "mapping %s: enhanced fan-out (consumer %s) is not supported; polling its stream instead",

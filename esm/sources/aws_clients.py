@@ -23,6 +23,8 @@ from typing import Any
 import boto3.session
 from botocore.config import Config
 
+from esm.sources.aws_json import DYNAMODB_STREAMS, KINESIS, AwsJsonClient, LeanGetRecords, proxied
+
 # The boto3 service names the stream sources use.
 STREAM_SERVICES = frozenset({"kinesis", "dynamodbstreams", "dynamodb"})
 
@@ -61,7 +63,12 @@ QUICK = CallBounds(connect_timeout_s=2.0, read_timeout_s=3.0, total_max_attempts
 
 
 def aws_client(
-    service: str, arn_region: str, *, max_pool_connections: int = 64, bounds: CallBounds = STANDARD
+    service: str,
+    arn_region: str,
+    *,
+    max_pool_connections: int = 64,
+    bounds: CallBounds = STANDARD,
+    session: boto3.session.Session | None = None,
 ) -> Any:
     """A boto3 client of `service` ("kinesis", "dynamodbstreams" or "dynamodb") for a source in
     `arn_region`. `max_pool_connections` bounds the HTTP connections its threads share."""
@@ -78,5 +85,41 @@ def aws_client(
         # Not Config's "max_attempts": that one counts retries only (3 would mean 4 attempts).
         retries={"mode": "standard", "total_max_attempts": bounds.total_max_attempts},
     )
-    session = boto3.session.Session()
+    if session is None:
+        session = boto3.session.Session()
     return session.client(service, region_name=aws_region(arn_region), config=config)
+
+
+# GetRecords over the lean JSON client (esm.sources.aws_json) by default; "botocore" sends it
+# through boto3 like every other call (a fallback should an endpoint need what only botocore does).
+GET_RECORDS_CLIENT_ENV = "ESM_AWS_GETRECORDS"
+_JSON_PROTOCOLS = {"kinesis": KINESIS, "dynamodbstreams": DYNAMODB_STREAMS}
+
+
+def stream_reader_client(service: str, arn_region: str, *, max_pool_connections: int = 64) -> Any:
+    """The client the shard readers of `service` ("kinesis" or "dynamodbstreams") use: boto3's,
+    with GetRecords sent by `AwsJsonClient` unless a proxy applies to the endpoint or
+    ESM_AWS_GETRECORDS=botocore."""
+    if service not in _JSON_PROTOCOLS:
+        raise ValueError(
+            f"stream_reader_client: unsupported service {service!r}, "
+            f"expected one of {sorted(_JSON_PROTOCOLS)}"
+        )
+    session = boto3.session.Session()
+    client = aws_client(service, arn_region, max_pool_connections=max_pool_connections, session=session)
+    choice = os.environ.get(GET_RECORDS_CLIENT_ENV, "lean")
+    if choice not in ("lean", "botocore"):
+        raise ValueError(f"{GET_RECORDS_CLIENT_ENV} must be 'lean' or 'botocore', got {choice!r}")
+    endpoint = str(client.meta.endpoint_url)
+    if choice == "botocore" or proxied(endpoint):
+        return client
+    credentials = session.get_credentials()
+    json_client = AwsJsonClient(
+        endpoint,
+        str(client.meta.region_name),
+        _JSON_PROTOCOLS[service],
+        credentials.get_frozen_credentials if credentials is not None else (lambda: None),
+        connect_timeout=CONNECT_TIMEOUT_SECONDS,
+        read_timeout=READ_TIMEOUT_SECONDS,
+    )
+    return LeanGetRecords(client, json_client)
