@@ -255,7 +255,11 @@ class StreamShard:
         if result.data_lost:
             self.data_lost_at = self._wall_clock()
             self._on_data_lost(self.shard_id)
-        if result.millis_behind_latest is not None:
+        if (
+            result.millis_behind_latest is not None
+            and result.millis_behind_latest != self.millis_behind_latest
+        ):
+            # Only a change: the mapping's gauge is the maximum over its shards, worked out anew.
             self.millis_behind_latest = result.millis_behind_latest
             self._on_behind()
         if result.records:
