@@ -9,8 +9,10 @@ transport (ESM_AWS_GETRECORDS=lean or botocore, in alternating order), a worker 
 one mapping (LATEST, default PollingIntervalInSeconds) on a fresh stream of --shards shards. Once
 the daemon owns every shard (esm_partitions_owned), it measures the daemon's CPU time (user +
 system, /proc, its process tree) over --seconds with every shard idle, then again while --rate
-records/s go to one shard. Reported: % of one core, idle; CPU ms per idle shard per second; the
-busy shard's extra CPU ms per second; lean/botocore ratios. Goal (issue 15): 100 idle shards at
+records/s go to one shard. Reported: % of one core, idle; CPU ms per idle shard per second; reads
+per shard per second and CPU per read (from esm_shard_reads_total: a slow emulator lowers the read
+rate, so CPU per read is the figure that compares); the busy shard's extra CPU ms per second; the
+lean/botocore ratio of CPU per read. Goal (issue 15): 100 idle shards at
 most 10 % of one core. CPU time does not depend much on what else the machine runs, unlike
 wall-clock figures; kinesis-mock's own CPU is not counted.
 """
@@ -58,6 +60,8 @@ class Measurement:
     transport: str
     idle_core_percent: float
     idle_ms_per_shard_second: float
+    idle_reads_per_shard_second: float
+    idle_us_per_read: float
     busy_extra_ms_per_second: float
 
 
@@ -65,12 +69,13 @@ def _say(message: str) -> None:
     print(f"[kinesis_idle_shards] {message}", file=sys.stderr, flush=True)
 
 
-def owned_shards(metrics_url: str) -> int:
+def metric_sum(metrics_url: str, name: str) -> float:
+    """The sum of a metric's series in the daemon's /metrics (0 while it does not answer)."""
     try:
         text = urllib.request.urlopen(metrics_url, timeout=2).read().decode()
     except OSError:
-        return 0
-    return int(sum(float(v) for v in re.findall(r"^esm_partitions_owned\{[^}]*\} (\S+)$", text, re.M)))
+        return 0.0
+    return sum(float(v) for v in re.findall(rf"^{name}\{{[^}}]*\}} (\S+)$", text, re.M))
 
 
 def cpu_over(pid: int, seconds: float) -> float:
@@ -117,13 +122,15 @@ def measure(endpoint: str, transport: str, args: argparse.Namespace, workdir: Pa
     try:
         deadline = time.monotonic() + OWN_TIMEOUT_S
         metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
-        while owned_shards(metrics_url) < args.shards:
+        while metric_sum(metrics_url, "esm_partitions_owned") < args.shards:
             if time.monotonic() > deadline or daemon.exit_code() is not None:
                 raise RuntimeError(f"the daemon did not own {args.shards} shards:\n{daemon.log_tail()}")
             time.sleep(0.5)
         time.sleep(SETTLE_S)
         profiler = _start_profiler(daemon.pid, args, transport)
+        reads_before = metric_sum(metrics_url, "esm_shard_reads_total")
         idle = cpu_over(daemon.pid, args.seconds)
+        reads = metric_sum(metrics_url, "esm_shard_reads_total") - reads_before
         if profiler is not None:
             profiler.wait()
         before = cpu_seconds(daemon.pid)
@@ -138,6 +145,8 @@ def measure(endpoint: str, transport: str, args: argparse.Namespace, workdir: Pa
         transport=transport,
         idle_core_percent=100 * idle_per_s,
         idle_ms_per_shard_second=1000 * idle_per_s / args.shards,
+        idle_reads_per_shard_second=reads / args.seconds / args.shards,
+        idle_us_per_read=1e6 * idle / reads if reads else float("nan"),
         busy_extra_ms_per_second=1000 * (busy - idle) / args.seconds,
     )
 
@@ -198,22 +207,33 @@ def main(argv: list[str] | None = None) -> int:
                     _say(f"  {results[-1]}")
         finally:
             emulator.stop()
+    fields = (
+        "idle_core_percent",
+        "idle_ms_per_shard_second",
+        "idle_reads_per_shard_second",
+        "idle_us_per_read",
+        "busy_extra_ms_per_second",
+    )
     medians = {
         transport: {
             field: statistics.median(getattr(m, field) for m in results if m.transport == transport)
-            for field in ("idle_core_percent", "idle_ms_per_shard_second", "busy_extra_ms_per_second")
+            for field in fields
         }
         for transport in TRANSPORTS
     }
     print(f"{args.shards} shards, {args.runs} runs, medians:")
-    print(f"{'transport':<10} {'idle % core':>12} {'idle ms/shard/s':>16} {'busy shard +ms/s':>17}")
-    for transport, figures in medians.items():
+    print(
+        f"{'transport':<10} {'idle % core':>12} {'ms/shard/s':>11} {'reads/shard/s':>14} "
+        f"{'us/read':>8} {'busy shard +ms/s':>17}"
+    )
+    for transport, m in medians.items():
         print(
-            f"{transport:<10} {figures['idle_core_percent']:>12.1f} "
-            f"{figures['idle_ms_per_shard_second']:>16.3f} {figures['busy_extra_ms_per_second']:>17.1f}"
+            f"{transport:<10} {m['idle_core_percent']:>12.1f} {m['idle_ms_per_shard_second']:>11.3f} "
+            f"{m['idle_reads_per_shard_second']:>14.2f} {m['idle_us_per_read']:>8.0f} "
+            f"{m['busy_extra_ms_per_second']:>17.1f}"
         )
-    ratio = medians["lean"]["idle_core_percent"] / medians["botocore"]["idle_core_percent"]
-    print(f"idle CPU lean/botocore: {ratio:.2f}")
+    ratio = medians["lean"]["idle_us_per_read"] / medians["botocore"]["idle_us_per_read"]
+    print(f"idle CPU per read, lean/botocore: {ratio:.2f}")
     if args.json:
         args.json.write_text(json.dumps({"runs": [asdict(m) for m in results], "medians": medians}, indent=2))
     return 0
