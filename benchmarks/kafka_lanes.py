@@ -1,6 +1,6 @@
 """Kafka ParallelizationFactor: throughput of one partition with a slow function, by lanes.
 
-    .venv/bin/python benchmarks/kafka_lanes.py [--records 6000] [--runs 3] [--factors 1,2,5,10]
+    .venv/bin/python benchmarks/kafka_lanes.py [--records 24000] [--runs 3] [--factors 1,2,5,10]
 
 Starts its own embedded broker (Tansu). Each run fills a fresh one-partition topic with records
 spread over 1,000 keys, then for each ParallelizationFactor runs `esm run` against a function
@@ -87,7 +87,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--records", type=int, default=6000)
+    parser.add_argument(
+        "--records",
+        type=int,
+        default=24000,
+        help="records per run (PF 10 must run long enough that start and tail do not dominate)",
+    )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--factors", default="1,2,5,10", help="ParallelizationFactor values; 1 comes first")
     parser.add_argument("--json", type=Path, help="write every figure here")

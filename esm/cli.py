@@ -55,6 +55,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     worker.add_argument("--ephemeral-storage", type=int, help="MB of TMPDIR per environment (default 512)")
     worker.add_argument("--metrics-port", type=int, help="serve the worker's /metrics on this port")
+    worker.add_argument("--tls-cert", help="PEM certificate chain: serve gRPC over TLS (with --tls-key)")
+    worker.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    worker.add_argument(
+        "--tls-client-ca",
+        help="PEM CA certificate(s): require callers (the daemon) to present a certificate signed by it",
+    )
     worker.add_argument(
         "--memory-enforcement",
         choices=("auto", "cgroup", "rss"),
@@ -109,6 +115,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ephemeral_storage=args.ephemeral_storage,
                 metrics_port=args.metrics_port,
                 memory_enforcement=args.memory_enforcement,
+                tls_cert=args.tls_cert,
+                tls_key=args.tls_key,
+                tls_client_ca=args.tls_client_ca,
             )
         )
     if args.command == "run":

@@ -29,14 +29,17 @@ from multiprocessing.process import BaseProcess
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
+from esm.client_logs import demote_client_lines
 from esm.config import ConfigError, EsmConfig, load_config
 from esm.control.server import ControlApiError, ControlApiServer
 from esm.control.service import FileMappings
+from esm.dispatch.tls import check_tls_files
 from esm.metrics import Metrics
 from esm.metrics_server import MetricsPortError, MetricsServer
 from esm.poller import run_poller
 from esm.status_page import status_snapshots
 from esm.stores import StoreError
+from esm.tls_files import TlsFileError
 
 log = logging.getLogger("esm.daemon")
 
@@ -51,8 +54,8 @@ def configure_logging(prefix: str = "") -> None:
     logging.basicConfig(
         level=level, stream=sys.stderr, format=f"%(asctime)s %(levelname)s {prefix}%(name)s: %(message)s"
     )
-    # kafka-python logs every rebalance step at INFO; keep its warnings.
-    logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    # The Kafka clients' lines (every reconnect attempt) at DEBUG: esm says what matters itself.
+    demote_client_lines(logging.getLogger().getEffectiveLevel())
 
 
 def _load(config_path: str) -> EsmConfig | None:
@@ -76,11 +79,12 @@ def run_daemon(config_path: str, processes: int) -> int:
         return 1
     control: ControlApiServer | None = None
     try:
+        check_tls_files(config.Functions)
         control = _start_control_api(config_path, config)
         if processes == 1:
             return _run_in_process(config)
         return Supervisor(config_path, config, processes).run()
-    except (MetricsPortError, StoreError, ControlApiError) as err:
+    except (MetricsPortError, StoreError, ControlApiError, TlsFileError) as err:
         print(f"esm: {err}", file=sys.stderr)
         return 1
     finally:

@@ -169,6 +169,12 @@ class Metrics:
             multiprocess_mode="livemax",
             registry=r,
         )
+        self.shard_reads = Counter(
+            "esm_shard_reads",
+            "GetRecords calls on stream shards, by result: records, empty (caught up) or throttled.",
+            ["mapping", "result"],
+            registry=r,
+        )
         self.millis_behind_latest = Gauge(
             "esm_millis_behind_latest",
             "Kinesis MillisBehindLatest of the most recent read, the most behind of the owned shards.",

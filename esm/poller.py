@@ -11,15 +11,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import TYPE_CHECKING
 
 from esm.config import EsmConfig
 from esm.dispatch.endpoints import EndpointPool
 from esm.dispatch.invoker import FunctionIdentity, FunctionInvoker
 from esm.dispatch.limiter import ConcurrencyLimiter, make_limiter
+from esm.dispatch.tls import channel_credentials
 from esm.mappings.factory import MappingRunner, RunnerFactory, holder_id
 from esm.mappings.live import LiveMappings
 from esm.metrics import Metrics
+from esm.sources.outage_notices import OutageLog
 from esm.stores import Store, StoreError, open_store
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.trace import Tracer
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +46,7 @@ class Poller:
         self._pools: list[EndpointPool] = []
         self._tasks: list[asyncio.Task[None]] = []
         self.mappings: LiveMappings | None = None
+        self._tracer_provider: TracerProvider | None = None
 
     @property
     def runners(self) -> list[MappingRunner]:
@@ -47,7 +55,7 @@ class Poller:
     async def start(self) -> None:
         self._store = open_store(self._config.Store)
         invokers: dict[str, FunctionInvoker] = {}
-        for function in self._config.Functions:
+        for index, function in enumerate(self._config.Functions):
             limiter = make_limiter(
                 function.ReservedConcurrentExecutions,
                 self._store,
@@ -56,12 +64,14 @@ class Poller:
                 self._shared,
                 self._config.PermitLeaseSeconds,
             )
-            pool = EndpointPool(function.Endpoints, time.monotonic)
+            pool = EndpointPool(
+                function.Endpoints, time.monotonic, channel_credentials(function, f"Functions[{index}].Tls")
+            )
             self._limiters.append(limiter)
             self._pools.append(pool)
             identity = FunctionIdentity(function.FunctionName, float(function.Timeout), function.MemorySize)
             invokers[function.FunctionName] = FunctionInvoker(identity, pool, limiter, self._metrics)
-        factory = RunnerFactory(self._config, self._store, self._metrics, invokers)
+        factory = RunnerFactory(self._config, self._store, self._metrics, invokers, self._start_tracing())
         self.mappings = LiveMappings(
             factory,
             self._store.mappings,
@@ -75,18 +85,40 @@ class Poller:
             asyncio.create_task(self._publish_status(), name="status"),
         ]
 
+    def _start_tracing(self) -> Tracer | None:
+        """The tracer, only with `Tracing` (the SDK is not even imported without it)."""
+        config = self._config.Tracing
+        if config is None:
+            return None
+        from esm.tracing.provider import TRACER_NAME, start_provider, traces_url
+
+        self._tracer_provider = start_provider(config)
+        log.info(
+            "tracing: %s of batches to %s as %s",
+            f"{config.SampleRatio:.0%}",
+            traces_url(config.Endpoint),
+            config.ServiceName,
+        )
+        return self._tracer_provider.get_tracer(TRACER_NAME)
+
     async def _publish_status(self) -> None:
         """Reports the owned shards to the store for `esm status`, every STATUS_INTERVAL_SECONDS."""
         assert self._store is not None
         owner = holder_id()
+        outage = OutageLog(log, "publish shard status to the store")
         while True:
+            failure: StoreError | None = None
             for runner in self.runners:
                 try:
                     await self._store.status.publish(
                         runner.mapping_id, runner.status_reports(owner), STATUS_TTL_SECONDS, time.time()
                     )
                 except StoreError as err:
-                    log.warning("cannot publish shard status: %s", err)
+                    failure = err
+            if failure is not None:
+                outage.failed(failure)
+            else:
+                outage.succeeded()
             await asyncio.sleep(STATUS_INTERVAL_SECONDS)
 
     async def shutdown(self, grace_seconds: float) -> None:
@@ -103,6 +135,10 @@ class Poller:
             await pool.close()
         if self._store is not None:
             await self._store.close()
+        if self._tracer_provider is not None:
+            from esm.tracing.provider import stop_provider
+
+            await asyncio.to_thread(stop_provider, self._tracer_provider)
 
 
 async def run_poller(config: EsmConfig, metrics: Metrics, stop: asyncio.Event, shared: bool) -> None:

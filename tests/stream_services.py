@@ -82,6 +82,10 @@ class _Emulator:
 class KinesisMock(_Emulator):
     name = "kinesis-mock"
 
+    def __init__(self, log_path: Path, shard_limit: int = 100) -> None:
+        super().__init__(log_path)
+        self.shard_limit = shard_limit  # open shards the account may have (AWS's default: 500)
+
     def _command(self) -> tuple[list[str], Path, dict[str, str]]:
         env = {
             "KINESIS_MOCK_PLAIN_PORT": str(self.port),
@@ -91,7 +95,7 @@ class KinesisMock(_Emulator):
             "SPLIT_SHARD_DURATION": "200ms",
             "MERGE_SHARDS_DURATION": "200ms",
             "UPDATE_SHARD_COUNT_DURATION": "200ms",
-            "SHARD_LIMIT": "100",
+            "SHARD_LIMIT": str(self.shard_limit),
             "LOG_LEVEL": "WARN",
         }
         return ["node", "main.js"], NODE_MODULES / "kinesis-local", env
@@ -154,3 +158,18 @@ def create_table(client: Any, stream_view: str | None = "NEW_AND_OLD_IMAGES", na
         BillingMode="PAY_PER_REQUEST",
         **extra,
     )["TableDescription"]
+
+
+def reader_client(monkeypatch: Any, endpoint: str, service: str, kind: str) -> Any:
+    """The client esm's shard readers get for `service` at `endpoint`, made the way the daemon
+    makes it (esm.sources.aws_clients.stream_reader_client) from the standard environment:
+    `kind` "lean" (GetRecords over esm's own JSON client) or "botocore" (boto3 throughout)."""
+    from esm.sources.aws_clients import GET_RECORDS_CLIENT_ENV, stream_reader_client
+
+    variable = {"kinesis": "AWS_ENDPOINT_URL_KINESIS", "dynamodbstreams": "AWS_ENDPOINT_URL_DYNAMODB_STREAMS"}
+    monkeypatch.setenv(variable[service], endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", CREDENTIALS["aws_access_key_id"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", CREDENTIALS["aws_secret_access_key"])
+    monkeypatch.setenv("AWS_REGION", CREDENTIALS["region_name"])
+    monkeypatch.setenv(GET_RECORDS_CLIENT_ENV, kind)
+    return stream_reader_client(service, CREDENTIALS["region_name"])

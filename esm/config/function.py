@@ -10,6 +10,7 @@ from esm.config.arns import FUNCTION_NAME_PATTERN
 from esm.config.base import ConfigModel
 from esm.config.constraints import HostPort, StrictInt, StrictStr, between, matching, non_empty
 from esm.config.problems import problem
+from esm.config.tls import TlsConfig
 from esm.worker.lambda_environment import check_variables
 
 ROLE_ARN_PATTERN = r"arn:[a-z-]+:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}"
@@ -61,6 +62,10 @@ class FunctionConfig(ConfigModel):
     ProvisionedConcurrentExecutions: Annotated[StrictInt, between(0, 1_000_000)] | None = None
     """Environments each worker initialises before it serves; the rest start on demand (cold starts).
     Default: all of the worker's --concurrency (esm's default); 0: all on demand (Lambda's default)."""
+
+    Tls: TlsConfig | None = None
+    """`{CaFile, CertFile, KeyFile}`: reach the workers over TLS, checking their certificates against
+    CaFile and presenting CertFile when they require client certificates. Default: plain gRPC."""
 
     @model_validator(mode="after")
     def _provisioned_within_reserved(self) -> FunctionConfig:

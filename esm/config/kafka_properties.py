@@ -15,6 +15,9 @@ from kafka import KafkaConsumer
 
 from esm.config.problems import describe
 
+# kafka-python settings whose values are secrets.
+SECRET_SETTINGS = frozenset(("sasl_plain_password", "ssl_password"))
+
 _CLIENT_DEFAULTS: Mapping[str, Any] = KafkaConsumer.DEFAULT_CONFIG
 
 # Settings esm decides itself; the reason says where the user's intent goes instead.
@@ -195,7 +198,9 @@ def _check_value(name: str, key: str, value: object) -> tuple[str, object] | Pro
         ok = isinstance(value, str)
         wanted = "a string"
     if not ok:
-        return PropertyProblem(name, f"expected {wanted}, got {describe(value)}")
+        # A secret is never echoed, even a malformed one: the message may reach a log.
+        shown = f"a value of type {type(value).__name__}" if key in SECRET_SETTINGS else describe(value)
+        return PropertyProblem(name, f"expected {wanted}, got {shown}")
     choices = _CHOICES.get(key)
     if choices is not None and value not in choices:
         return PropertyProblem(name, f"must be one of {', '.join(choices)}, got {describe(value)}")

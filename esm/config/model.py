@@ -17,6 +17,7 @@ from esm.config.mapping import EventSourceMappingConfig
 from esm.config.problems import raise_combined
 from esm.config.references import reference_problems
 from esm.config.store_url import DEFAULT_STORE, check_store_url
+from esm.config.tracing import TracingConfig
 
 
 class MetricsEndpoint(ConfigModel):
@@ -53,6 +54,9 @@ class EsmConfig(ConfigModel):
     ControlApi: ControlApiConfig | None = None
     """Lambda's API for event source mappings (boto3, the aws CLI), signed with SigV4; mappings
     created through it live in the Store and run on every daemon sharing it. Default: off."""
+    Tracing: TracingConfig | None = None
+    """`{Endpoint, SampleRatio, ServiceName}`: a trace per batch, exported over OTLP/HTTP to
+    `<Endpoint>/v1/traces`, its context handed to the handler. Default: off (no span is built)."""
 
     def function(self, name: str) -> FunctionConfig:
         """The function called `name`; KeyError if there is none."""

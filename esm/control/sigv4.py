@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, unquote
 
-ALGORITHM = "AWS4-HMAC-SHA256"
+from esm.sigv4_signing import ALGORITHM, signature, string_to_sign
+
 # AWS refuses a request whose time is further than this from its own.
 MAX_SKEW = timedelta(minutes=5)
 
@@ -113,9 +114,7 @@ def verify(
         raise _invalid("'Host' must be a 'SignedHeader' in the AWS Authorization.")
     canonical = canonical_request(request, signed, payload_hash(request))
     scope = f"{scope_date}/{region}/{service}/aws4_request"
-    to_sign = "\n".join(
-        [ALGORITHM, amz_date.strftime(_AMZ_DATE), scope, hashlib.sha256(canonical.encode()).hexdigest()]
-    )
+    to_sign = string_to_sign(amz_date.strftime(_AMZ_DATE), scope, canonical)
     expected = signature(secret, scope_date, region, service, to_sign)
     if not hmac.compare_digest(expected, match["signature"]):
         raise _invalid(
@@ -220,17 +219,6 @@ def _canonical_headers(request: SignedRequest, signed_headers: Sequence[str]) ->
             raise _invalid(f"The signed header {name!r} is not in the request.")
         lines.append(f"{name}:{','.join(' '.join(value.split()) for value in values)}")
     return "\n".join(lines)
-
-
-def signature(secret: str, date: str, region: str, service: str, string_to_sign: str) -> str:
-    key = _hmac(f"AWS4{secret}".encode(), date)
-    for part in (region, service, "aws4_request"):
-        key = _hmac(key, part)
-    return hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
-
-
-def _hmac(key: bytes, message: str) -> bytes:
-    return hmac.new(key, message.encode(), hashlib.sha256).digest()
 
 
 def secrets_of(keys: Mapping[str, str]) -> Callable[[str], str | None]:

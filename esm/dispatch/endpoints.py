@@ -35,11 +35,20 @@ class EndpointPool:
     DOWN_INITIAL_SECONDS = 0.25
     DOWN_CAP_SECONDS = 5.0
 
-    def __init__(self, addresses: Sequence[str], clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        addresses: Sequence[str],
+        clock: Callable[[], float],
+        credentials: grpc.ChannelCredentials | None = None,
+    ) -> None:
+        """`credentials`: TLS to the workers (esm.dispatch.tls); None: plain gRPC."""
         self._clock = clock
         self.endpoints: list[Endpoint] = []
         for address in addresses:
-            channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+            if credentials is None:
+                channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+            else:
+                channel = grpc.aio.secure_channel(address, credentials, options=CHANNEL_OPTIONS)
             stub = function_pb2_grpc.FunctionWorkerStub(channel)  # type: ignore[no-untyped-call]
             self.endpoints.append(Endpoint(address, stub, channel))
 

@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import grpc
 
@@ -30,6 +31,9 @@ from esm.wire import (
     response_too_large_message,
 )
 
+if TYPE_CHECKING:
+    from esm.tracing.batch import InvocationTrace
+
 log = logging.getLogger(__name__)
 
 # The worker reports a handler that ran past its Timeout with Lambda's error type.
@@ -39,6 +43,9 @@ TIMEOUT_ERROR_TYPE = "Sandbox.Timedout"
 TRANSPORT_LIMIT_ERROR_TYPE = "esm.GrpcMessageTooLarge"
 # Extra time on the gRPC deadline so the worker's own timeout (a clean function error) fires first.
 DEADLINE_MARGIN_SECONDS = 2.0
+
+
+Metadata = tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True)
@@ -104,21 +111,33 @@ class FunctionInvoker:
         self._concurrent = metrics.concurrent_invocations.labels(function.name)
         self._throttles = metrics.throttles.labels(function.name)
 
-    async def invoke(self, payload: bytes) -> InvokeOutcome:
-        """One invocation attempt. Waits for a concurrency permit first (counted as a throttle)."""
-        permit = await self._limiter.acquire()
+    async def invoke(self, payload: bytes, trace: InvocationTrace | None = None) -> InvokeOutcome:
+        """One invocation attempt. Waits for a concurrency permit first (counted as a throttle).
+        With `trace` (tracing on) the wait and the call are spans, and the call carries the
+        invocation span's context to the worker as `traceparent` metadata."""
+        if trace is None:
+            permit = await self._limiter.acquire()
+        else:
+            with trace.waiting() as waiting:
+                permit = await self._limiter.acquire()
+                waiting.set_attribute("esm.throttled", permit.waited)
         if permit.waited:
             self._throttles.inc()
         self._concurrent.inc()
         try:
-            outcome = await self._call(payload)
+            if trace is None:
+                outcome = await self._call(payload)
+            else:
+                with trace.invoking() as metadata:
+                    outcome = await self._call(payload, metadata)
+                    trace.record(outcome)
         finally:
             self._concurrent.dec()
             await permit.release()
         self._outcome_counters[outcome.kind].inc()
         return outcome
 
-    async def _call(self, payload: bytes) -> InvokeOutcome:
+    async def _call(self, payload: bytes, metadata: Metadata | None = None) -> InvokeOutcome:
         request_id = str(uuid.uuid4())
         request = function_pb2.InvokeRequest(
             request_id=request_id,
@@ -137,7 +156,9 @@ class FunctionInvoker:
             endpoint.in_flight += 1
             try:
                 response = await endpoint.stub.Invoke(
-                    request, timeout=self.function.timeout_seconds + DEADLINE_MARGIN_SECONDS
+                    request,
+                    timeout=self.function.timeout_seconds + DEADLINE_MARGIN_SECONDS,
+                    metadata=metadata,
                 )
             except grpc.aio.AioRpcError as err:
                 rule = _rule_for(err)

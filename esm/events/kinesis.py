@@ -13,7 +13,9 @@ then those entries under "Records" (`KinesisEventBuilder.build`).
 
 from __future__ import annotations
 
-from binascii import b2a_base64
+import binascii
+import math
+from binascii import a2b_base64, b2a_base64
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -50,8 +52,10 @@ class KinesisShardOrigin:
 
 
 def event_record(record: Mapping[str, Any], origin: KinesisShardOrigin, read_at: float = 0.0) -> EventRecord:
-    """One record from boto3's `get_records` ({"SequenceNumber", "ApproximateArrivalTimestamp":
-    datetime, "Data": bytes, "PartitionKey", ...}) as Lambda's Kinesis event shows it.
+    """One record from `get_records` ({"SequenceNumber", "ApproximateArrivalTimestamp",
+    "Data", "PartitionKey", ...}) as Lambda's Kinesis event shows it. boto3 hands over Data as
+    bytes and the arrival as a datetime; the lean client (esm.sources.aws_json) as on the wire,
+    base64 text and epoch seconds: both are taken.
 
     A record with a malformed field gets an entry marked unreadable (esm.events.unreadable) with
     what could be read; `read_at` (epoch seconds) stands in for an arrival time it lacks. A
@@ -65,12 +69,12 @@ def event_record(record: Mapping[str, Any], origin: KinesisShardOrigin, read_at:
         "partitionKey": valid_text(partition_key) if isinstance(partition_key, str) else "",
         "sequenceNumber": sequence_number,
     }
-    if isinstance(data, bytes):
-        payload["data"] = b2a_base64(data, newline=False).decode("ascii")
+    data_text, data_problem = _data_text(data)
+    if data_text is not None:
+        payload["data"] = data_text
     # Kinesis keeps arrival times to the millisecond; Lambda sends seconds with 3 decimals.
-    payload["approximateArrivalTimestamp"] = (
-        round(arrival.timestamp(), 3) if isinstance(arrival, datetime) else read_at
-    )
+    arrival_seconds = _epoch_seconds(arrival)
+    payload["approximateArrivalTimestamp"] = read_at if arrival_seconds is None else round(arrival_seconds, 3)
     entry = {
         "kinesis": payload,
         "eventSource": EVENT_SOURCE,
@@ -81,21 +85,42 @@ def event_record(record: Mapping[str, Any], origin: KinesisShardOrigin, read_at:
         "awsRegion": origin.region,
         "eventSourceARN": origin.stream_arn,
     }
-    if isinstance(data, bytes) and isinstance(partition_key, str) and isinstance(arrival, datetime):
-        return entry
-    problems = [
-        f"{field} must be {kind.__name__}, got {type(value).__name__}"
-        for field, value, kind in (
-            ("Data", data, bytes),
-            ("PartitionKey", partition_key, str),
-            (_ARRIVAL, arrival, datetime),
+    problems = [data_problem] if data_problem else []
+    problems += [
+        f"{field} must be {wanted}, got {type(value).__name__}"
+        for field, value, ok, wanted in (
+            ("PartitionKey", partition_key, isinstance(partition_key, str), "str"),
+            (_ARRIVAL, arrival, arrival_seconds is not None, "a datetime or epoch seconds"),
         )
-        if not isinstance(value, kind)
+        if not ok
     ]
+    if not problems:
+        return entry
     return mark_unreadable(entry, f"Kinesis record {where}: {'; '.join(problems)}")
 
 
 _ARRIVAL = "ApproximateArrivalTimestamp"
+
+
+def _data_text(data: object) -> tuple[str | None, str | None]:
+    """The record's data as the event's base64 text, or why it cannot be."""
+    if isinstance(data, bytes):
+        return b2a_base64(data, newline=False).decode("ascii"), None
+    if isinstance(data, str):
+        try:
+            a2b_base64(data, strict_mode=True)
+        except binascii.Error as err:
+            return None, f"Data is not valid base64 ({err})"
+        return data, None
+    return None, f"Data must be bytes or base64 text, got {type(data).__name__}"
+
+
+def _epoch_seconds(arrival: object) -> float | None:
+    if isinstance(arrival, datetime):
+        return arrival.timestamp()
+    if isinstance(arrival, (int, float)) and not isinstance(arrival, bool) and math.isfinite(arrival):
+        return float(arrival)
+    return None
 
 
 def _required(record: Mapping[str, Any], field: str, kind: type, origin: KinesisShardOrigin) -> Any:

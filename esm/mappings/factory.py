@@ -15,7 +15,7 @@ import os
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from esm.config import (
     DynamoDBStreamsSource,
@@ -37,12 +37,16 @@ from esm.ownership.lease_coordinator import LeaseTiming
 from esm.ownership.leases import lease_namespace
 from esm.shard.batching import BatchLimits
 from esm.shard.failures import Backoff, FailurePolicy
-from esm.sources.aws_clients import aws_client
+from esm.sources.aws_clients import stream_reader_client
 from esm.sources.kafka import KafkaGroupReader, ReaderSettings
 from esm.sources.kafka_group import GroupReader
 from esm.sources.stream_discovery import resolve_stream_arn
 from esm.sources.stream_shards import StartPosition
 from esm.stores import Store
+from esm.tracing.batch import BatchTracing
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Tracer
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +83,11 @@ def reader_settings(mapping: EventSourceMappingConfig, source: KafkaSource) -> R
     # benchmarks/hosts_failover.py to measure against; not a setting to run with.
     commit_on_revoke = os.environ.get("ESM_KAFKA_COMMIT_ON_REVOKE", "true").lower() != "false"
     return ReaderSettings(
-        topic=source.topic, consumer_kwargs=kwargs, start=start, commit_on_revoke=commit_on_revoke
+        topic=source.topic,
+        consumer_kwargs=kwargs,
+        start=start,
+        label=f"mapping {mapping.uuid} (function {mapping.function_name})",
+        commit_on_revoke=commit_on_revoke,
     )
 
 
@@ -138,12 +146,24 @@ class MappingRunner(Protocol):
 
 class RunnerFactory:
     def __init__(
-        self, config: EsmConfig, store: Store, metrics: Metrics, invokers: Mapping[str, FunctionInvoker]
+        self,
+        config: EsmConfig,
+        store: Store,
+        metrics: Metrics,
+        invokers: Mapping[str, FunctionInvoker],
+        tracer: Tracer | None = None,
     ) -> None:
+        """`tracer`: only when `Tracing` is configured (each mapping's batches are traced)."""
         self._config = config
         self._store = store
         self._metrics = metrics
         self._invokers = invokers
+        self._tracer = tracer
+
+    def _tracing(self, mapping: EventSourceMappingConfig) -> BatchTracing | None:
+        if self._tracer is None:
+            return None
+        return BatchTracing(self._tracer, mapping.uuid, mapping.function_name, mapping.source.identity)
 
     async def build(self, mapping: EventSourceMappingConfig) -> MappingRunner:
         source = mapping.source
@@ -202,13 +222,15 @@ class RunnerFactory:
             metrics=self._metrics,
             failure_handling=running.failure_handling,
             lanes=mapping.ParallelizationFactor,
+            tracing=self._tracing(mapping),
         )
 
     async def _stream_runner(
         self, mapping: EventSourceMappingConfig, source: KinesisSource | DynamoDBStreamsSource
     ) -> StreamMappingRunner:
         flavor = KINESIS if isinstance(source, KinesisSource) else DYNAMODB_STREAMS
-        client = aws_client(flavor.client_service, source.region)
+        # Building a client may read credentials from the network (instance roles): not on the loop.
+        client = await asyncio.to_thread(stream_reader_client, flavor.client_service, source.region)
         if isinstance(source, KinesisSource) and source.consumer_name is not None:
             log.warning(
                 "mapping %s: enhanced fan-out (consumer %s) is not supported; polling its stream instead",
@@ -252,6 +274,7 @@ class RunnerFactory:
         )
         return StreamMappingRunner(
             mapping_id=mapping.uuid,
+            function_name=mapping.function_name,
             flavor=flavor,
             settings=settings,
             client=client,
@@ -262,4 +285,5 @@ class RunnerFactory:
             metrics=self._metrics,
             failure_handling=handling,
             status=self._store.status,
+            tracing=self._tracing(mapping),
         )

@@ -35,8 +35,13 @@ from esm.shard.shard import Shard
 from esm.shard.supervisor import ShardSupervisor
 from esm.sources.kafka import KafkaGroupReader, ReaderSettings
 from esm.sources.kafka_group import GroupReader
+from esm.tracing.batch import BatchTracing
 
 log = logging.getLogger(__name__)
+
+# How long a shutdown waits for the reader thread to commit and leave the group. Its client calls
+# are bounded (esm.sources.kafka_group's timeouts) well within this, brokers reachable or not.
+READER_CLOSE_SECONDS = 10.0
 
 
 class KafkaRecordFormat:
@@ -137,6 +142,7 @@ class KafkaMappingRunner:
         metrics: Metrics,
         failure_handling: FailureHandling | None = None,
         lanes: int = 1,
+        tracing: BatchTracing | None = None,
     ) -> None:
         """`lanes`: the mapping's ParallelizationFactor (batches in flight per partition)."""
         self.mapping_id = mapping_id
@@ -153,6 +159,7 @@ class KafkaMappingRunner:
             metrics=shard_metrics,
             limits=limits,
             report_batch_item_failures=self._failures.report_batch_item_failures,
+            tracing=tracing,
         )
         self.partitions: ShardSupervisor[int, KafkaPartition] = ShardSupervisor(
             mapping_id,
@@ -183,7 +190,7 @@ class KafkaMappingRunner:
         assert self._reader is not None
         self._reader.stop_fetching()
         await self.partitions.shutdown(deadline)
-        await asyncio.get_running_loop().run_in_executor(None, self._reader.close, 30.0)
+        await asyncio.get_running_loop().run_in_executor(None, self._reader.close, READER_CLOSE_SECONDS)
         await self.partitions.close_destination()
 
     def status_reports(self, owner: str) -> dict[str, dict[str, Any]]:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from esm.config import ConfigError, EventSourceMappingConfig, parse_mapping
 from esm.mappings.factory import MappingRunner, RunnerFactory
+from esm.sources.outage_notices import OutageLog
 from esm.stores import StoreError
 from esm.stores.mappings import MappingRegistry, StoredMapping
 
@@ -129,6 +130,8 @@ class LiveMappings:
         self._generation: int | None = None
         self._retry_at: dict[str, float] = {}
         self._unusable: set[tuple[str, int]] = set()
+        # Read every `interval`: said once, then once a minute while the store cannot be read.
+        self._store_outage = OutageLog(log, "read the mappings in the store")
 
     async def start_file_mappings(self) -> None:
         """Starts the config file's enabled mappings (before the registry is read)."""
@@ -143,7 +146,9 @@ class LiveMappings:
             try:
                 await self.sync()
             except StoreError as err:
-                log.warning("cannot read the mappings in the store: %s", err)
+                self._store_outage.failed(err)
+            else:
+                self._store_outage.succeeded()
             await asyncio.sleep(self._interval)
 
     async def sync(self) -> None:

@@ -86,7 +86,7 @@ class StreamShard:
         on_children: Callable[[Sequence[ChildShard]], None],
         on_data_lost: Callable[[str], None],
         on_behind: Callable[[], None],
-        polled: Callable[[int], None],
+        polled: Callable[[ReadResult], None],
         wall_clock: Callable[[], float] = time.time,
         waits: Waits = REAL_WAITS,
     ) -> None:
@@ -255,11 +255,15 @@ class StreamShard:
         if result.data_lost:
             self.data_lost_at = self._wall_clock()
             self._on_data_lost(self.shard_id)
-        if result.millis_behind_latest is not None:
+        if (
+            result.millis_behind_latest is not None
+            and result.millis_behind_latest != self.millis_behind_latest
+        ):
+            # Only a change: the mapping's gauge is the maximum over its shards, worked out anew.
             self.millis_behind_latest = result.millis_behind_latest
             self._on_behind()
+        self._polled(result)
         if result.records:
-            self._polled(len(result.records))
             entry_size = self.settings.flavor.entry_size
             sizes = [entry_size(entry) for entry in result.records]
             self.buffered_bytes += sum(sizes)

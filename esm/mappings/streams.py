@@ -35,9 +35,11 @@ from esm.shard.sink import FailureSink
 from esm.shard.supervisor import ShardSupervisor
 from esm.shard.waits import REAL_WAITS, Waits
 from esm.sources.stream_discovery import ShardInfo, ShardLister
+from esm.sources.stream_shards import READ_RESULTS, ReadResult, read_result
 from esm.status.unowned_gauge import UnownedShardsGauge
 from esm.stores import StoreError
 from esm.stores.status import DATA_LOSS_KEPT_SECONDS, ShardStatusStore, data_loss_key
+from esm.tracing.batch import BatchTracing
 
 __all__ = ["LeaseTiming", "StreamMappingRunner", "lease_namespace"]
 
@@ -63,6 +65,8 @@ class StreamMappingRunner:
         failure_handling: FailureHandling,
         status: ShardStatusStore | None = None,
         waits: Waits = REAL_WAITS,
+        tracing: BatchTracing | None = None,
+        function_name: str = "",
     ) -> None:
         """`status`: where a shard whose checkpoint was trimmed is recorded for `esm status`.
         `waits`: how the shards wait out delays (tests pass shorter ones)."""
@@ -84,6 +88,7 @@ class StreamMappingRunner:
             limits=settings.limits,
             report_batch_item_failures=settings.report_batch_item_failures,
             waits=waits,
+            tracing=tracing,
         )
         self._waits = waits
         self.shards: ShardSupervisor[str, StreamShard] = ShardSupervisor(
@@ -95,7 +100,12 @@ class StreamMappingRunner:
         )
         self.coordinator = LeaseCoordinator(
             name=mapping_id,
-            leases=UnownedShardsGauge(leases, metrics.shards_unowned.labels(mapping_id)),
+            leases=UnownedShardsGauge(
+                leases,
+                metrics.shards_unowned.labels(mapping_id),
+                label=f"mapping {mapping_id} (function {function_name or '?'}, stream {settings.stream_arn})",
+                wait_seconds=timing.duration_seconds,
+            ),
             namespace=settings.namespace,
             owner=settings.owner,
             timing=timing,
@@ -107,7 +117,8 @@ class StreamMappingRunner:
         self._lost = metrics.leases_lost.labels(mapping_id)
         self._trimmed = metrics.trimmed_checkpoints.labels(mapping_id)
         self._behind = metrics.millis_behind_latest.labels(mapping_id)
-        self._polled = metrics.records_polled.labels(mapping_id)
+        self._records_polled = metrics.records_polled.labels(mapping_id)
+        self._reads = {result: metrics.shard_reads.labels(mapping_id, result) for result in READ_RESULTS}
 
     @property
     def namespace(self) -> str:
@@ -178,7 +189,7 @@ class StreamMappingRunner:
             on_children=self.coordinator.children_found,
             on_data_lost=self._data_lost,
             on_behind=self._behind_changed,
-            polled=self._polled.inc,
+            polled=self._polled,
             waits=self._waits,
         )
         self.shards.start(
@@ -206,6 +217,11 @@ class StreamMappingRunner:
         """A bug, not a function error: the lease is given up after `delay`, so the shard is read
         again from its checkpoint (by this member or another) instead of stalling or spinning."""
         self.coordinator.in_background(self.coordinator.release(shard.shard_id, shard.token, after=delay))
+
+    def _polled(self, result: ReadResult) -> None:
+        self._reads[read_result(result)].inc()
+        if result.records:
+            self._records_polled.inc(len(result.records))
 
     def _behind_changed(self) -> None:
         behind = [s.millis_behind_latest for _, s in self.shards if s.millis_behind_latest is not None]

@@ -26,18 +26,22 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import grpc
 from prometheus_client import CollectorRegistry
 
+from esm.client_logs import command_logging
 from esm.config import ConfigError, EsmConfig, FunctionConfig, load_config
 from esm.destinations import DestinationError, parse_destination_uri, read_records
 from esm.destinations.uri import RedisStreamTarget
 from esm.dispatch.endpoints import EndpointPool
 from esm.dispatch.invoker import FunctionIdentity, FunctionInvoker
 from esm.dispatch.limiter import make_limiter
+from esm.dispatch.tls import channel_credentials
 from esm.metrics import Metrics
 from esm.replay.replayer import DryRun, RecordReplayer, Replayer, ReplayTally, replay_records
 from esm.replay.source_cluster import names_own_cluster, source_cluster_for
 from esm.stores import Store, StoreError, open_store
+from esm.tls_files import TlsFileError
 
 EXIT_FAILED = 1
 EXIT_DESTINATION_UNREADABLE = 2
@@ -46,6 +50,7 @@ EXIT_DESTINATION_UNREADABLE = 2
 def replay_command(config_path: str, source: str, function: str, dry_run: bool = False) -> int:
     """Re-drive the failure records in destination `source` through `function` (never changes
     `source`); `dry_run`: only list what would be replayed."""
+    command_logging()
     try:
         config = load_config(config_path).config
     except ConfigError as error:
@@ -81,6 +86,11 @@ async def _replay(config: EsmConfig, function: FunctionConfig, uri: str, dry_run
         _print(f"dry run: what would be replayed from {shown} into function {function.FunctionName!r}")
         return await _replay_all(DryRun(), ReplayTally(dry_run=True), uri, cluster, shown)
     try:
+        credentials = channel_credentials(function, f"function {function.FunctionName!r}: Tls")
+    except TlsFileError as exc:
+        _error(str(exc))
+        return EXIT_FAILED
+    try:
         store = open_store(config.Store) if function.ReservedConcurrentExecutions is not None else None
     except StoreError as exc:
         _error(
@@ -89,7 +99,7 @@ async def _replay(config: EsmConfig, function: FunctionConfig, uri: str, dry_run
         )
         return EXIT_FAILED
     read_batch_responses = _reads_batch_responses(config, function.FunctionName)
-    async with _function_invoker(function, store, config.PermitLeaseSeconds) as invoker:
+    async with _function_invoker(function, store, credentials, config.PermitLeaseSeconds) as invoker:
         _print(
             f"replaying {shown} into function {function.FunctionName!r} "
             "(read only: the destination is left unchanged)"
@@ -114,7 +124,10 @@ async def _replay_all(
 
 @asynccontextmanager
 async def _function_invoker(
-    function: FunctionConfig, store: Store | None, permit_lease_seconds: float
+    function: FunctionConfig,
+    store: Store | None,
+    credentials: grpc.ChannelCredentials | None,
+    permit_lease_seconds: float,
 ) -> AsyncIterator[FunctionInvoker]:
     """The function's invoker; closes its channels, limiter and `store` afterwards."""
     # shared=True: the engine's pollers may be invoking the same function meanwhile, so a
@@ -127,7 +140,7 @@ async def _function_invoker(
         shared=True,
         lease_seconds=permit_lease_seconds,
     )
-    pool = EndpointPool(function.Endpoints, time.monotonic)
+    pool = EndpointPool(function.Endpoints, time.monotonic, credentials)
     identity = FunctionIdentity(function.FunctionName, float(function.Timeout), function.MemorySize)
     try:
         yield FunctionInvoker(identity, pool, limiter, Metrics(CollectorRegistry()))

@@ -4,16 +4,21 @@ a fenced checkpoint (esm.ownership provides those)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from esm.dispatch.outcomes import InvokeOutcome
+
+if TYPE_CHECKING:
+    from esm.tracing.batch import InvocationTrace
 
 R = TypeVar("R")
 R_contra = TypeVar("R_contra", contravariant=True)
 
 
 class Invoker(Protocol):
-    async def invoke(self, payload: bytes) -> InvokeOutcome: ...
+    async def invoke(self, payload: bytes, trace: InvocationTrace | None = None) -> InvokeOutcome:
+        """One attempt; `trace` (only when tracing is on) gets its spans and carries its context."""
+        ...
 
 
 class RecordFormat(Protocol[R]):

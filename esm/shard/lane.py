@@ -30,9 +30,10 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from esm.dispatch.outcomes import InvokeOutcome
 from esm.shard.batch_response import SUCCEEDED, BatchResponse, Verdict
@@ -45,6 +46,11 @@ from esm.shard.reporting import describe_failure, log_retry, processing_result
 from esm.shard.sink import DroppingSink, FailureSink, FailureSinkError
 from esm.shard.state import ShardLife
 from esm.shard.waits import REAL_WAITS, Waits
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
+
+    from esm.tracing.batch import BatchTrace, BatchTracing
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +71,8 @@ class LaneServices(Generic[R]):
     waits: Waits = REAL_WAITS
     wall_clock: Callable[[], float] = time.time
     rand: Callable[[], float] = random.random
+    # Only when `Tracing` is configured: without it no span is built.
+    tracing: BatchTracing | None = None
 
 
 class LaneHost(Protocol[R_contra]):
@@ -176,9 +184,33 @@ class Lane(Generic[R]):
             return await self.framing.passed(records[-1])
         return True
 
-    async def work_through(self, job: Job[R]) -> bool:
+    def work_through(self, job: Job[R]) -> Coroutine[Any, Any, bool]:
         """Works through a job until each of its records completed or was given up on: True.
-        False when the shard was lost or stops first (the next owner reads the rest again)."""
+        False when the shard was lost or stops first (the next owner reads the rest again).
+        Without tracing this is the loop's own coroutine (no extra frame on the hot path)."""
+        tracing = self.services.tracing
+        if tracing is None:
+            return self._work_through(job, None)
+        return self._traced_work_through(job, tracing)
+
+    async def _traced_work_through(self, job: Job[R], tracing: BatchTracing) -> bool:
+        records = job.records
+        describe = self.services.format.describe_position
+        trace = tracing.start_batch(
+            self.host.life.name,
+            self.name,
+            describe(records[0]) if records else "",
+            describe(records[-1]) if records else "",
+            len(records),
+        )
+        done = False
+        try:
+            done = await self._work_through(job, trace)
+        finally:
+            trace.end(done)
+        return done
+
+    async def _work_through(self, job: Job[R], trace: BatchTrace | None) -> bool:
         services, sink = self.services, self._sink  # a reconfiguration applies from the next batch on
         policy, metrics, clock = services.policy, services.metrics, services.wall_clock
         records = job.records
@@ -202,7 +234,11 @@ class Lane(Generic[R]):
                 if item.size:
                     metrics.records_invoked.inc(item.size)
                     metrics.iterator_age.set(max(0.0, clock() - oldest))
-                outcome = await services.invoker.invoke(payload)
+                if trace is None:
+                    outcome = await services.invoker.invoke(payload)
+                else:
+                    attempt = trace.attempt(_item_attributes(item, chunk, services.format))
+                    outcome = await services.invoker.invoke(payload, attempt)
                 if self._lost():
                     metrics.records_abandoned.inc(len(records) - item.start)
                     return False
@@ -211,29 +247,39 @@ class Lane(Generic[R]):
                     metrics.records_failed_invoke.inc(item.size)
                 decision = policy.decide(item, outcome, clock(), oldest, response, services.rand)
                 done_to = item.end if decision.kind is DecisionKind.CHECKPOINT else decision.checkpoint_to
-                if not await job.completed(item.start, item.start if done_to is None else done_to):
-                    return False
+                done_to = item.start if done_to is None else done_to
+                if trace is None or done_to == item.start:  # the hot path; a span only when it moves
+                    if not await job.completed(item.start, done_to):
+                        return False
+                else:
+                    with trace.span("checkpoint", {"esm.records_completed": done_to - item.start}):
+                        if not await job.completed(item.start, done_to):
+                            return False
             if decision.kind is DecisionKind.CHECKPOINT:
                 self.last_error = None
                 self.last_processing_result = "OK"
                 items.popleft()
             elif decision.kind is DecisionKind.SPLIT:
                 metrics.bisects.inc()
+                if trace is not None:
+                    trace.event("bisect", _bisect_attributes(item, decision))
                 items.popleft()
                 items.extendleft(reversed(decision.next_items))
             elif decision.kind is DecisionKind.DISCARD:
                 given_up = records[decision.discard_from : item.end]
-                if given_up and not await self._give_up(given_up, decision, outcome, services, sink):
+                if given_up and not await self._give_up(given_up, decision, outcome, services, sink, trace):
                     return False
                 why = decision.condition if outcome is None else f"{decision.condition}: {outcome.describe()}"
-                if not await job.given_up(decision.discard_from, item.end, why):
-                    return False
+                with _span(trace, "checkpoint", {"esm.records_given_up": len(given_up)}):
+                    if not await job.given_up(decision.discard_from, item.end, why):
+                        return False
                 items.popleft()
             else:
                 assert outcome is not None
                 items[0] = decision.next_items[0]
-                if not await self._retry_later(outcome, response, chunk, decision, services):
-                    return False
+                with _span(trace, "retry backoff", _retry_attributes(decision)):
+                    if not await self._retry_later(outcome, response, chunk, decision, services):
+                        return False
         self.attempts = Attempts()
         return True
 
@@ -275,13 +321,17 @@ class Lane(Generic[R]):
         outcome: InvokeOutcome | None,
         services: LaneServices[R],
         sink: FailureSink[R],
+        trace: BatchTrace | None,
     ) -> bool:
         """Hands records to the failure sink, retrying while it cannot take them: a record is never
         dropped without being written somewhere. False when the shard halts first."""
         failures = 0
         while True:
             try:
-                written = await sink.send(records, decision, outcome)
+                with _span(trace, "destination write", {"esm.batch.record_count": len(records)}) as span:
+                    written = await sink.send(records, decision, outcome)
+                    if span is not None:
+                        span.set_attribute("esm.written", written)
             except FailureSinkError as err:
                 failures += 1
                 services.metrics.destination_failures.inc()
@@ -299,3 +349,40 @@ class Lane(Generic[R]):
             )
             counter.inc(len(records))
             return True
+
+
+ATTEMPT_ATTRIBUTE = "esm.attempt"
+_NO_SPAN: AbstractContextManager[None] = nullcontext()
+
+
+def _span(
+    trace: BatchTrace | None, name: str, attributes: Mapping[str, str | int | float]
+) -> AbstractContextManager[Span | None]:
+    """A child span of the batch around a step; without tracing, nothing."""
+    return _NO_SPAN if trace is None else trace.span(name, attributes)
+
+
+def _retry_attributes(decision: Decision) -> dict[str, str | int | float]:
+    return {
+        ATTEMPT_ATTRIBUTE: decision.next_items[0].attempts.retries,
+        "esm.delay_seconds": decision.delay_seconds,
+    }
+
+
+def _item_attributes(
+    item: WorkItem, chunk: Sequence[R], record_format: RecordFormat[R]
+) -> dict[str, str | int]:
+    """What an invocation span says about the records it carries."""
+    attributes: dict[str, str | int] = {
+        ATTEMPT_ATTRIBUTE: item.attempts.retries,
+        "esm.batch.record_count": len(chunk),
+    }
+    if chunk:
+        attributes["esm.batch.first_position"] = record_format.describe_position(chunk[0])
+        attributes["esm.batch.last_position"] = record_format.describe_position(chunk[-1])
+    return attributes
+
+
+def _bisect_attributes(item: WorkItem, decision: Decision) -> dict[str, str | int]:
+    halves = ", ".join(f"[{half.start}, {half.end})" for half in decision.next_items)
+    return {"esm.bisect.item": f"[{item.start}, {item.end})", "esm.bisect.halves": halves}

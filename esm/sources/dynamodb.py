@@ -239,7 +239,7 @@ class DynamoDBShardReader:
 
     def _accept(self, response: Mapping[str, Any], data_lost: bool) -> ReadResult:
         self._throttles_in_a_row = 0
-        raw = response.get("Records", [])
+        raw = response.get("Records") or []
         read_at = self._wall_clock()
         records = [event_record(record, self._stream_arn, read_at) for record in raw]
         warn_unreadable(records, log)

@@ -33,6 +33,9 @@ from esm.sources.kafka_group import ClientError, GroupReader, PartitionEvents, R
 
 __all__ = ["KafkaGroupReader", "PartitionEvents", "ReaderSettings"]
 
+# How long creating a consumer may wait for the brokers before it fails (and is tried again).
+BOOTSTRAP_TIMEOUT_MS = 3000
+
 
 def _tp(tp: TopicPartitionId) -> TopicPartition:
     return TopicPartition(tp.topic, tp.partition)
@@ -56,12 +59,13 @@ class KafkaGroupReader(GroupReader[Any]):
         kafka_python_headers.install()
 
     def _connect(self) -> Any:
+        # kafka-python's constructor waits for the brokers (30 s by default): a shutdown waits for it.
+        kwargs = {"bootstrap_timeout_ms": BOOTSTRAP_TIMEOUT_MS, **self._settings.consumer_kwargs}
         try:
-            consumer = self._consumer_factory(**_with_assignor_classes(self._settings.consumer_kwargs))
+            consumer = self._consumer_factory(**_with_assignor_classes(kwargs))
             consumer.subscribe([self._settings.topic], listener=_Listener(self, consumer))
         except KafkaError as err:
-            servers = self._settings.consumer_kwargs.get("bootstrap_servers")
-            raise ClientError(f"{servers}: {err}") from err
+            raise ClientError(str(err)) from err
         return consumer
 
     def _poll(self, client: Any, timeout_ms: int) -> dict[TopicPartitionId, list[Any]]:
@@ -88,14 +92,15 @@ class KafkaGroupReader(GroupReader[Any]):
         try:
             client.commit(
                 offsets={_tp(tp): OffsetAndMetadata(offset, "", -1) for tp, offset in offsets.items()},
-                timeout_ms=_bounded_call_ms(client),
+                timeout_ms=int(self._commit_timeout() * 1000),
             )
         except KafkaError as err:
             raise ClientError(str(err)) from err
 
     def _position_at_start(self, client: Any, tp: TopicPartitionId) -> int | None:
         partition = _tp(tp)
-        committed: int | None = client.committed(partition, timeout_ms=_bounded_call_ms(client))
+        # Bounded: brokers gone right after an assignment would hold the thread forever.
+        committed: int | None = client.committed(partition, timeout_ms=int(self._commit_timeout() * 1000))
         start = self._settings.start
         if committed is not None:
             client.seek(partition, committed)
@@ -128,7 +133,24 @@ class KafkaGroupReader(GroupReader[Any]):
         return mark
 
     def _close_client(self, client: Any) -> None:
-        client.close(autocommit=False)
+        client.close(autocommit=False, timeout_ms=int(self._settings.close_timeout_seconds * 1000))
+
+    def _waiting_for_assignment(self, client: Any) -> bool | None:
+        """Not a settled member of the group (joining or rebalancing) while the topic has partitions."""
+        coordinator = getattr(client, "_coordinator", None)
+        cluster = getattr(client, "_cluster", None)
+        if coordinator is None or cluster is None:
+            return None
+        partitions = cluster.partitions_for_topic(self._settings.topic)
+        return bool(partitions) and coordinator.state != MemberState.STABLE
+
+    def _reachable(self, client: Any) -> bool | None:
+        """Connected to some broker (the group coordinator's connection stays open while the
+        member is in the group). kafka-python offers no public call for it."""
+        connections = getattr(getattr(client, "_manager", None), "_conns", None)
+        if connections is None:
+            return None
+        return any(getattr(conn, "connected", False) for conn in list(connections.values()))
 
     def _group_contact(self, client: Any) -> tuple[float, float] | None:
         # kafka-python's own reckoning of the session (Heartbeat.session_timeout_expired): the
@@ -167,13 +189,6 @@ def _with_assignor_classes(kwargs: dict[str, Any]) -> dict[str, Any]:
     if names is None:
         return kwargs
     return {**kwargs, "partition_assignment_strategy": tuple(_ASSIGNORS[name] for name in names)}
-
-
-def _bounded_call_ms(client: Any) -> int:
-    """How long a blocking call to the group may hold the reader thread: half a session, so a
-    broker that does not answer cannot keep the thread from noticing the session is gone
-    (`GroupReader._self_fence`). kafka-python's own default would retry until it succeeds."""
-    return int(client.config["session_timeout_ms"]) // 2
 
 
 class _Listener(AsyncConsumerRebalanceListener):  # type: ignore[misc]

@@ -15,6 +15,7 @@ import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import orjson
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, TopicPartition
 
 from esm.config.librdkafka_properties import librdkafka_config
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 # and hands the broken list on (a crash when read). Called through methodcaller, the failure is
 # always raised, and the message is never asked again.
 _headers_of = operator.methodcaller("headers")
+STATISTICS_INTERVAL_MS = 1000
 
 
 class ConfluentGroupReader(GroupReader[Any]):
@@ -47,10 +49,30 @@ class ConfluentGroupReader(GroupReader[Any]):
         # that move, and take them with incremental_assign/unassign.
         self._cooperative = "cooperative" in str(self._config.get("partition.assignment.strategy", ""))
         self._consumer_factory = consumer_factory
+        self._brokers_up: bool | None = None
+
+    def _on_stats(self, stats_json: str) -> None:
+        """librdkafka's statistics (served by poll, on the reader's thread): is a broker UP?"""
+        try:
+            brokers = orjson.loads(stats_json).get("brokers", {})
+        except (orjson.JSONDecodeError, AttributeError):
+            return
+        self._brokers_up = any(broker.get("state") == "UP" for broker in brokers.values())
+
+    def _reachable(self, client: Any) -> bool | None:
+        return self._brokers_up
 
     def _connect(self) -> Any:
+        # Statistics tell whether any broker is up (librdkafka says when they all went down, but
+        # not when one is back): see `_reachable`.
+        config = {
+            "statistics.interval.ms": STATISTICS_INTERVAL_MS,
+            **self._config,
+            "stats_cb": self._on_stats,
+        }
+        self._brokers_up = None
         try:
-            consumer = self._consumer_factory(self._config, logger=logging.getLogger("esm.librdkafka"))
+            consumer = self._consumer_factory(config, logger=logging.getLogger("esm.librdkafka"))
             consumer.subscribe(
                 [self._settings.topic], on_assign=self._assign, on_revoke=self._revoke, on_lost=self._lose
             )
@@ -110,6 +132,7 @@ class ConfluentGroupReader(GroupReader[Any]):
         )
 
     def _commit(self, client: Any, offsets: dict[TopicPartitionId, int]) -> None:
+        # librdkafka bounds a synchronous commit by its own request timeouts (no per-call one).
         try:
             client.commit(
                 offsets=[TopicPartition(tp.topic, tp.partition, offset) for tp, offset in offsets.items()],
@@ -151,7 +174,7 @@ class ConfluentGroupReader(GroupReader[Any]):
         return int(high) if high is not None and high >= 0 else None
 
     def _close_client(self, client: Any) -> None:
-        client.close()
+        client.close()  # librdkafka bounds leaving the group by its own timeouts
 
     # -- rebalance callbacks: inside consume(), on the reader's thread -----------------------
 

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from esm.ownership.kafka_assignment import PartitionAssignment, TopicPartitionId
+from esm.sources.kafka_notices import ReaderNotices
 
 log = logging.getLogger(__name__)
 
@@ -80,11 +81,32 @@ class ReaderSettings:
     # this much completed work.
     commit_interval_seconds: float = 0.2
     reconnect_backoff_seconds: float = 1.0
+    # Bounds on the client calls that wait for the brokers, so that brokers that are gone hold
+    # neither the thread nor a shutdown for long (what was not committed is read again).
+    commit_timeout_seconds: float = 5.0
+    close_timeout_seconds: float = 2.0
+    # The brokers count as unreachable (one line, esm's own) after this long without a connection.
+    unreachable_after_seconds: float = 2.0
+    # How often that is said again while it lasts.
+    unreachable_repeat_seconds: float = 60.0
+    # Who reads, for the lines above: "mapping <UUID> (function <name>)".
+    label: str = "a Kafka mapping"
+
     # Commit completed work of revoked partitions within the rebalance (False: the behaviour
     # before, kept to measure the difference in benchmarks/hosts_failover.py).
     commit_on_revoke: bool = True
     # How long that commit may hold the rebalance up.
     revoke_commit_timeout_ms: int = 10_000
+
+    @property
+    def session_timeout_seconds(self) -> float:
+        """How long the member may go without an assignment before esm says it waits for one."""
+        return float(self.consumer_kwargs.get("session_timeout_ms", DEFAULT_SESSION_TIMEOUT_MS)) / 1000
+
+
+_RECONNECT_BACKOFF_CAP_SECONDS = 10.0
+# Both clients' default session.timeout.ms.
+DEFAULT_SESSION_TIMEOUT_MS = 45_000
 
 
 class ClientError(Exception):
@@ -119,6 +141,14 @@ class GroupReader(abc.ABC, Generic[Client]):
         # Partitions fenced because the group went silent for a session (see `_self_fence`).
         self._fenced: set[TopicPartitionId] = set()
         self._closing = threading.Event()
+        self._notices = ReaderNotices(
+            settings.label,
+            settings.topic,
+            settings.consumer_kwargs,
+            settings.session_timeout_seconds,
+            settings.unreachable_after_seconds,
+            settings.unreachable_repeat_seconds,
+        )
         self._thread = threading.Thread(target=self._run, name=f"kafka-reader-{settings.topic}", daemon=True)
 
     # -- what a client adapter provides -----------------------------------------------------
@@ -134,7 +164,8 @@ class GroupReader(abc.ABC, Generic[Client]):
 
     @abc.abstractmethod
     def _commit(self, client: Client, offsets: dict[TopicPartitionId, int]) -> None:
-        """Commits synchronously; raises ClientError when the group refuses it."""
+        """Commits synchronously within `_commit_timeout()`; raises ClientError when the group
+        refuses it or the time is up."""
 
     @abc.abstractmethod
     def _position_at_start(self, client: Client, tp: TopicPartitionId) -> int | None:
@@ -151,7 +182,18 @@ class GroupReader(abc.ABC, Generic[Client]):
     def _highwater(self, client: Client, tp: TopicPartitionId) -> int | None: ...
 
     @abc.abstractmethod
-    def _close_client(self, client: Client) -> None: ...
+    def _close_client(self, client: Client) -> None:
+        """Leaves the group and closes, waiting at most about `close_timeout_seconds` for the
+        brokers."""
+
+    def _reachable(self, client: Client) -> bool | None:
+        """Whether the client is connected to a broker now (None: the client cannot tell)."""
+        return None
+
+    def _waiting_for_assignment(self, client: Client) -> bool | None:
+        """Whether the member waits for the group coordinator to (re)assign partitions of a topic
+        that has some (None: the client cannot tell)."""
+        return None
 
     def _group_contact(self, client: Client) -> tuple[float, float] | None:
         """(monotonic time the group coordinator last answered this member, the session timeout
@@ -208,23 +250,34 @@ class GroupReader(abc.ABC, Generic[Client]):
     def _connect_with_backoff(self) -> Client | None:
         backoff = self._settings.reconnect_backoff_seconds
         while not self._closing.is_set():
+            started = time.monotonic()
             try:
                 return self._connect()
             except ClientError as err:
-                log.error(
+                self._notices.reachability(False, time.monotonic(), started, str(err))
+                log.debug(
                     "cannot reach Kafka for topic %s (%s); retrying in %.0fs",
                     self._settings.topic,
                     err,
                     backoff,
                 )
                 self._closing.wait(backoff)
-                backoff = min(backoff * 2, 30.0)
+                backoff = min(backoff * 2, _RECONNECT_BACKOFF_CAP_SECONDS)
         return None
+
+    def _say_what_it_waits_for(self, client: Client, now: float) -> None:
+        reachable = self._reachable(client)
+        if reachable is not None:
+            self._notices.reachability(reachable, now)
+        with self._lock:
+            owned = len(self._assignments)
+        self._notices.assignment(owned, not owned and self._waiting_for_assignment(client) is True, now)
 
     def _poll_loop(self, client: Client) -> None:
         next_lag = next_commit = 0.0
         while not self._closing.is_set():
             now = time.monotonic()
+            self._say_what_it_waits_for(client, now)
             if now >= next_commit:
                 next_commit = now + self._settings.commit_interval_seconds
                 self._commit_completed(client)
@@ -264,6 +317,16 @@ class GroupReader(abc.ABC, Generic[Client]):
         assignment.add_buffered(sum(sizes))
         self._loop.call_soon_threadsafe(self._events.records_fetched, assignment, records, sizes)
 
+    def _commit_timeout(self) -> float:
+        """How long a commit may wait for the brokers. Closing: briefly (what did not commit
+        is read again)."""
+        settings = self._settings
+        if self._closing.is_set():
+            return settings.close_timeout_seconds
+        # At most half a session: the thread must see in time that the group went silent
+        # (`_self_fence`).
+        return min(settings.commit_timeout_seconds, settings.session_timeout_seconds / 2)
+
     def _commit_completed(self, client: Client) -> None:
         with self._lock:
             pending = [(tp, a, a.take_commit()) for tp, a in self._assignments.items()]
@@ -275,7 +338,8 @@ class GroupReader(abc.ABC, Generic[Client]):
         except ClientError as err:
             # Typically a rebalance in progress: the partitions' new owner re-reads from the
             # last successful commit (at-least-once).
-            log.warning("offset commit for %s failed: %s", self._settings.topic, err)
+            level = logging.DEBUG if self._notices.brokers_down else logging.WARNING  # said already
+            log.log(level, "offset commit for %s failed: %s", self._settings.topic, err)
             self._loop.call_soon_threadsafe(self._events.committed, 0, True)
             return
         for _, assignment, offset in pending:

@@ -17,6 +17,13 @@ class KafkaOffsetsError(RuntimeError):
     """A position could not be read."""
 
 
+def _bounded(timeout_s: float) -> dict[str, int]:
+    """kafka-python client settings that bound its waits for the brokers by `timeout_s`: the first
+    connection (its constructor waits for it) and each request."""
+    timeout_ms = max(1, int(timeout_s * 1000))
+    return {"bootstrap_timeout_ms": timeout_ms, "request_timeout_ms": timeout_ms}
+
+
 def read_highwaters(
     bootstrap: str,
     topic: str,
@@ -31,17 +38,18 @@ def read_highwaters(
     in the response is right even where ListOffsets is not.
     """
     tps = [TopicPartition(topic, p) for p in partitions]
+    deadline = clock() + timeout_s
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=None,
         enable_auto_commit=False,
         fetch_max_wait_ms=10,
         client_id="esm-read-highwaters",
+        **_bounded(timeout_s),
     )
     try:
         consumer.assign(tps)
         consumer.seek_to_end(*tps)
-        deadline = clock() + timeout_s
         while clock() < deadline:
             consumer.poll(timeout_ms=100)
             marks = {tp.partition: consumer.highwater(tp) for tp in tps}
@@ -55,9 +63,12 @@ def read_highwaters(
         consumer.close()
 
 
-def committed_offsets(bootstrap: str, group_id: str, topic: str) -> dict[int, int]:
-    """The consumer group's committed offsets on `topic`, by partition (absent: none committed)."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="esm-committed-offsets")
+def committed_offsets(bootstrap: str, group_id: str, topic: str, timeout_s: float = 30.0) -> dict[int, int]:
+    """The consumer group's committed offsets on `topic`, by partition (absent: none committed).
+    Each wait for the brokers (connecting, the request) lasts at most `timeout_s`."""
+    admin = KafkaAdminClient(
+        bootstrap_servers=bootstrap, client_id="esm-committed-offsets", **_bounded(timeout_s)
+    )
     try:
         by_group = admin.list_group_offsets({group_id: None})
     finally:

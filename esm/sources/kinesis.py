@@ -245,7 +245,7 @@ class KinesisShardReader:
         return self._result(response, origin)
 
     def _result(self, response: dict[str, Any], origin: KinesisShardOrigin) -> ReadResult:
-        raw = response.get("Records", [])
+        raw = response.get("Records") or []
         read_at = self._wall_clock()
         records = [event_record(r, origin, read_at) for r in raw]
         warn_unreadable(records, log)
@@ -259,7 +259,7 @@ class KinesisShardReader:
         if self._iterator is None:
             self._ended = tuple(
                 ChildShard(c["ShardId"], tuple(c.get("ParentShards", ())))
-                for c in response.get("ChildShards", ())
+                for c in response.get("ChildShards") or ()
             )
             return ReadResult(
                 records=records,

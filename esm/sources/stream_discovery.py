@@ -25,7 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from esm.config.arns import parse_event_source_arn
 from esm.config.sources import DynamoDBStreamsSource, KinesisSource
 from esm.sources import dynamodb, kinesis
-from esm.sources.aws_clients import aws_client
+from esm.sources.aws_clients import STANDARD, CallBounds, aws_client
 
 # Page size bounds set by the services.
 KINESIS_MAX_RESULTS = 10000
@@ -207,7 +207,7 @@ class StreamArnError(Exception):
     """A DynamoDB table ARN could not be resolved to the table's stream."""
 
 
-def resolve_stream_arn(source: StreamSource) -> str:
+def resolve_stream_arn(source: StreamSource, bounds: CallBounds = STANDARD) -> str:
     """The stream ARN whose lease table the mapping uses, resolved as `esm run` resolves it.
 
     Blocking: a DynamoDB table ARN costs a DescribeTable call. Raises StreamArnError naming the
@@ -219,6 +219,6 @@ def resolve_stream_arn(source: StreamSource) -> str:
     if source.stream_label is not None:
         return source.arn
     try:
-        return resolve_dynamodb_stream_arn(aws_client("dynamodb", source.region), source.arn)
+        return resolve_dynamodb_stream_arn(aws_client("dynamodb", source.region, bounds=bounds), source.arn)
     except (dynamodb.DynamoDBReadError, ValueError) as err:
         raise StreamArnError(f"cannot find the stream of table {source.table_name!r}: {err}") from err

@@ -86,6 +86,16 @@ class ReadResult:
     child_shards: tuple[ChildShard, ...] = field(default_factory=tuple)
 
 
+# How a read went, as `esm_shard_reads_total` labels it.
+READ_RESULTS = ("records", "empty", "throttled")
+
+
+def read_result(result: ReadResult) -> str:
+    if result.throttled:
+        return "throttled"
+    return "records" if result.records else "empty"
+
+
 def warn_unreadable(records: Sequence[dict[str, Any]], log: logging.Logger) -> None:
     """Logs each record a reader could not decode (it goes to the on-failure destination)."""
     for entry in records:

@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from esm.client_logs import command_logging
 from esm.config import (
     ConfigError,
     EsmConfig,
@@ -31,6 +32,7 @@ from esm.config import (
 )
 from esm.config.sources import DynamoDBStreamsSource, KinesisSource
 from esm.ownership.leases import SHARD_END, lease_namespace
+from esm.sources.aws_clients import QUICK
 from esm.status.kafka_positions import KafkaPositionsError, PartitionPosition, kafka_positions
 from esm.status.stream_leases import StreamArnError, StreamSource, resolve_stream_arn, shard_rows
 from esm.stores import Store, StoreError, open_store
@@ -43,11 +45,13 @@ STREAM_COLUMNS = ("shard", "owner", "lease", "checkpoint", "state", "in flight",
 # When the whole row is wider than the table, only the first NARROW_COLUMNS stay in it.
 NARROW_COLUMNS = 5
 RIGHT_ALIGNED = frozenset({"lease", "in flight", "behind"})
-# How long each Kafka request may take when reading a mapping's partitions and offsets.
-KAFKA_TIMEOUT_SECONDS = 10.0
+# How long reading a mapping's partitions and offsets from Kafka may take: `esm status` answers
+# within seconds when the brokers are down (mappings are read side by side).
+KAFKA_TIMEOUT_SECONDS = 2.0
 
 
 def status_command(config_path: str, as_json: bool) -> int:
+    command_logging()  # what could not be reached is the mapping's entry, not kafka-python's lines
     try:
         config = load_config(config_path).config
     except ConfigError as err:
@@ -68,10 +72,10 @@ def status_command(config_path: str, as_json: bool) -> int:
 async def collect(config: EsmConfig) -> list[dict[str, Any]]:
     store = open_store(config.Store)
     try:
-        return [
-            await collect_mapping(store, mapping, state)
-            for mapping, state in await mappings_of(config, store)
-        ]
+        found = await mappings_of(config, store)
+        return list(
+            await asyncio.gather(*(collect_mapping(store, mapping, state) for mapping, state in found))
+        )
     finally:
         await store.close()
 
@@ -113,12 +117,35 @@ async def collect_mapping(
         entry["partitions"] = []
         if isinstance(source, KafkaSource):
             await _add_kafka_partitions(entry, source, reports, kafka_timeout_s)
+    note = unowned_note(entry) if store is not None and state == "Enabled" else None
+    if note is not None:
+        entry["note"] = note
     return entry
 
 
 def mapping_header(mapping: EventSourceMappingConfig, state: str) -> dict[str, Any]:
     """What every mapping's entry starts with: its UUID, function and state."""
     return {"uuid": mapping.uuid, "function": mapping.function_name, "state": state}
+
+
+def unowned_note(entry: Mapping[str, Any]) -> str | None:
+    """The note of an enabled mapping none of whose partitions or (unfinished) shards an esm
+    poller owns: silence would hide that nothing is being read."""
+    if "shards" in entry:
+        what, waits_for = "shards", "leases to expire (LeaseDurationSeconds)"
+        rows = [row for row in entry["shards"] if row["checkpoint"] != SHARD_END]
+    else:
+        what, waits_for = (
+            "partitions",
+            f"group coordinator of group {entry.get('consumer_group')} to assign them",
+        )
+        rows = entry["partitions"]
+    if not rows or any(row["owner"] for row in rows):
+        return None
+    return (
+        f"no esm poller owns any of its {len(rows)} {what}: no daemon runs this mapping, or it "
+        f"waits for the {waits_for}; the daemon's log says which"
+    )
 
 
 async def _add_kafka_partitions(
@@ -189,7 +216,7 @@ async def _add_stream_shards(
 ) -> None:
     entry.update(event_source_arn=source.arn, stream=None, shards=[])
     try:
-        stream_arn = await asyncio.to_thread(resolve_stream_arn, source)
+        stream_arn = await asyncio.to_thread(resolve_stream_arn, source, QUICK)
     except StreamArnError as err:
         entry["error"] = str(err)
         return
@@ -216,8 +243,7 @@ def _kafka_lines(mapping: Mapping[str, Any]) -> list[str]:
         f"mapping {mapping['uuid']}  function {mapping['function']}  {mapping['state']}"
         + (f"  topic {mapping['topic']}  group {mapping['consumer_group']}" if "topic" in mapping else "")
     ]
-    if "error" in mapping:
-        lines.append(f"  ! {mapping['error']}")
+    lines += _problem_lines(mapping)
     lines.append(
         f"  {'part':>4}  {'owner':<24} {'committed':>10} {'end':>10} {'lag':>8}  "
         f"{'in flight':<16} {'retry':>5}  result"
@@ -240,6 +266,10 @@ def _kafka_lines(mapping: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _problem_lines(mapping: Mapping[str, Any]) -> list[str]:
+    return [f"  ! {mapping[key]}" for key in ("error", "note") if key in mapping]
+
+
 def _offsets_in_flight(in_flight: Any) -> str:
     """The lowest batch in flight (first-last offsets), and how many more lanes have one."""
     batches = [batch for batch in in_flight or () if isinstance(batch, Mapping)]
@@ -259,8 +289,7 @@ def _stream_lines(mapping: Mapping[str, Any]) -> list[str]:
     if mapping["stream"] != mapping["event_source_arn"]:
         lines.append(f"  table  {mapping['event_source_arn']}")
     lines.append(f"  stream {mapping['stream'] or '-'}")
-    if "error" in mapping:
-        lines.append(f"  ! {mapping['error']}")
+    lines += _problem_lines(mapping)
     shards: Sequence[Mapping[str, Any]] = mapping["shards"]
     if not shards and "error" not in mapping:
         lines.append("  no shards yet: no poller has listed this stream's shards")

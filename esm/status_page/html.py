@@ -139,8 +139,9 @@ def _mapping(mapping: Mapping[str, Any]) -> str:
         f"<p class=source>source: {escape(str(mapping.get('source', '-')))}<br>"
         f"mapping {escape(str(mapping.get('uuid')))}</p>"
     )
-    if "error" in mapping:
-        head += f"<p class=mapping-error>{escape(str(mapping['error']))}</p>"
+    for problem in ("error", "note"):  # the note: nobody owns any partition or shard
+        if problem in mapping:
+            head += f"<p class=mapping-error>{escape(str(mapping[problem]))}</p>"
     if "shards" in mapping:
         rows = [(str(shard["shard_id"]), _shard_cells(shard)) for shard in mapping["shards"]]
         table = _table(STREAM_COLUMNS, rows, "shard")

@@ -25,7 +25,8 @@ INVALID_ENTRYPOINT = "Runtime.InvalidEntrypoint"
 
 
 def new_trace_id(epoch_s: float) -> str:
-    """An X-Ray trace header for Lambda-Runtime-Trace-Id (runtimes expose it as _X_AMZN_TRACE_ID)."""
+    """An X-Ray trace header for Lambda-Runtime-Trace-Id (runtimes expose it as _X_AMZN_TRACE_ID)
+    when the daemon sends no trace context (it does when `Tracing` is configured)."""
     return f"Root=1-{int(epoch_s):08x}-{secrets.token_hex(12)};Parent={secrets.token_hex(8)};Sampled=0"
 
 
@@ -74,7 +75,7 @@ class BootstrapEnvironment(ExecutionEnvironment):
             request_id=meta.request_id,
             deadline_epoch_ms=int(self._wall_clock() * 1000) + meta.timeout_ms,
             invoked_function_arn=meta.invoked_function_arn,
-            trace_id=new_trace_id(self._wall_clock()),
+            trace_id=meta.xray_trace_header or new_trace_id(self._wall_clock()),
             payload=payload,
         )
         result = self._api.hand_over(invocation)

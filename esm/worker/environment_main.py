@@ -17,6 +17,7 @@ from typing import BinaryIO
 from esm.worker import function_error
 from esm.worker.handler_loader import HandlerLoadError, load_handler
 from esm.worker.handler_spec import InvalidHandlerSpec, parse_handler_spec
+from esm.worker.handler_trace import handler_trace
 from esm.worker.invocation import run_invocation
 from esm.worker.invocation_meta import InvocationMeta
 from esm.worker.protocol import REQUEST_HEADER, Reply, ReplyKind, reply_header
@@ -89,7 +90,9 @@ def main(argv: list[str]) -> int:
     log_stream_name = _log_stream_name()
     while (request := channel.receive()) is not None:
         meta, payload = request
-        channel.send(run_invocation(handler, meta, payload, log_stream_name))
+        with handler_trace(meta):
+            reply = run_invocation(handler, meta, payload, log_stream_name)
+        channel.send(reply)
     return 0
 
 

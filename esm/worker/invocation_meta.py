@@ -20,6 +20,10 @@ class InvocationMeta:
     invoked_function_arn: str
     timeout_ms: int
     memory_limit_mb: int
+    # The daemon's trace context when it traces (empty otherwise): W3C traceparent, and the same
+    # in X-Ray's form for _X_AMZN_TRACE_ID and Lambda-Runtime-Trace-Id.
+    traceparent: str = ""
+    xray_trace_header: str = ""
 
     def to_json(self) -> bytes:
         return orjson.dumps(asdict(self))

@@ -36,7 +36,7 @@ from esm.worker.output import LogSink
 from esm.worker.pool import EnvironmentPool
 from esm.worker.sandbox import SandboxFactory
 from esm.worker.service import SERVICE_NAME, FunctionWorkerService, InvocationDefaults
-from esm.worker.settings import WorkerFlags, WorkerSettings, resolve
+from esm.worker.settings import ServerTls, WorkerFlags, WorkerSettings, resolve
 from esm.worker.stats import STATS_FILE_ENV, InvocationStats
 
 if TYPE_CHECKING:
@@ -175,7 +175,7 @@ async def _serve_until_stopped(
     for name in ("", SERVICE_NAME):
         await health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
     try:
-        port = server.add_insecure_port(str(settings.listen))
+        port = _add_port(server, settings)
     except RuntimeError as exc:
         port, cause = 0, str(exc)
     else:
@@ -198,7 +198,7 @@ async def _serve_until_stopped(
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
     _say(
         f"serving {runtime} on {settings.listen.with_port(port)} with {pool.size} environments "
-        f"({pool.provisioned} initialised)"
+        f"({pool.provisioned} initialised){_describe_tls(settings.tls)}"
     )
 
     await stop.wait()
@@ -210,6 +210,27 @@ async def _serve_until_stopped(
         metrics_server.stop()
     _say("stopped")
     return 0
+
+
+def _add_port(server: grpc.aio.Server, settings: WorkerSettings) -> int:
+    """Listens in plain gRPC, or TLS with --tls-cert (client certificates required with --tls-client-ca)."""
+    tls = settings.tls
+    if tls is None:
+        port: int = server.add_insecure_port(str(settings.listen))
+        return port
+    credentials = grpc.ssl_server_credentials(
+        [(tls.key, tls.cert)],
+        root_certificates=tls.client_ca,
+        require_client_auth=tls.client_ca is not None,
+    )
+    secure_port: int = server.add_secure_port(str(settings.listen), credentials)
+    return secure_port
+
+
+def _describe_tls(tls: ServerTls | None) -> str:
+    if tls is None:
+        return ""
+    return " over TLS" + (" (client certificates required)" if tls.client_ca is not None else "")
 
 
 def _start_metrics_server(port: int | None, metrics: WorkerMetrics) -> MetricsServer | None:

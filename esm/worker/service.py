@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import grpc
 
 from esm._proto.esm.v1 import function_pb2, function_pb2_grpc
+from esm.tracing.headers import TRACEPARENT_KEY, TraceParent, parse_traceparent
 from esm.wire import BUSY_METADATA_KEY, BUSY_METADATA_VALUE
 from esm.worker.invocation_meta import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_MS, DEFAULT_VERSION, InvocationMeta
 from esm.worker.pool import EnvironmentPool, InvocationOutcome, Slot
@@ -34,8 +36,11 @@ class InvocationDefaults:
     timeout_ms: int | None = None
     memory_mb: int | None = None
 
-    def meta_for(self, request: function_pb2.InvokeRequest) -> InvocationMeta:
+    def meta_for(
+        self, request: function_pb2.InvokeRequest, metadata: Sequence[tuple[str, str | bytes]] = ()
+    ) -> InvocationMeta:
         name = request.function_name or self.function_name
+        parent = _trace_parent(metadata)
         return InvocationMeta(
             request_id=request.request_id or str(uuid.uuid4()),
             function_name=name,
@@ -44,7 +49,17 @@ class InvocationDefaults:
             or f"arn:aws:lambda:{self.region}:000000000000:function:{name}",
             timeout_ms=request.timeout_ms or self.timeout_ms or DEFAULT_TIMEOUT_MS,
             memory_limit_mb=self.memory_mb or request.memory_limit_mb or DEFAULT_MEMORY_MB,
+            traceparent="" if parent is None else parent.header(),
+            xray_trace_header="" if parent is None else parent.xray(),
         )
+
+
+def _trace_parent(metadata: Sequence[tuple[str, str | bytes]]) -> TraceParent | None:
+    """The caller's W3C trace context (a tracing daemon sends it; any gRPC client may)."""
+    for key, value in metadata:
+        if key == TRACEPARENT_KEY and isinstance(value, str):
+            return parse_traceparent(value)
+    return None
 
 
 def response_from(outcome: InvocationOutcome) -> function_pb2.InvokeResponse:
@@ -89,7 +104,8 @@ class FunctionWorkerService(function_pb2_grpc.FunctionWorkerServicer):
             context.set_trailing_metadata(((BUSY_METADATA_KEY, BUSY_METADATA_VALUE),))
             return function_pb2.InvokeResponse()
         self._stats.started()
-        task = asyncio.create_task(self._run(slot, self._defaults.meta_for(request), request.payload))
+        meta = self._defaults.meta_for(request, context.invocation_metadata() or ())
+        task = asyncio.create_task(self._run(slot, meta, request.payload))
         self._in_flight.add(task)
         task.add_done_callback(self._in_flight.discard)
         # Shielded: a caller that gives up (deadline, cancel) does not cut the handler short; the

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from esm.tls_files import TlsFileError, read_pem
 from esm.worker.address import ListenAddress, parse_listen
 from esm.worker.handler_spec import parse_handler_spec
 from esm.worker.lambda_environment import check_variables
@@ -42,6 +43,19 @@ class WorkerFlags:
     ephemeral_storage: int | None = None
     metrics_port: int | None = None
     memory_enforcement: str = "auto"
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_client_ca: str | None = None
+
+
+@dataclass(frozen=True)
+class ServerTls:
+    """The worker's TLS: its certificate and key, and the CA a daemon's certificate must be signed
+    by (mutual TLS) when given."""
+
+    cert: bytes
+    key: bytes = field(repr=False)
+    client_ca: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -61,6 +75,7 @@ class WorkerSettings:
     provisioned: int | None = None
     metrics_port: int | None = None
     memory_enforcement: str = "auto"
+    tls: ServerTls | None = None
 
 
 def resolve(flags: WorkerFlags, function: FunctionConfig | None) -> WorkerSettings:
@@ -116,7 +131,28 @@ def resolve(flags: WorkerFlags, function: FunctionConfig | None) -> WorkerSettin
         provisioned=provisioned,
         metrics_port=flags.metrics_port,
         memory_enforcement=flags.memory_enforcement,
+        tls=_server_tls(flags),
     )
+
+
+def _server_tls(flags: WorkerFlags) -> ServerTls | None:
+    """TLS from --tls-cert/--tls-key (and --tls-client-ca for mutual TLS); ValueError naming the flag."""
+    if flags.tls_cert is None and flags.tls_key is None:
+        if flags.tls_client_ca is not None:
+            raise ValueError("--tls-client-ca needs --tls-cert and --tls-key (the worker's own certificate)")
+        return None
+    if flags.tls_cert is None or flags.tls_key is None:
+        raise ValueError("give both --tls-cert and --tls-key, or neither")
+    try:
+        return ServerTls(
+            cert=read_pem(flags.tls_cert, "--tls-cert", "CERTIFICATE"),
+            key=read_pem(flags.tls_key, "--tls-key", "PRIVATE KEY"),
+            client_ca=None
+            if flags.tls_client_ca is None
+            else read_pem(flags.tls_client_ca, "--tls-client-ca", "CERTIFICATE"),
+        )
+    except TlsFileError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def _first(flag: int | None, configured: int | None) -> int | None:

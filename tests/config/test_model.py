@@ -60,7 +60,7 @@ def test_top_level_settings(config_data: ConfigBuilder, top_level: dict[str, Any
         (
             {"Store": "mysql://db"},
             "Store: expected sqlite:///PATH (sqlite:////abs/path.db for an absolute path) "
-            "or redis://HOST:PORT/DB[?prefix=NAME], got 'mysql://db'",
+            "or redis://HOST:PORT/DB[?prefix=NAME] (rediss:// for TLS, with ssl_* parameters), got 'mysql://db'",
         ),
         ({"Store": "redis://h:99999/0"}, "Store: expected sqlite:///PATH"),
         ({"Store": "redis://h:6379/0?db=1"}, "Store: expected sqlite:///PATH"),
@@ -407,7 +407,7 @@ def test_all_problems_are_collected_in_one_pass() -> None:
     found = problems_of(data)
     assert found == [
         "Store: expected sqlite:///PATH (sqlite:////abs/path.db for an absolute path) "
-        "or redis://HOST:PORT/DB[?prefix=NAME], got 'mysql://db'",
+        "or redis://HOST:PORT/DB[?prefix=NAME] (rediss:// for TLS, with ssl_* parameters), got 'mysql://db'",
         "Functions[0].Endpoints[0]: expected host:port, got 'localhost'",
         f"{M0}.StartingPosition: must be one of TRIM_HORIZON, LATEST, AT_TIMESTAMP, got 'FOO'",
         f"{M0}.BatchSize: must be between 1 and 10000, got 20000",

@@ -141,13 +141,17 @@ def test_powertools_reads_the_event() -> None:
     assert second.kinesis.sequence_number == "101"
 
 
+NOT_A_TIME = "ApproximateArrivalTimestamp must be a datetime or epoch seconds"
+
+
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        ("Data", None, "Data must be bytes, got NoneType"),
-        ("Data", "aGk=", "Data must be bytes, got str"),
+        ("Data", None, "Data must be bytes or base64 text, got NoneType"),
+        ("Data", "not base64!", "Data is not valid base64 (Only base64 data is allowed)"),
         ("PartitionKey", 7, "PartitionKey must be str, got int"),
-        ("ApproximateArrivalTimestamp", 1.5, "ApproximateArrivalTimestamp must be datetime, got float"),
+        ("ApproximateArrivalTimestamp", "soon", f"{NOT_A_TIME}, got str"),
+        ("ApproximateArrivalTimestamp", float("nan"), f"{NOT_A_TIME}, got float"),
     ],
 )
 def test_a_malformed_record_becomes_an_unreadable_entry_that_keeps_its_place(
@@ -203,3 +207,13 @@ def test_sizes_add_up_to_a_bound_of_the_whole_event() -> None:
     entries = [event_record(boto3_record(str(n), b"y" * n, f"k{n}"), ORIGIN) for n in range(50)]
     event = KinesisEventBuilder().build(entries)
     assert len(event) <= sum(estimated_entry_size(entry) for entry in entries) + len('{"Records":[]}')
+
+
+@pytest.mark.parametrize("data", [b'{"order": 1}', b"\x00\xffraw", b""])
+def test_a_record_as_on_the_wire_makes_the_same_entry_as_boto3s(data: bytes) -> None:
+    """The lean GetRecords client hands over Data as base64 text and the arrival as epoch
+    seconds, as the JSON API sends them; the entry is the same as from boto3's bytes/datetime."""
+    wire = boto3_record("42", data, "k")
+    wire["Data"] = base64.b64encode(data).decode()
+    wire["ApproximateArrivalTimestamp"] = ARRIVAL.timestamp()
+    assert event_record(wire, ORIGIN) == event_record(boto3_record("42", data, "k"), ORIGIN)

@@ -29,6 +29,7 @@ class Worker(EsmProcess):
         env: dict[str, str] | None = None,
         port: int | None = None,
         function_name: str = "fn",
+        extra_args: tuple[str, ...] = (),
     ) -> None:
         self.port = port or free_port()
         super().__init__(
@@ -41,6 +42,7 @@ class Worker(EsmProcess):
                 str(concurrency),
                 "--function-name",
                 function_name,
+                *extra_args,
             ],
             env=env,
         )

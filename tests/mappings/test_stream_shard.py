@@ -58,6 +58,7 @@ class Harness:
         self.invoker = RecordingInvoker()
         self.executor = ThreadPoolExecutor(4)
         self.metrics, self.counts = counting_metrics()
+        self.behind_changes: list[int | None] = []
         self.data_lost: list[str] = []
         self.children: list[ChildShard] = []
         self.waits = ShortWaits()
@@ -125,7 +126,7 @@ class Harness:
             None,
             on_children=self.children.extend,
             on_data_lost=self.data_lost.append,
-            on_behind=lambda: None,
+            on_behind=lambda: self.behind_changes.append(shard.millis_behind_latest),
             polled=lambda count: None,
             waits=self.waits,
         )
@@ -442,3 +443,17 @@ async def test_a_store_down_for_good_stops_the_shard_without_moving_the_checkpoi
     assert [w for w in harness.waits.waited if w in STORE_RETRY_DELAYS_SECONDS] == list(
         STORE_RETRY_DELAYS_SECONDS
     )
+
+
+async def test_the_mapping_hears_of_millis_behind_latest_only_when_it_changes(harness: Harness) -> None:
+    """The mapping's gauge is a maximum over its shards: an idle shard reading 0 again and again
+    must not make it walk every shard on each read."""
+    harness.stream.script(
+        SHARD,
+        *(ReadResult([], millis_behind_latest=behind) for behind in (0, 0, 0, 500, 500, 0, None, 0)),
+    )
+    lease = await harness.held()
+    harness.start(lease)
+    await until(lambda: len(harness.behind_changes) >= 3, "three changes of MillisBehindLatest")
+    await asyncio.sleep(0.05)  # nothing more comes from the rest of the script
+    assert harness.behind_changes == [0, 500, 0]

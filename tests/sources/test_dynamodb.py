@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
-from stream_services import DynamoDBLocal, create_table
+from stream_services import DynamoDBLocal, create_table, reader_client
 
 from esm.events.unreadable import unreadable_reason
 from esm.sources.dynamodb import (
@@ -68,10 +68,9 @@ class FaultyClient:
 
 
 class Table:
-    def __init__(self, emulator: DynamoDBLocal) -> None:
+    def __init__(self, emulator: DynamoDBLocal, streams: Any) -> None:
         # Typed Any in one step: mypy would narrow an attribute to `client()`'s declared `object`.
         dynamodb: Any = emulator.client()
-        streams: Any = emulator.client("dynamodbstreams")
         self.dynamodb = dynamodb
         self.streams = streams
         described = create_table(self.dynamodb)
@@ -90,9 +89,14 @@ class Table:
         self.dynamodb.update_table(TableName=self.name, StreamSpecification={"StreamEnabled": False})
 
 
-@pytest.fixture
-def table(dynamodb_local: DynamoDBLocal) -> Iterator[Table]:
-    made = Table(dynamodb_local)
+@pytest.fixture(params=["lean", "botocore"])
+def table(
+    request: pytest.FixtureRequest, dynamodb_local: DynamoDBLocal, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Table]:
+    """A fresh table with a stream, read through the readers' client as the daemon builds it,
+    with either GetRecords transport."""
+    streams = reader_client(monkeypatch, dynamodb_local.endpoint, "dynamodbstreams", request.param)
+    made = Table(dynamodb_local, streams)
     yield made
     made.dynamodb.delete_table(TableName=made.name)
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import botocore.exceptions
 import pytest
-from stream_services import KinesisMock, wait_stream_active
+from stream_services import KinesisMock, reader_client, wait_stream_active
 
 from esm.events.unreadable import unreadable_reason
 from esm.sources.kinesis import (
@@ -76,9 +76,10 @@ class FaultyClient:
         return result
 
 
-@pytest.fixture
-def client(kinesis_mock: KinesisMock) -> Any:
-    return kinesis_mock.client()
+@pytest.fixture(params=["lean", "botocore"])
+def client(request: pytest.FixtureRequest, kinesis_mock: KinesisMock, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The readers' client as the daemon builds it, with either GetRecords transport."""
+    return reader_client(monkeypatch, kinesis_mock.endpoint, "kinesis", request.param)
 
 
 @pytest.fixture
@@ -425,7 +426,7 @@ class CorruptingClient(FaultyClient):
     def get_records(self, **kwargs: Any) -> dict[str, Any]:
         result = super().get_records(**kwargs)
         if len(result["Records"]) > self.index:
-            result["Records"][self.index]["Data"] = "not bytes"
+            result["Records"][self.index]["Data"] = 12345
         return result
 
 
@@ -449,7 +450,7 @@ async def test_a_record_that_cannot_be_decoded_is_marked_and_reading_moves_past_
     assert [unreadable_reason(r) for r in records] == [
         None,
         None,
-        f"Kinesis record {shard_id}:{sequences[2]}: Data must be bytes, got str",
+        f"Kinesis record {shard_id}:{sequences[2]}: Data must be bytes or base64 text, got int",
         None,
         None,
     ]

@@ -45,3 +45,31 @@ async def test_each_listing_sets_the_unowned_count(store: Store) -> None:
     clock[0] = NOW + 11  # shardId-0's owner stopped renewing
     await leases.list(NAMESPACE)
     assert unowned() == 2
+
+
+async def test_a_stream_nobody_reads_past_the_lease_duration_is_said_once_then_its_end(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = [NOW]
+    leases = UnownedShardsGauge(
+        store.leases,
+        Metrics(CollectorRegistry()).shards_unowned.labels("m-1"),
+        lambda: clock[0],
+        label="mapping m-1 (function fn)",
+        wait_seconds=10.0,
+    )
+    for shard in ("shardId-0", "shardId-1"):
+        await leases.ensure(NAMESPACE, shard, ())
+    for step in range(0, 25, 3):  # every lease round for 24 s, nobody takes a lease
+        clock[0] = NOW + step
+        await leases.list(NAMESPACE)
+    held = await leases.take(NAMESPACE, "shardId-0", "a:1", 0, 10.0, clock[0])
+    assert held is not None
+    await leases.list(NAMESPACE)
+    await leases.list(NAMESPACE)
+    said = [record.getMessage() for record in caplog.records if record.name == "esm.status.unowned_gauge"]
+    assert said == [
+        "mapping m-1 (function fn): none of its 2 shards owned by a live member after 12s "
+        "(LeaseDurationSeconds 10); waiting for a lease to be taken",
+        "mapping m-1 (function fn): its shards are owned again after 24s",
+    ]

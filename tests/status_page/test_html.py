@@ -233,6 +233,12 @@ def test_what_could_not_be_read_is_listed_and_a_mapping_error_shown() -> None:
     assert "<span class=stale>(stale)</span>" in html
 
 
+def test_a_mapping_nobody_reads_has_its_note_shown() -> None:
+    note = "no esm poller owns any of its 2 partitions: no daemon runs this mapping, or it waits ..."
+    html = render_body(snapshot({**KAFKA_MAPPING, "note": note}))
+    assert f"<p class=mapping-error>{note}</p>" in html
+
+
 def test_daemon_line_says_health_and_when() -> None:
     html = render_body(snapshot(daemon={"host": "h", "pid": 5, "healthy": False}))
     assert "daemon h (pid 5)" in html and "<span class=healthy-no>not healthy</span>" in html

@@ -22,7 +22,12 @@ class Client:
         self.stub = function_pb2_grpc.FunctionWorkerStub(channel)  # type: ignore[no-untyped-call]
 
     async def invoke(
-        self, event: Any, timeout_ms: int = FAST_TIMEOUT_MS, request_id: str | None = None, **fields: Any
+        self,
+        event: Any,
+        timeout_ms: int = FAST_TIMEOUT_MS,
+        request_id: str | None = None,
+        metadata: tuple[tuple[str, str], ...] | None = None,
+        **fields: Any,
     ) -> function_pb2.InvokeResponse:
         request = function_pb2.InvokeRequest(
             request_id=request_id or str(uuid.uuid4()),
@@ -30,7 +35,7 @@ class Client:
             payload=orjson.dumps(event),
             **fields,
         )
-        response: function_pb2.InvokeResponse = await self.stub.Invoke(request, timeout=30)
+        response: function_pb2.InvokeResponse = await self.stub.Invoke(request, timeout=30, metadata=metadata)
         return response
 
     async def health(self, service: str) -> int:

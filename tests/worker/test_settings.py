@@ -109,3 +109,40 @@ def test_refusals_name_the_flag(given: dict[str, Any], message: str, bootstrap: 
     with pytest.raises(ValueError, match=message):
         resolve(WorkerFlags(listen=listen, **given), None)
     assert os.path.exists(bootstrap)
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({"tls_cert": "{pem}"}, "give both --tls-cert and --tls-key, or neither"),
+        ({"tls_client_ca": "{pem}"}, "--tls-client-ca needs --tls-cert and --tls-key"),
+        ({"tls_cert": "{missing}", "tls_key": "{key}"}, "--tls-cert '{missing}': cannot read it"),
+        ({"tls_cert": "{key}", "tls_key": "{key}"}, "--tls-cert '{key}': expected a PEM certificate"),
+        ({"tls_cert": "{pem}", "tls_key": "{pem}"}, "--tls-key '{pem}': expected a PEM private key"),
+    ],
+)
+def test_tls_flags_are_checked_and_name_the_flag(given: dict[str, str], message: str, tmp_path: Path) -> None:
+    paths = {"pem": tmp_path / "cert.pem", "key": tmp_path / "key.pem", "missing": tmp_path / "nope.pem"}
+    paths["pem"].write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    paths["key"].write_text("-----BEGIN PRIVATE KEY-----\nc2VjcmV0LWtleS1ib2R5\n-----END PRIVATE KEY-----\n")
+    flags = {name: value.format(**paths) for name, value in given.items()}
+    with pytest.raises(ValueError) as refused:
+        resolve(WorkerFlags(listen="127.0.0.1:0", handler="noop.handler", **flags), None)
+    assert str(refused.value).startswith(message.format(**paths))
+    assert "c2VjcmV0LWtleS1ib2R5" not in str(refused.value)  # never a key's content
+
+
+def test_tls_flags_make_server_credentials(tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    key.write_text("-----BEGIN EC PRIVATE KEY-----\nc2VjcmV0\n-----END EC PRIVATE KEY-----\n")
+    flags = WorkerFlags(
+        listen="127.0.0.1:0",
+        handler="noop.handler",
+        tls_cert=str(cert),
+        tls_key=str(key),
+        tls_client_ca=str(cert),
+    )
+    tls = resolve(flags, None).tls
+    assert tls is not None and tls.client_ca == cert.read_bytes() and tls.key == key.read_bytes()
+    assert "c2VjcmV0" not in repr(tls)

@@ -1,0 +1,259 @@
+"""A lean client for AWS's JSON-protocol APIs, for the one call the stream readers repeat: GetRecords.
+
+An idle shard is read four or five times a second, and most of such a call's cost is not the
+network: botocore's request pipeline (parameter validation, event hooks, endpoint rules, its
+signer, its response parser) takes about a millisecond of CPU per call, which across a hundred
+idle shards is a fifth of a core. This client does what that call needs and nothing else: it
+signs a JSON POST with Signature Version 4 and sends it over a kept-alive connection of the
+calling thread, and parses the answer with orjson, leaving blobs base64 and timestamps epoch
+seconds as they are on the wire (the event shapes take both).
+
+It speaks boto3's language at its edges, so the readers need not know which client they have:
+errors are raised as botocore's `ClientError` (with the service's error code and HTTP status) or
+its connection errors, and the endpoint, region and credentials are the boto3 client's own (so
+AWS_ENDPOINT_URL_KINESIS, profiles and instance roles work as with boto3). Everything else a
+reader calls (GetShardIterator, ListShards, ...) goes to the boto3 client (`LeanGetRecords`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import ssl
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+from urllib.request import getproxies, proxy_bypass
+
+import orjson
+from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError, ReadTimeoutError
+
+from esm.sigv4_signing import ALGORITHM, signature, string_to_sign
+
+
+@dataclass(frozen=True)
+class JsonProtocol:
+    """How one service names its JSON API: `X-Amz-Target` prefix, content type, signing name."""
+
+    target_prefix: str
+    content_type: str
+    signing_name: str
+
+
+KINESIS = JsonProtocol("Kinesis_20131202", "application/x-amz-json-1.1", "kinesis")
+DYNAMODB_STREAMS = JsonProtocol("DynamoDBStreams_20120810", "application/x-amz-json-1.0", "dynamodb")
+
+
+class FrozenCredentials(Protocol):
+    access_key: str
+    secret_key: str
+    token: str | None
+
+
+# Returns the current credentials (botocore's refreshable credentials refresh themselves), or
+# None when there are none.
+CredentialSource = Callable[[], FrozenCredentials | None]
+
+
+@dataclass(frozen=True)
+class SignedPost:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+def sign_post(
+    protocol: JsonProtocol,
+    action: str,
+    body: bytes,
+    host: str,
+    path: str,
+    region: str,
+    credentials: FrozenCredentials,
+    now: float,
+) -> SignedPost:
+    """The request for `action` with its Authorization header. Pure (the time comes in)."""
+    amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+    date = amz_date[:8]
+    headers = {
+        "content-type": protocol.content_type,
+        "host": host,
+        "x-amz-date": amz_date,
+        "x-amz-target": f"{protocol.target_prefix}.{action}",
+    }
+    if credentials.token:
+        headers["x-amz-security-token"] = credentials.token
+    names = sorted(headers)
+    signed = ";".join(names)
+    canonical = "\n".join(
+        [
+            "POST",
+            path,
+            "",
+            "".join(f"{name}:{headers[name]}\n" for name in names),
+            signed,
+            hashlib.sha256(body).hexdigest(),
+        ]
+    )
+    scope = f"{date}/{region}/{protocol.signing_name}/aws4_request"
+    to_sign = string_to_sign(amz_date, scope, canonical)
+    sig = signature(credentials.secret_key, date, region, protocol.signing_name, to_sign)
+    headers["authorization"] = (
+        f"{ALGORITHM} Credential={credentials.access_key}/{scope}, SignedHeaders={signed}, Signature={sig}"
+    )
+    return SignedPost(path, headers, body)
+
+
+def client_error(status: int, body: bytes, error_type_header: str | None, action: str) -> ClientError:
+    """botocore's ClientError for a JSON-protocol error answer: the code from the body's `__type`
+    (`com.amazonaws.kinesis.v20131202#ExpiredIteratorException` -> `ExpiredIteratorException`)
+    or the `x-amzn-ErrorType` header, the message from `message` / `Message`."""
+    parsed: Any = None
+    if body:
+        try:
+            parsed = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            parsed = None
+    fields = parsed if isinstance(parsed, dict) else {}
+    code = str(fields.get("__type") or (error_type_header or "").split(":")[0])
+    # Without a code, botocore names the error by its HTTP status.
+    code = code.rsplit("#", 1)[-1] or str(status)
+    message = fields.get("message") or fields.get("Message")
+    if message is None:
+        message = body[:200].decode("utf-8", "replace") if not fields else ""
+    response: Any = {
+        "Error": {"Code": code, "Message": str(message)},
+        "ResponseMetadata": {"HTTPStatusCode": status},
+    }
+    return ClientError(response, action)
+
+
+class AwsJsonClient:
+    """Calls one service's JSON API at `endpoint_url`; safe to share between threads (each
+    thread keeps its own connection)."""
+
+    def __init__(
+        self,
+        endpoint_url: str,
+        region: str,
+        protocol: JsonProtocol,
+        credentials: CredentialSource,
+        connect_timeout: float,
+        read_timeout: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        parts = urlsplit(endpoint_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"AwsJsonClient: endpoint must be an http(s) URL, got {endpoint_url!r}")
+        self._endpoint_url = endpoint_url
+        self._https = parts.scheme == "https"
+        self._hostname = parts.hostname
+        self._port = parts.port or (443 if self._https else 80)
+        default_port = parts.port is None or parts.port == (443 if self._https else 80)
+        self._host_header = self._hostname if default_port else f"{self._hostname}:{self._port}"
+        self._path = parts.path or "/"
+        self._region = region
+        self._protocol = protocol
+        self._credentials = credentials
+        self._connect_timeout = connect_timeout
+        self._read_timeout = read_timeout
+        self._clock = clock
+        self._local = threading.local()
+        self._ssl_context: ssl.SSLContext | None = None
+        if self._https:
+            # botocore's own override of the trusted CAs, for endpoints behind a private CA.
+            self._ssl_context = ssl.create_default_context(cafile=os.environ.get("AWS_CA_BUNDLE") or None)
+
+    def call(self, action: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        credentials = self._credentials()
+        if credentials is None:
+            raise NoCredentialsError()
+        body = orjson.dumps(params)
+        request = sign_post(
+            self._protocol,
+            action,
+            body,
+            self._host_header,
+            self._path,
+            self._region,
+            credentials,
+            self._clock(),
+        )
+        status, error_type, answer = self._exchange(request)
+        if status != 200:
+            raise client_error(status, answer, error_type, action)
+        parsed = orjson.loads(answer) if answer else {}
+        if not isinstance(parsed, dict):
+            raise client_error(status, answer, "SerializationException", action)
+        return parsed
+
+    def _exchange(self, request: SignedPost) -> tuple[int, str | None, bytes]:
+        """Sends and reads one answer. A kept-alive connection the server has closed meanwhile
+        fails on first use: that case is retried once on a new connection."""
+        for attempt in (1, 2):
+            reused = getattr(self._local, "connection", None) is not None
+            try:
+                connection = self._connection()
+                connection.request("POST", request.path, body=request.body, headers=request.headers)
+                response = connection.getresponse()
+                answer = response.read()
+            except TimeoutError as err:
+                self._drop_connection()
+                raise ReadTimeoutError(endpoint_url=self._endpoint_url, error=err) from err
+            except (OSError, http.client.HTTPException) as err:
+                self._drop_connection()
+                if reused and attempt == 1:
+                    continue
+                raise EndpointConnectionError(endpoint_url=self._endpoint_url, error=err) from err
+            if response.will_close:
+                self._drop_connection()
+            return response.status, response.getheader("x-amzn-ErrorType"), answer
+        raise AssertionError("unreachable: the second attempt returns or raises")
+
+    def _connection(self) -> http.client.HTTPConnection:
+        connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
+        if connection is not None:
+            return connection
+        if self._https:
+            connection = http.client.HTTPSConnection(
+                self._hostname, self._port, timeout=self._connect_timeout, context=self._ssl_context
+            )
+        else:
+            connection = http.client.HTTPConnection(self._hostname, self._port, timeout=self._connect_timeout)
+        connection.connect()
+        if connection.sock is not None:
+            connection.sock.settimeout(self._read_timeout)
+        self._local.connection = connection
+        return connection
+
+    def _drop_connection(self) -> None:
+        connection = getattr(self._local, "connection", None)
+        self._local.connection = None
+        if connection is not None:
+            connection.close()
+
+
+def proxied(endpoint_url: str) -> bool:
+    """Whether the standard proxy variables (HTTPS_PROXY, NO_PROXY, ...) route `endpoint_url`
+    through a proxy, which this client does not speak (boto3 does)."""
+    parts = urlsplit(endpoint_url)
+    return parts.scheme in getproxies() and not proxy_bypass(parts.hostname or "")
+
+
+class LeanGetRecords:
+    """A boto3 stream client ("kinesis" or "dynamodbstreams") whose GetRecords goes over
+    `AwsJsonClient`; every other call is the boto3 client's."""
+
+    def __init__(self, boto_client: Any, json_client: AwsJsonClient) -> None:
+        self._boto = boto_client
+        self._json = json_client
+
+    def get_records(self, **params: Any) -> dict[str, Any]:
+        return self._json.call("GetRecords", params)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._boto, name)
