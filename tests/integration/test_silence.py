@@ -28,7 +28,7 @@ from esm.embedded import TansuBroker
 from esm.netutil import free_port
 from esm.status.command import collect
 
-from .harness import daemon, esm_status, mapping, wait_until, write_config
+from .harness import FAST_GROUP, daemon, esm_status, mapping, wait_until, write_config
 
 # What the daemon and `esm status` take themselves (measured from the daemon's log lines, and by
 # gathering the status in this process), as the issue asks; the before was about 30 s for each.
@@ -138,7 +138,16 @@ def test_a_group_that_assigns_the_mapping_nothing_is_said_and_shown(
     config = write_config(
         tmp_path / "esm.json",
         [{"FunctionName": "fn", "Endpoints": [f"127.0.0.1:{free_port()}"]}],
-        [mapping(kafka_broker, topic, group)],
+        # The holder is a plain kafka-python consumer (eager `range`): members of one group must
+        # share an assignor, and esm's default is cooperative-sticky.
+        [
+            mapping(
+                kafka_broker,
+                topic,
+                group,
+                KafkaConsumerConfig={**FAST_GROUP, "partition.assignment.strategy": "range"},
+            )
+        ],
     )
     engine = daemon(config)
     try:
