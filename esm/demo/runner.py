@@ -36,6 +36,7 @@ from esm.demo.producer import CLOSE_TIMEOUT_S, PacedProducer, ProducerError
 from esm.demo.progress import ProgressDisplay, ProgressFigures, RateWindow, format_progress
 from esm.demo.stop_requests import StopRequested, StopRequests, handled_signals
 from esm.demo.summary import DemoResult, all_delivered, summary_lines
+from esm.demo.workdir import DemoWorkdir, remove_old_workdirs
 from esm.embedded import KafkaHelperError, TansuBroker, TansuError, committed_offsets, create_topic
 from esm.netutil import free_port
 
@@ -70,7 +71,9 @@ def option_problem(options: DemoOptions) -> str | None:
     return None
 
 
-def run_demo(seconds: float, rate: int, partitions: int, out: TextIO | None = None) -> int:
+def run_demo(
+    seconds: float, rate: int, partitions: int, keep_old: bool = False, out: TextIO | None = None
+) -> int:
     """The `esm demo` command; returns the exit status (0: everything produced was delivered)."""
     stream = out or sys.stdout
     options = DemoOptions(seconds, rate, partitions)
@@ -78,7 +81,17 @@ def run_demo(seconds: float, rate: int, partitions: int, out: TextIO | None = No
     if problem is not None:
         print(f"esm demo: {problem}", file=sys.stderr)
         return 2
-    workdir = Path(tempfile.mkdtemp(prefix="esm-demo-"))
+    base = Path(tempfile.gettempdir())
+    folder = DemoWorkdir.create(base)
+    try:
+        return _run_in(folder.path, options, keep_old, stream)
+    finally:
+        folder.release()
+
+
+def _run_in(workdir: Path, options: DemoOptions, keep_old: bool, stream: TextIO) -> int:
+    removed = [] if keep_old else remove_old_workdirs(workdir.parent, keep=workdir)
+    print(folder_lines(workdir, removed, keep_old), file=stream)
     with handled_signals(StopRequests()) as stops:
         demo = Demo(options, workdir, stops, stream)
         try:
@@ -91,6 +104,20 @@ def run_demo(seconds: float, rate: int, partitions: int, out: TextIO | None = No
     for line in summary_lines(result):
         print(line, file=stream)
     return 0 if all_delivered(result) else 1
+
+
+def folder_lines(workdir: Path, removed: list[Path], keep_old: bool) -> str:
+    """Where the demo leaves its files, and what became of older demos' folders."""
+    if keep_old:
+        older = "older demo folders kept (--keep-old)"
+    elif removed:
+        older = f"removed {len(removed)} older demo folder{'s' * (len(removed) != 1)}"
+    else:
+        older = "no older demo folder to remove"
+    return (
+        f"esm demo: logs, config and store go to {workdir}/, left there for you to read; the next demo "
+        f"removes it unless run with --keep-old ({older})"
+    )
 
 
 class Demo:
