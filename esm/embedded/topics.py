@@ -1,7 +1,7 @@
 """Kafka helpers for tests, the demo and benchmarks: create topics, produce, read positions.
 
 Written against the embedded Tansu broker but plain kafka-python underneath, so they work with
-any Kafka. Where Tansu differs from Kafka (SERVICES.md), they use the variant that is right on
+any Kafka. Where Tansu differs from Kafka (docs/architecture.md), they use the variant that is right on
 both: topics are created explicitly (Tansu would auto-create 4 partitions on first touch) and
 end offsets come from a fetch's high-water mark (Tansu's ListOffsets LATEST is wrong).
 """
