@@ -82,7 +82,11 @@ def run_demo(
         print(f"esm demo: {problem}", file=sys.stderr)
         return 2
     base = Path(tempfile.gettempdir())
-    folder = DemoWorkdir.create(base)
+    try:
+        folder = DemoWorkdir.create(base)
+    except OSError as exc:
+        print(f"esm demo: cannot make its folder in {base}: {exc}", file=sys.stderr)
+        return 1
     try:
         return _run_in(folder.path, options, keep_old, stream)
     finally:

@@ -46,7 +46,7 @@ def run_broker(listen: str) -> int:
     if problem is not None:
         _say(problem)
         return 2
-    from esm.embedded.tansu import TansuBroker, TansuError
+    from esm.embedded.tansu import TansuBroker, TansuError, TansuPortInUse
 
     stop = threading.Event()
 
@@ -62,6 +62,8 @@ def run_broker(listen: str) -> int:
     try:
         bootstrap = broker.start()
     except TansuError as exc:
+        if isinstance(exc, TansuPortInUse):
+            log_path.unlink(missing_ok=True)  # nothing in it worth keeping: the line says it all
         _say(f"cannot start the broker on {address}: {exc}")
         return 1
     _say(
