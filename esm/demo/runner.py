@@ -36,7 +36,7 @@ from esm.demo.producer import CLOSE_TIMEOUT_S, PacedProducer, ProducerError
 from esm.demo.progress import ProgressDisplay, ProgressFigures, RateWindow, format_progress
 from esm.demo.stop_requests import StopRequested, StopRequests, handled_signals
 from esm.demo.summary import DemoResult, all_delivered, summary_lines
-from esm.demo.workdir import DemoWorkdir, remove_old_workdirs
+from esm.demo.workdir import open_demo_folder
 from esm.embedded import KafkaHelperError, TansuBroker, TansuError, committed_offsets, create_topic
 from esm.netutil import free_port
 
@@ -83,19 +83,18 @@ def run_demo(
         return 2
     base = Path(tempfile.gettempdir())
     try:
-        folder = DemoWorkdir.create(base)
+        folder, where = open_demo_folder(base, keep_old)
     except OSError as exc:
         print(f"esm demo: cannot make its folder in {base}: {exc}", file=sys.stderr)
         return 1
+    print(where, file=stream)
     try:
-        return _run_in(folder.path, options, keep_old, stream)
+        return _run_in(folder.path, options, stream)
     finally:
         folder.release()
 
 
-def _run_in(workdir: Path, options: DemoOptions, keep_old: bool, stream: TextIO) -> int:
-    removed = [] if keep_old else remove_old_workdirs(workdir.parent, keep=workdir)
-    print(folder_lines(workdir, removed, keep_old), file=stream)
+def _run_in(workdir: Path, options: DemoOptions, stream: TextIO) -> int:
     with handled_signals(StopRequests()) as stops:
         demo = Demo(options, workdir, stops, stream)
         try:
@@ -108,20 +107,6 @@ def _run_in(workdir: Path, options: DemoOptions, keep_old: bool, stream: TextIO)
     for line in summary_lines(result):
         print(line, file=stream)
     return 0 if all_delivered(result) else 1
-
-
-def folder_lines(workdir: Path, removed: list[Path], keep_old: bool) -> str:
-    """Where the demo leaves its files, and what became of older demos' folders."""
-    if keep_old:
-        older = "older demo folders kept (--keep-old)"
-    elif removed:
-        older = f"removed {len(removed)} older demo folder{'s' * (len(removed) != 1)}"
-    else:
-        older = "no older demo folder to remove"
-    return (
-        f"esm demo: logs, config and store go to {workdir}/, left there for you to read; the next demo "
-        f"removes it unless run with --keep-old ({older})"
-    )
 
 
 class Demo:

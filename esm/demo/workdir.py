@@ -96,3 +96,25 @@ def _lock_if_free(lock_path: Path) -> Iterator[bool]:
         yield True
     finally:
         os.close(fd)
+
+
+def open_demo_folder(base: Path, keep_old: bool) -> tuple[DemoWorkdir, str]:
+    """A new demo folder under `base`, the older ones removed unless `keep_old`, and the line that
+    tells the user both."""
+    folder = DemoWorkdir.create(base)
+    removed = [] if keep_old else remove_old_workdirs(base, keep=folder.path)
+    return folder, folder_line(folder.path, removed, keep_old)
+
+
+def folder_line(workdir: Path, removed: list[Path], keep_old: bool) -> str:
+    """Where the demo leaves its files, and what became of older demos' folders."""
+    if keep_old:
+        older = "older demo folders kept (--keep-old)"
+    elif removed:
+        older = f"removed {len(removed)} older demo folder{'s' * (len(removed) != 1)}"
+    else:
+        older = "no older demo folder to remove"
+    return (
+        f"esm demo: logs, config and store go to {workdir}/, left there for you to read; the next demo "
+        f"removes it unless run with --keep-old ({older})"
+    )

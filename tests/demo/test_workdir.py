@@ -7,8 +7,7 @@ import os
 from multiprocessing.synchronize import Event
 from pathlib import Path
 
-from esm.demo.runner import folder_lines
-from esm.demo.workdir import LOCK_NAME, DemoWorkdir, remove_old_workdirs
+from esm.demo.workdir import LOCK_NAME, DemoWorkdir, folder_line, open_demo_folder, remove_old_workdirs
 
 
 def test_a_new_folder_holds_its_lock_under_its_final_name(tmp_path: Path) -> None:
@@ -77,9 +76,32 @@ def test_a_symbolic_link_named_like_a_demo_folder_is_not_followed(tmp_path: Path
 
 def test_the_demo_says_where_its_folder_is_and_what_became_of_older_ones(tmp_path: Path) -> None:
     here = tmp_path / "esm-demo-abc"
-    assert folder_lines(here, [tmp_path / "a", tmp_path / "b"], keep_old=False) == (
+    assert folder_line(here, [tmp_path / "a", tmp_path / "b"], keep_old=False) == (
         f"esm demo: logs, config and store go to {here}/, left there for you to read; the next demo "
         "removes it unless run with --keep-old (removed 2 older demo folders)"
     )
-    assert folder_lines(here, [], keep_old=True).endswith("(older demo folders kept (--keep-old))")
-    assert folder_lines(here, [], keep_old=False).endswith("(no older demo folder to remove)")
+    assert folder_line(here, [], keep_old=True).endswith("(older demo folders kept (--keep-old))")
+    assert folder_line(here, [], keep_old=False).endswith("(no older demo folder to remove)")
+
+
+def ended_demo_folder(base: Path) -> Path:
+    folder = DemoWorkdir.create(base)
+    folder.release()
+    return folder.path
+
+
+def test_opening_a_demo_folder_removes_the_ended_ones(tmp_path: Path) -> None:
+    older = ended_demo_folder(tmp_path)
+    folder, line = open_demo_folder(tmp_path, keep_old=False)
+    folder.release()
+    assert not older.exists()
+    assert folder.path.is_dir()
+    assert line.endswith("(removed 1 older demo folder)")
+
+
+def test_keep_old_keeps_them(tmp_path: Path) -> None:
+    older = ended_demo_folder(tmp_path)
+    folder, line = open_demo_folder(tmp_path, keep_old=True)
+    folder.release()
+    assert older.is_dir()
+    assert line.endswith("(older demo folders kept (--keep-old))")

@@ -3,10 +3,12 @@ bundled broker, a real Kafka client reading back what was sent."""
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from esm_processes import REPO, EsmProcess
@@ -67,6 +69,25 @@ def test_ctrl_c_stops_the_broker_cleanly() -> None:
     broker.process.send_signal(signal.SIGINT)
     assert broker.wait(timeout=15) == 0
     assert broker.stderr.splitlines()[-1] == "esm broker: stopped"
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
+def test_a_broker_that_dies_is_said_with_its_log() -> None:
+    broker = start_broker(f"127.0.0.1:{free_port()}")
+    (tansu,) = children_of(broker.process.pid)
+    os.kill(tansu, signal.SIGKILL)
+    assert broker.wait(timeout=15) == 1
+    last = broker.stderr.splitlines()[-1]
+    assert last.startswith("esm broker: the broker exited by itself; its log: ")
+    log = Path(last.rpartition(" ")[2])
+    assert "ready in" in log.read_text()
+    log.unlink()
 
 
 def test_a_port_in_use_is_one_clear_line() -> None:
