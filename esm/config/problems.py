@@ -9,9 +9,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, NoReturn, get_args
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_core.core_schema import ErrorType
+
+from esm.config.field_names import field_names_at
+from esm.config.suggestions import did_you_mean
 
 Location = tuple[int | str, ...]
 
@@ -94,21 +97,26 @@ def format_location(loc: Location, source: str) -> str:
     return text or source
 
 
-def format_error(error: Any, source: str) -> str:
-    """One pydantic error (an `ErrorDetails` dict) as an esm problem line."""
+def format_error(error: Any, source: str, model: type[BaseModel] | None = None) -> str:
+    """One pydantic error (an `ErrorDetails` dict) as an esm problem line; `model`, the validated
+    root, lets an unknown field name the known one it is closest to."""
     loc: Location = tuple(error["loc"])
     kind: str = error["type"]
     if kind == "extra_forbidden":
-        return f"{format_location(loc[:-1], source)}: unknown field {str(loc[-1])!r}"
+        name = str(loc[-1])
+        hint = did_you_mean(name, field_names_at(model, loc[:-1])) if model is not None else ""
+        return f"{format_location(loc[:-1], source)}: unknown field {name!r}{hint}"
     template = _BUILTIN_MESSAGES.get(kind)
     message = template.format(got=describe(error["input"])) if template else str(error["msg"])
     return f"{format_location(loc, source)}: {message}"
 
 
-def format_validation_error(error: ValidationError, source: str) -> list[str]:
+def format_validation_error(
+    error: ValidationError, source: str, model: type[BaseModel] | None = None
+) -> list[str]:
     """Every error as a line, in file order: top-level settings, then each function, then each mapping."""
     details = sorted(error.errors(include_url=False), key=lambda detail: _file_order(tuple(detail["loc"])))
-    return [format_error(detail, source) for detail in details]
+    return [format_error(detail, source, model) for detail in details]
 
 
 _SECTION_ORDER = {"Functions": 1, "EventSourceMappings": 2}

@@ -7,11 +7,11 @@ imported by every execution environment of the worker, which must not load Kafka
 from __future__ import annotations
 
 
-def run_demo(seconds: float, rate: int, partitions: int) -> int:
+def run_demo(seconds: float, rate: int, partitions: int, keep_old: bool = False) -> int:
     """Run the demo (see `esm.demo.runner`); returns the exit status."""
     from esm.demo.runner import run_demo as run
 
-    return run(seconds=seconds, rate=rate, partitions=partitions)
+    return run(seconds=seconds, rate=rate, partitions=partitions, keep_old=keep_old)
 
 
 __all__ = ["run_demo"]

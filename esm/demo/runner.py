@@ -36,6 +36,7 @@ from esm.demo.producer import CLOSE_TIMEOUT_S, PacedProducer, ProducerError
 from esm.demo.progress import ProgressDisplay, ProgressFigures, RateWindow, format_progress
 from esm.demo.stop_requests import StopRequested, StopRequests, handled_signals
 from esm.demo.summary import DemoResult, all_delivered, summary_lines
+from esm.demo.workdir import open_demo_folder
 from esm.embedded import KafkaHelperError, TansuBroker, TansuError, committed_offsets, create_topic
 from esm.netutil import free_port
 
@@ -70,7 +71,9 @@ def option_problem(options: DemoOptions) -> str | None:
     return None
 
 
-def run_demo(seconds: float, rate: int, partitions: int, out: TextIO | None = None) -> int:
+def run_demo(
+    seconds: float, rate: int, partitions: int, keep_old: bool = False, out: TextIO | None = None
+) -> int:
     """The `esm demo` command; returns the exit status (0: everything produced was delivered)."""
     stream = out or sys.stdout
     options = DemoOptions(seconds, rate, partitions)
@@ -78,7 +81,20 @@ def run_demo(seconds: float, rate: int, partitions: int, out: TextIO | None = No
     if problem is not None:
         print(f"esm demo: {problem}", file=sys.stderr)
         return 2
-    workdir = Path(tempfile.mkdtemp(prefix="esm-demo-"))
+    base = Path(tempfile.gettempdir())
+    try:
+        folder, where = open_demo_folder(base, keep_old)
+    except OSError as exc:
+        print(f"esm demo: cannot make its folder in {base}: {exc}", file=sys.stderr)
+        return 1
+    print(where, file=stream)
+    try:
+        return _run_in(folder.path, options, stream)
+    finally:
+        folder.release()
+
+
+def _run_in(workdir: Path, options: DemoOptions, stream: TextIO) -> int:
     with handled_signals(StopRequests()) as stops:
         demo = Demo(options, workdir, stops, stream)
         try:

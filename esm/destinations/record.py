@@ -11,7 +11,7 @@ esm extension: when the last invocation failed with a function error, `"esm": {"
 error type and message say what failed).
 
 Key order, value types and timestamp formats follow the records AWS wrote (the recorded fixtures
-in shared/fixtures/aws-recorded and AWS's Kafka documentation). `responseContext` depends on the
+in tests/fixtures/aws-recorded and AWS's Kafka documentation). `responseContext` depends on the
 condition: present after RetryAttemptsExhausted; absent after RecordAgeExceeded (as recorded);
 null after MaximumPayloadSizeExceeded (the function never saw the batch; AWS documents null) and
 after esm's own RecordUnreadable (a record the reader could not decode; its entry in the payload

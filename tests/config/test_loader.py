@@ -172,7 +172,7 @@ def test_validate_command_prints_every_problem(tmp_path: Path, capsys: pytest.Ca
     assert capsys.readouterr().out.splitlines() == [
         "Functions[0].Endpoints[0]: expected host:port, got 'localhost'",
         "EventSourceMappings[0].BatchSize: must be between 1 and 10000, got 20000",
-        "EventSourceMappings[0]: unknown field 'BatchSzie'",
+        "EventSourceMappings[0]: unknown field 'BatchSzie'; did you mean 'BatchSize'?",
     ]
 
 

@@ -66,9 +66,9 @@ def test_top_level_settings(config_data: ConfigBuilder, top_level: dict[str, Any
         ({"Store": "redis://h:6379/0?db=1"}, "Store: expected sqlite:///PATH"),
         ({"Store": "redis://h:6379/0?prefix="}, "Store: expected sqlite:///PATH"),
         ({"Metrics": {"Port": 0}}, "Metrics.Port: must be between 1 and 65535, got 0"),
-        ({"Metrics": {"Prot": 1}}, "Metrics: unknown field 'Prot'"),
+        ({"Metrics": {"Prot": 1}}, "Metrics: unknown field 'Prot'; did you mean 'Port'?"),
         ({"ShutdownGracePeriodSeconds": 0}, "ShutdownGracePeriodSeconds: must be greater than 0, got 0"),
-        ({"Fucntions": []}, "<config>: unknown field 'Fucntions'"),
+        ({"Fucntions": []}, "<config>: unknown field 'Fucntions'; did you mean 'Functions'?"),
         ({"Functions": "orders"}, "Functions: expected a list, got 'orders'"),
     ],
 )
@@ -100,7 +100,7 @@ def test_non_mapping_document() -> None:
             "Functions[0].ReservedConcurrentExecutions: must be between 1 and",
         ),
         ({"FunctionName": "my function"}, "Functions[0].FunctionName: expected a function name"),
-        ({"Timeuot": 3}, "Functions[0]: unknown field 'Timeuot'"),
+        ({"Timeuot": 3}, "Functions[0]: unknown field 'Timeuot'; did you mean 'Timeout'?"),
         ({"Role": "my-role"}, "Functions[0].Role: expected an IAM role ARN"),
         ({"Role": "arn:aws:iam::123:role/r"}, "Functions[0].Role: expected an IAM role ARN"),
     ],
@@ -129,7 +129,7 @@ def test_missing_function_endpoints_is_required() -> None:
         ({"BatchSize": 20000}, (), f"{M0}.BatchSize: must be between 1 and 10000, got 20000"),
         ({"BatchSize": 0}, (), f"{M0}.BatchSize: must be between 1 and 10000, got 0"),
         ({"BatchSize": "100"}, (), f"{M0}.BatchSize: expected an integer, got '100'"),
-        ({"BatchSzie": 10}, (), f"{M0}: unknown field 'BatchSzie'"),
+        ({"BatchSzie": 10}, (), f"{M0}: unknown field 'BatchSzie'; did you mean 'BatchSize'?"),
         (
             {"MaximumBatchingWindowInSeconds": 301},
             (),
@@ -412,7 +412,7 @@ def test_all_problems_are_collected_in_one_pass() -> None:
         f"{M0}.StartingPosition: must be one of TRIM_HORIZON, LATEST, AT_TIMESTAMP, got 'FOO'",
         f"{M0}.BatchSize: must be between 1 and 10000, got 20000",
         f"{M0}.ParallelizationFactor: must be between 1 and 10, got 11",
-        f"{M0}: unknown field 'BatchSzie'",
+        f"{M0}: unknown field 'BatchSzie'; did you mean 'BatchSize'?",
         f"{M0}.Topics: is required with SelfManagedEventSource",
         "EventSourceMappings[1].FunctionName: function 'ghost' is not defined in Functions",
     ]

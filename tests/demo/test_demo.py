@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from esm.demo.workdir import DemoWorkdir
+
 pytestmark = pytest.mark.integration
 
 # Inherited by every process the demo starts (broker, worker, its environments, daemon).
@@ -40,6 +42,8 @@ def summary_number(output: str, label: str) -> int:
 def test_demo_delivers_everything_it_produces_and_leaves_no_process(tmp_path: Path) -> None:
     marker = uuid.uuid4().hex
     env = {**os.environ, MARKER_ENV: marker, "TMPDIR": str(tmp_path)}  # the demo's directory lands here
+    earlier = DemoWorkdir.create(tmp_path)  # a folder an ended demo left
+    earlier.release()
     try:
         done = subprocess.run(
             [sys.executable, "-m", "esm", "demo", "--seconds", "3", "--rate", "200"],
@@ -67,6 +71,11 @@ def test_demo_delivers_everything_it_produces_and_leaves_no_process(tmp_path: Pa
         assert logs_line, output
         logs = Path(logs_line.group(1))
         assert logs.parent == tmp_path
+        assert (
+            f"esm demo: logs, config and store go to {logs}/, left there for you to read; "
+            "the next demo removes it unless run with --keep-old (removed 1 older demo folder)"
+        ) in output
+        assert not earlier.path.exists()
         assert "esm worker: serving esm.demo.handler.handler" in (logs / "worker.log").read_text()
         assert "esm.daemon: stopped" in (logs / "daemon.log").read_text()
     finally:

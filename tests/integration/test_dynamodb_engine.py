@@ -3,7 +3,7 @@ processes, the leases read back from the daemon's store.
 
 What the function receives is compared with the stream itself (read directly with the streams
 client): the same records, in the same order, in Lambda's event shape. DynamoDB Local has one
-shard per stream and only ends it when the stream is disabled (shared/SERVICES.md); its ARNs carry
+shard per stream and only ends it when the stream is disabled (docs/architecture.md); its ARNs carry
 the region `ddblocal` and its sequence numbers leading zeros (lease checkpoints drop them).
 """
 
@@ -230,7 +230,7 @@ def wait_delivered(tmp_path: Path, count: int, daemon: EsmProcess) -> None:
 
 
 def as_lambda_delivers(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
-    """A record from `get_records` in Lambda's event shape (see shared/LAMBDA_SEMANTICS.md)."""
+    """A record from `get_records` in Lambda's event shape."""
     stream_record = record["dynamodb"]
     return {
         "eventID": record["eventID"],

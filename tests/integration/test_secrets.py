@@ -41,7 +41,9 @@ def spawn(args: list[str], out: Path, err: Path) -> subprocess.Popen[bytes]:
         cwd=REPO,
         stdout=out.open("wb"),
         stderr=err.open("wb"),
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
+        # DEBUG: every line esm and the client libraries write (theirs are demoted to DEBUG) is
+        # searched for secrets, and the SASL attempt below shows in the client's own lines.
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "ESM_LOG_LEVEL": "DEBUG"},
     )
 
 

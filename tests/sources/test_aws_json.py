@@ -111,12 +111,13 @@ class _OneAnswerPerConnection(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     seen: list[dict[str, str]] = []
+    answer = orjson.dumps({"Records": [], "NextShardIterator": "next", "MillisBehindLatest": 0})
 
     def do_POST(self) -> None:
         length = int(self.headers["Content-Length"])
         request = orjson.loads(self.rfile.read(length))
         type(self).seen.append({"target": self.headers["X-Amz-Target"], "limit": request["Limit"]})
-        answer = orjson.dumps({"Records": [], "NextShardIterator": "next", "MillisBehindLatest": 0})
+        answer = type(self).answer
         self.send_response(200)
         self.send_header("Content-Type", "application/x-amz-json-1.1")
         self.send_header("Content-Length", str(len(answer)))
@@ -131,6 +132,9 @@ class _OneAnswerPerConnection(BaseHTTPRequestHandler):
 @pytest.fixture
 def closing_server() -> Iterator[str]:
     _OneAnswerPerConnection.seen = []
+    _OneAnswerPerConnection.answer = orjson.dumps(
+        {"Records": [], "NextShardIterator": "next", "MillisBehindLatest": 0}
+    )
     server = ThreadingHTTPServer(("127.0.0.1", 0), _OneAnswerPerConnection)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -190,3 +194,12 @@ def test_a_proxy_in_the_environment_keeps_boto3(
     monkeypatch.delenv("no_proxy", raising=False)
     client = reader_client(monkeypatch, "http://kinesis.internal.example:4567", "kinesis", "lean")
     assert not isinstance(client, LeanGetRecords)
+
+
+def test_a_string_with_a_lone_surrogate_is_read_as_boto3_reads_it(closing_server: str) -> None:
+    """DynamoDB Local returns a string item that is not Unicode as an escaped lone surrogate,
+    which orjson refuses; the answer is still read (the event builder replaces it later)."""
+    _OneAnswerPerConnection.answer = b'{"Records":[{"dynamodb":{"Keys":{"id":{"S":"a\\ud800b"}}}}]}'
+    client = AwsJsonClient(closing_server, "us-east-1", DYNAMODB_STREAMS, lambda: KEYS, 2.0, 2.0)
+    answer = client.call("GetRecords", {"ShardIterator": "it", "Limit": 5})
+    assert answer["Records"][0]["dynamodb"]["Keys"]["id"]["S"] == "a\ud800b"

@@ -3,8 +3,10 @@
 Several processes on one host share the file: WAL mode lets readers run beside the single
 writer, read-modify-write steps run in `BEGIN IMMEDIATE` transactions (the write lock is taken
 up front, so two processes never both read and then both write), and `busy_timeout` makes a
-process wait for the lock instead of failing at once. Calls run on a single worker thread so a
-wait for the lock never blocks the event loop and the connection is never used concurrently.
+process wait for the lock instead of failing at once. Opening retries the few lock refusals
+SQLite makes without waiting (`busy_retry`), so any number of processes may open a fresh file at
+once. Calls run on a single worker thread so a wait for the lock never blocks the event loop and
+the connection is never used concurrently.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from esm.stores.errors import StoreConfigError, StoreUnavailableError
+from esm.stores.sqlite.busy_retry import retry_while_busy
 
 T = TypeVar("T")
 
@@ -44,17 +47,9 @@ class SqliteDatabase:
         except sqlite3.Error as exc:
             raise StoreConfigError(f"Store: cannot open SQLite database {path!r}: {exc}") from exc
         try:
+            # Before anything else, so every later step waits for locks instead of failing.
             connection.execute(f"PRAGMA busy_timeout = {int(busy_timeout_seconds * 1000)}")
-            mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise StoreConfigError(
-                    f"Store: SQLite database {path!r} cannot use WAL mode (got {mode!r}); "
-                    "it must be on a local file system"
-                )
-            # NORMAL is durable against a process crash in WAL mode; only power loss can drop
-            # the last transactions.
-            connection.execute("PRAGMA synchronous = NORMAL")
-            immediate(connection, lambda conn: _apply_schema(conn, schema))
+            retry_while_busy(lambda: _prepare(connection, path, schema), busy_timeout_seconds)
         except sqlite3.Error as exc:
             connection.close()
             raise StoreConfigError(f"Store: cannot prepare SQLite database {path!r}: {exc}") from exc
@@ -95,6 +90,20 @@ def immediate(connection: sqlite3.Connection, work: Callable[[sqlite3.Connection
         raise
     connection.execute("COMMIT")
     return result
+
+
+def _prepare(connection: sqlite3.Connection, path: str, schema: Sequence[str]) -> None:
+    """WAL mode, then the schema: each step idempotent, so a refused attempt is simply run again."""
+    mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        raise StoreConfigError(
+            f"Store: SQLite database {path!r} cannot use WAL mode (got {mode!r}); "
+            "it must be on a local file system"
+        )
+    # NORMAL is durable against a process crash in WAL mode; only power loss can drop the last
+    # transactions.
+    connection.execute("PRAGMA synchronous = NORMAL")
+    immediate(connection, lambda conn: _apply_schema(conn, schema))
 
 
 def _apply_schema(connection: sqlite3.Connection, schema: Sequence[str]) -> None:
