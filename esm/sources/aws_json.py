@@ -31,7 +31,13 @@ from urllib.parse import urlsplit
 from urllib.request import getproxies, proxy_bypass
 
 import orjson
-from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError, ReadTimeoutError
+from botocore.exceptions import (
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ReadTimeoutError,
+)
 
 from esm.sigv4_signing import ALGORITHM, signature, string_to_sign
 
@@ -199,6 +205,11 @@ class AwsJsonClient:
             reused = getattr(self._local, "connection", None) is not None
             try:
                 connection = self._connection()
+            except TimeoutError as err:
+                raise ConnectTimeoutError(endpoint_url=self._endpoint_url, error=err) from err
+            except OSError as err:
+                raise EndpointConnectionError(endpoint_url=self._endpoint_url, error=err) from err
+            try:
                 connection.request("POST", request.path, body=request.body, headers=request.headers)
                 response = connection.getresponse()
                 answer = response.read()
