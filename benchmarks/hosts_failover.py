@@ -209,11 +209,15 @@ def drained(directory: Path, sent: int) -> Callable[[], bool]:
     return lambda: len({r for i in invocations(directory) for r in i.records}) >= sent
 
 
-def run_join(broker: str, mode: Mode, directory: Path, client: str) -> Result:
+def new_scenario(broker: str) -> tuple[str, str, Producer]:
+    """A fresh topic, a fresh key prefix in the store, and a producer already sending to it."""
     topic = f"hf-{uuid.uuid4().hex[:10]}"
     create_topic(broker, topic, PARTITIONS)
-    store = f"{REDIS}?prefix=hf-{uuid.uuid4().hex[:8]}:"
-    producer = Producer(broker, topic)
+    return topic, f"{REDIS}?prefix=hf-{uuid.uuid4().hex[:8]}:", Producer(broker, topic)
+
+
+def run_join(broker: str, mode: Mode, directory: Path, client: str) -> Result:
+    topic, store, producer = new_scenario(broker)
     a = Host("a", directory, broker, topic, store, mode, client)
     hosts = [a]
     try:
@@ -242,10 +246,7 @@ def run_join(broker: str, mode: Mode, directory: Path, client: str) -> Result:
 
 
 def run_kill(broker: str, mode: Mode, directory: Path, client: str) -> Result:
-    topic = f"hf-{uuid.uuid4().hex[:10]}"
-    create_topic(broker, topic, PARTITIONS)
-    store = f"{REDIS}?prefix=hf-{uuid.uuid4().hex[:8]}:"
-    producer = Producer(broker, topic)
+    topic, store, producer = new_scenario(broker)
     a = Host("a", directory, broker, topic, store, mode, client)
     b = Host("b", directory, broker, topic, store, mode, client)
     try:

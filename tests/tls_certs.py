@@ -7,6 +7,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+# A new P-256 key, unencrypted, for `openssl req`.
+_NEW_EC_KEY = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+
 
 @dataclass(frozen=True)
 class Issued:
@@ -29,11 +32,7 @@ class CertificateAuthority:
         )
         _openssl(
             "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
+            *_NEW_EC_KEY,
             "-keyout",
             key,
             "-out",
@@ -67,11 +66,7 @@ def make_ca(directory: Path, name: str = "esm-test-ca") -> CertificateAuthority:
     _openssl(
         "req",
         "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
+        *_NEW_EC_KEY,
         "-keyout",
         key,
         "-out",
