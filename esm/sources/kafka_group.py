@@ -536,6 +536,15 @@ class GroupReader(abc.ABC, Generic[Client]):
             return
         self._loop.call_soon_threadsafe(self._events.committed, len(offsets), False)
 
+    def _rebalance_started(self, kept: Sequence[TopicPartitionId]) -> None:
+        """The member rejoins its group under the cooperative protocol and reads on from the
+        partitions it owns; the rebalance's end shows as `assigned` / `revoked` lines."""
+        log.info(
+            "%s: consumer group rebalancing; reading on from %s meanwhile",
+            self._settings.label,
+            ", ".join(str(tp) for tp in kept),
+        )
+
     def _lose_all(self) -> None:
         with self._lock:
             partitions = list(self._assignments)
