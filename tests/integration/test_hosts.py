@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -171,6 +172,7 @@ class Producer:
     def __init__(self, bootstrap: str, topic: str, rate: int) -> None:
         self._bootstrap, self._topic, self._rate = bootstrap, topic, rate
         self.sent: list[str] = []
+        self.sent_at: dict[str, float] = {}  # value -> when it was handed to the producer (time.time)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -183,6 +185,8 @@ class Producer:
         per_step = max(1, int(self._rate * step))
         while not self._stop.wait(step):
             values = [f"r{len(self.sent) + i}" for i in range(per_step)]
+            now = time.time()
+            self.sent_at.update((value, now) for value in values)
             produce(
                 self._bootstrap,
                 self._topic,
@@ -343,6 +347,27 @@ def test_a_host_joining_moves_only_the_partitions_it_takes(run: Run) -> None:
     # Cooperative rebalancing: host a gave up exactly what b took; its other partitions flowed on.
     assert moved and len(moved) < PARTITIONS
     assert revoked == moved
+    # ... also while the broker held a's JoinGroup: records of the kept partitions produced
+    # after a's "rebalancing" line were invoked on a before its "revoked" line (the end of that
+    # round), so a fetched them while it rejoined.
+    rebalancing = logged_at(first.daemon.stderr, "consumer group rebalancing")
+    revoked_at = logged_at(first.daemon.stderr, ": revoked ")
+    kept = set(range(PARTITIONS)) - moved
+    during = [
+        value
+        for i in run.invocations()
+        if i.host == "a" and i.start < revoked_at
+        for partition, _, value in i.records
+        if int(partition) in kept and producer.sent_at[value] > rebalancing
+    ]
+    assert during, f"nothing produced after {rebalancing} reached a's kept partitions before {revoked_at}"
+
+
+def logged_at(stderr: str, fragment: str) -> float:
+    """When the daemon logged its first line containing `fragment` (its asctime: local time)."""
+    line = next(line for line in stderr.splitlines() if fragment in line)
+    stamp = " ".join(line.split(" ", 2)[:2])
+    return datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp()
 
 
 def test_a_killed_host_s_kinesis_shards_are_taken_over_within_the_lease(
