@@ -10,7 +10,7 @@ Three behaviours of kafka-python 3.0.12 are handled here, each proven by tests/s
   resume the parked data is dropped and the partition seeks to the first record not delivered;
 - `poll` returns nothing while the member rejoins the group, even under cooperative rebalancing
   where the partitions it owns stay its own (the broker may hold a JoinGroup for seconds). Java's
-  consumer fetches on meanwhile; so does this adapter (`_poll_while_rejoining`).
+  consumer fetches on meanwhile; so does this adapter (`esm.sources.kafka_python_rejoin`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from kafka import AsyncConsumerRebalanceListener, KafkaConsumer, TopicPartition
-from kafka.coordinator.assignors.abstract import RebalanceProtocol
 from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
 from kafka.coordinator.assignors.range import RangePartitionAssignor
 from kafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
@@ -34,14 +33,17 @@ from esm.events.kafka import KAFKA_PYTHON_TIMESTAMP_TYPES, NO_TIMESTAMP_TYPE, ev
 from esm.ownership.kafka_assignment import TopicPartitionId
 from esm.sources import kafka_python_headers
 from esm.sources.kafka_group import ClientError, GroupReader, PartitionEvents, ReaderSettings
+from esm.sources.kafka_python_rejoin import (
+    FETCH_WAIT_MS,
+    RoundWaiter,
+    fetch_during_round,
+    rejoining_cooperatively,
+)
 
 __all__ = ["KafkaGroupReader", "PartitionEvents", "ReaderSettings"]
 
 # How long creating a consumer may wait for the brokers before it fails (and is tried again).
 BOOTSTRAP_TIMEOUT_MS = 3000
-# While the member rejoins, how long one fetch may wait: the end of the rebalance (new
-# partitions to position, revoked ones to stop) is noticed no later than this.
-REJOIN_FETCH_WAIT_MS = 50
 
 
 def _tp(tp: TopicPartitionId) -> TopicPartition:
@@ -63,7 +65,9 @@ class KafkaGroupReader(GroupReader[Any]):
     ) -> None:
         super().__init__(settings, events, loop, record_size)
         self._consumer_factory = consumer_factory
-        self._rejoining = False
+        # The thread awaiting the current cooperative rebalance round, if one goes on.
+        self._round: RoundWaiter | None = None
+        self._said_rebalancing = False
         kafka_python_headers.install()
 
     def _connect(self) -> Any:
@@ -77,35 +81,26 @@ class KafkaGroupReader(GroupReader[Any]):
         return consumer
 
     def _poll(self, client: Any, timeout_ms: int) -> dict[TopicPartitionId, list[Any]]:
-        rejoining = _rejoining_cooperatively(client)
-        if rejoining and not self._rejoining:
-            self._rebalance_started(sorted(_id(tp) for tp in client.assignment()))
-        self._rejoining = rejoining
-        if rejoining:
-            batch = self._poll_while_rejoining(client, timeout_ms)
-        else:
-            batch = client.poll(timeout_ms=timeout_ms, max_records=self._settings.max_poll_records)
-        return self._entries(batch)
-
-    def _poll_while_rejoining(self, client: Any, timeout_ms: int) -> dict[TopicPartition, list[Any]]:
-        """Records of the partitions the member keeps while its JoinGroup is held by the broker.
-
-        kafka-python's `poll` waits for the join and fetches nothing until it ends. Under the
-        cooperative protocol the partitions owned now stay owned until a completed rebalance
-        revokes them (the rebalance listener runs on kafka-python's IO thread and ends their
-        epochs first, so nothing fetched here from a revoked partition is delivered: `_deliver`
-        drops records of an epoch that ended). A zero-timeout `poll` keeps the join going and
-        runs its completion; the fetcher then serves the partitions still assigned.
-        """
         max_records = self._settings.max_poll_records
-        batch: dict[TopicPartition, list[Any]] = client.poll(timeout_ms=0, max_records=max_records)
-        if batch or not _rejoining_cooperatively(client):
-            return batch
-        records, _idle = client._fetcher.fetch_records(
-            max_records, update_offsets=True, timeout_ms=min(timeout_ms, REJOIN_FETCH_WAIT_MS)
-        )
-        fetched: dict[TopicPartition, list[Any]] = records
-        return fetched
+        if self._round is not None and self._round.done:
+            error, self._round = self._round.error, None
+            if error is not None:
+                raise error
+        if self._round is None and rejoining_cooperatively(client):
+            if not self._said_rebalancing:  # once per rebalance, not per round of it
+                self._rebalance_started(sorted(_id(tp) for tp in client.assignment()))
+                self._said_rebalancing = True
+            self._round = RoundWaiter(client, f"kafka-rejoin-{self._settings.topic}")
+        if self._round is not None:
+            records, idle = fetch_during_round(client, max_records, timeout_ms)
+            if idle:  # nothing fetchable or in flight: wait instead of spinning
+                self._closing.wait(min(timeout_ms, FETCH_WAIT_MS) / 1000)
+            return self._entries(records)
+        self._said_rebalancing = False
+        return self._entries(client.poll(timeout_ms=timeout_ms, max_records=max_records))
+
+    def _rebalancing(self, client: Any) -> bool:
+        return self._round is not None
 
     def _entries(self, batch: dict[TopicPartition, list[Any]]) -> dict[TopicPartitionId, list[Any]]:
         types = KAFKA_PYTHON_TIMESTAMP_TYPES
@@ -207,15 +202,6 @@ class KafkaGroupReader(GroupReader[Any]):
 
     def _still_assigned(self, client: Any) -> set[TopicPartitionId]:
         return {_id(tp) for tp in client.assignment()}
-
-
-def _rejoining_cooperatively(client: Any) -> bool:
-    """The member is (about to be) in a JoinGroup round under the cooperative protocol while it
-    owns partitions. kafka-python 3.0.12 internals: the coordinator's protocol and rejoin flag."""
-    coordinator: Any = getattr(client, "_coordinator", None)
-    if coordinator is None or coordinator._rebalance_protocol != RebalanceProtocol.COOPERATIVE:
-        return False
-    return bool(coordinator.rejoining or coordinator.need_rejoin()) and bool(client.assignment())
 
 
 _ASSIGNORS = {

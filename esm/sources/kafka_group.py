@@ -200,6 +200,11 @@ class GroupReader(abc.ABC, Generic[Client]):
         in seconds), for self-fencing; None if the client cannot tell."""
         return None
 
+    def _rebalancing(self, client: Client) -> bool:
+        """Whether a rebalance round goes on while this thread keeps reading (commits wait for
+        its end: the group refuses them meanwhile)."""
+        return False
+
     def _still_assigned(self, client: Client) -> set[TopicPartitionId]:
         """The partitions the client holds now (asked after a fence, once the group answers)."""
         return set()
@@ -278,7 +283,7 @@ class GroupReader(abc.ABC, Generic[Client]):
         while not self._closing.is_set():
             now = time.monotonic()
             self._say_what_it_waits_for(client, now)
-            if now >= next_commit:
+            if now >= next_commit and not self._rebalancing(client):
                 next_commit = now + self._settings.commit_interval_seconds
                 self._commit_completed(client)
             if now >= next_lag:
