@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REPO_ROOT=$(pwd)
 VENV="$REPO_ROOT/.venv"
-SERVICES=(redis stream_emulators awscli lambda_runtime_clients browser prometheus docker)
+SERVICES=(redis stream_emulators awscli lambda_runtime_clients browser prometheus docker host_network)
 
 REDIS_HOST=127.0.0.1
 REDIS_PORT=6379
@@ -99,6 +99,12 @@ ensure_prometheus() {
 ensure_docker() {
   command -v dockerd >/dev/null && command -v docker-compose >/dev/null && command -v debootstrap >/dev/null ||
     apt_install docker.io docker-compose debootstrap
+}
+
+# tests/integration/test_hosts.py builds hosts in network namespaces (ip) and cuts them off
+# (iptables inside a namespace).
+ensure_host_network() {
+  command -v ip >/dev/null && command -v iptables >/dev/null || apt_install iproute2 iptables
 }
 
 # AWS's Lambda runtime clients for the Runtime API tests (tests/runtimes): awslambdaric comes with

@@ -10,6 +10,7 @@ no permit nobody holds and loses nothing; a host joining moves only the partitio
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 import uuid
@@ -261,6 +262,8 @@ def test_two_hosts_split_the_partitions_hold_the_cap_and_survive_a_kill(run: Run
 
 @pytest.mark.parametrize("client", ["kafka-python", "confluent-kafka"])
 def test_a_network_cut_leaves_no_permit_nobody_holds_and_loses_nothing(run: Run, client: str) -> None:
+    if shutil.which("iptables") is None:
+        pytest.skip("iptables is not installed: the network cut needs it (apt-get install iptables)")
     create_topic(run.services.bootstrap, run.topic, PARTITIONS)
     producer = Producer(run.services.bootstrap, run.topic, rate=60).start()
     run.start("a", run.kafka_config(client))
