@@ -4,6 +4,10 @@ Fetching and decoding run in librdkafka's own threads, outside the GIL, which le
 poller's Python time to batching, events and invocations (benchmarks/ shows the difference).
 Rebalance callbacks run inside `consume()` on the reader's thread, so a new assignment is
 positioned (committed offset, else StartingPosition) before librdkafka fetches anything for it.
+Periodic commits are asynchronous: librdkafka holds a commit made while its group rebalances
+until the round ends (seconds on some brokers), and a synchronous one would stop the partitions
+the member keeps. Their outcome arrives through `on_commit`, served by the next poll on the same
+thread; the commit of revoked partitions inside the rebalance stays synchronous.
 Install with `pip install 'esm[confluent]'` and select with `KafkaClient: confluent-kafka`.
 """
 
@@ -20,8 +24,8 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaExcepti
 
 from esm.config.librdkafka_properties import librdkafka_config
 from esm.events.kafka import LIBRDKAFKA_TIMESTAMP_TYPES, NO_TIMESTAMP_TYPE, event_record, unreadable_record
-from esm.ownership.kafka_assignment import TopicPartitionId
-from esm.sources.kafka_group import ClientError, GroupReader, PartitionEvents, ReaderSettings
+from esm.ownership.kafka_assignment import PartitionAssignment, TopicPartitionId
+from esm.sources.kafka_group import ClientError, CommitTaken, GroupReader, PartitionEvents, ReaderSettings
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +54,8 @@ class ConfluentGroupReader(GroupReader[Any]):
         self._cooperative = "cooperative" in str(self._config.get("partition.assignment.strategy", ""))
         self._consumer_factory = consumer_factory
         self._brokers_up: bool | None = None
+        # Periodic commits sent and not yet answered: (partition, offset) -> its assignment.
+        self._commits_in_flight: dict[tuple[TopicPartitionId, int], PartitionAssignment] = {}
 
     def _on_stats(self, stats_json: str) -> None:
         """librdkafka's statistics (served by poll, on the reader's thread): is a broker UP?"""
@@ -69,8 +75,10 @@ class ConfluentGroupReader(GroupReader[Any]):
             "statistics.interval.ms": STATISTICS_INTERVAL_MS,
             **self._config,
             "stats_cb": self._on_stats,
+            "on_commit": self._on_commit,
         }
         self._brokers_up = None
+        self._commits_in_flight.clear()
         try:
             consumer = self._consumer_factory(config, logger=logging.getLogger("esm.librdkafka"))
             consumer.subscribe(
@@ -140,6 +148,42 @@ class ConfluentGroupReader(GroupReader[Any]):
             )
         except KafkaException as err:
             raise ClientError(str(err)) from err
+
+    def _commit_in_background(self, client: Any, taken: list[CommitTaken]) -> bool:
+        fresh = [(tp, a, offset) for tp, a, offset in taken if (tp, offset) not in self._commits_in_flight]
+        if not fresh:
+            return True  # the same offsets are on their way already
+        for tp, assignment, offset in fresh:
+            self._commits_in_flight[(tp, offset)] = assignment
+        try:
+            client.commit(
+                offsets=[TopicPartition(tp.topic, tp.partition, offset) for tp, _, offset in fresh],
+                asynchronous=True,
+            )
+        except KafkaException as err:
+            for tp, _, offset in fresh:
+                self._commits_in_flight.pop((tp, offset), None)
+            self._commit_failed(ClientError(str(err)))
+        return True
+
+    def _on_commit(self, err: Any, partitions: list[Any]) -> None:
+        """librdkafka's answer to a commit (served by poll, on the reader's thread). Only the
+        periodic commits sent by `_commit_in_background` are waited for here."""
+        succeeded: list[CommitTaken] = []
+        error = None
+        for p in partitions or []:
+            tp = TopicPartitionId(p.topic, p.partition)
+            assignment = self._commits_in_flight.pop((tp, p.offset), None)
+            if assignment is None:
+                continue
+            if err is None and p.error is None:
+                succeeded.append((tp, assignment, p.offset))
+            else:
+                error = err or p.error
+        if succeeded:
+            self._commit_succeeded(succeeded)
+        if error is not None:
+            self._commit_failed(ClientError(str(error)))
 
     def _position_at_start(self, client: Any, tp: TopicPartitionId) -> int | None:
         # New assignments are positioned while they are assigned (`_assign`); this serves a

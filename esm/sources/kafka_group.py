@@ -109,6 +109,10 @@ _RECONNECT_BACKOFF_CAP_SECONDS = 10.0
 DEFAULT_SESSION_TIMEOUT_MS = 45_000
 
 
+# (partition, the assignment whose completed offset it is, that offset): one commit's entry.
+CommitTaken = tuple[TopicPartitionId, PartitionAssignment, int]
+
+
 class ClientError(Exception):
     """A client call failed in a way the reader survives (reconnect, or retry the commit)."""
 
@@ -335,22 +339,34 @@ class GroupReader(abc.ABC, Generic[Client]):
     def _commit_completed(self, client: Client) -> None:
         with self._lock:
             pending = [(tp, a, a.take_commit()) for tp, a in self._assignments.items()]
-        offsets = {tp: offset for tp, _, offset in pending if offset is not None}
-        if not offsets:
+        taken = [(tp, assignment, offset) for tp, assignment, offset in pending if offset is not None]
+        if not taken:
+            return
+        if not self._closing.is_set() and self._commit_in_background(client, taken):
             return
         try:
-            self._commit(client, offsets)
+            self._commit(client, {tp: offset for tp, _, offset in taken})
         except ClientError as err:
-            # Typically a rebalance in progress: the partitions' new owner re-reads from the
-            # last successful commit (at-least-once).
-            level = logging.DEBUG if self._notices.brokers_down else logging.WARNING  # said already
-            log.log(level, "offset commit for %s failed: %s", self._settings.topic, err)
-            self._loop.call_soon_threadsafe(self._events.committed, 0, True)
+            self._commit_failed(err)
             return
-        for _, assignment, offset in pending:
-            if offset is not None:
-                assignment.mark_committed(offset)
-        self._loop.call_soon_threadsafe(self._events.committed, len(offsets), False)
+        self._commit_succeeded(taken)
+
+    def _commit_in_background(self, client: Client, taken: list[CommitTaken]) -> bool:
+        """Sends a periodic commit without waiting for it, if the client can (then it calls
+        `_commit_succeeded` / `_commit_failed` from a later poll); False: commit synchronously."""
+        return False
+
+    def _commit_succeeded(self, taken: Sequence[CommitTaken]) -> None:
+        for _, assignment, offset in taken:
+            assignment.mark_committed(offset)
+        self._loop.call_soon_threadsafe(self._events.committed, len(taken), False)
+
+    def _commit_failed(self, err: Exception) -> None:
+        # Typically a rebalance in progress: the partitions' new owner re-reads from the last
+        # successful commit (at-least-once), or the next commit carries these offsets.
+        level = logging.DEBUG if self._notices.brokers_down else logging.WARNING  # said already
+        log.log(level, "offset commit for %s failed: %s", self._settings.topic, err)
+        self._loop.call_soon_threadsafe(self._events.committed, 0, True)
 
     def _self_fence(self, client: Client, now: float) -> None:
         """A member that has not heard from the group coordinator for a whole session timeout
