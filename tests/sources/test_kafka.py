@@ -292,3 +292,36 @@ async def test_a_revoke_commits_what_completed_and_cooperative_keeps_unmoved_par
     finally:
         await loop.run_in_executor(None, reader_b.close, 20.0)
         await loop.run_in_executor(None, reader_a.close, 20.0)
+
+
+async def test_records_produced_while_the_reader_is_settled_are_delivered_and_committed(
+    kafka_broker: str, new_topic: Callable[..., str], reader_class: ReaderClass
+) -> None:
+    """With everything committed the reader polls for long stretches (idle_poll_timeout_ms):
+    records that arrive meanwhile are still delivered, and their completion committed."""
+    topic = new_topic(partitions=2)
+    produce(kafka_broker, topic, records(4))
+    events = Collector()
+    reader = reader_class(
+        settings(kafka_broker, topic, f"g-{topic}", idle_poll_timeout_ms=3000),
+        events,
+        asyncio.get_running_loop(),
+        estimated_entry_size,
+    )
+    reader.start()
+    try:
+        await until(lambda: events.total() == 4)
+        by_partition = {a.tp.partition: a for a in events.assigned}
+        for assignment in by_partition.values():
+            assignment.complete(2)
+        await until(lambda: all(a.committed == 2 for a in by_partition.values()))
+        await asyncio.sleep(0.5)  # settled: the reader is in a long poll now
+        produce(kafka_broker, topic, records(4))
+        await until(lambda: events.total() == 8)
+        assert [r["offset"] for r in events.records[0]] == [0, 1, 2, 3]
+        by_partition[1].complete(4)
+        await until(lambda: by_partition[1].committed == 4)
+        assert committed_offsets(kafka_broker, f"g-{topic}", topic) == {0: 2, 1: 4}
+    finally:
+        reader.stop_fetching()
+        await asyncio.get_running_loop().run_in_executor(None, reader.close, 20.0)
