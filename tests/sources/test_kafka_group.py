@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 
-from esm.ownership.kafka_assignment import PartitionAssignment, TopicPartitionId
+from esm.ownership.kafka_assignment import TopicPartitionId
 from esm.sources.kafka_group import GroupReader, ReaderSettings, committed_through, poll_timeout_ms
+
+from .kafka_events import Collector
 
 TP = TopicPartitionId("t", 0)
 
@@ -51,22 +53,12 @@ def test_committed_through(committed: int | None, delivered_up_to: int | None, e
     assert committed_through(committed, delivered_up_to) is expected
 
 
-class NoEvents:
-    def partitions_assigned(self, assignments: list[PartitionAssignment]) -> None: ...
-    def partitions_revoked(self, assignments: list[PartitionAssignment]) -> None: ...
-    def records_fetched(
-        self, assignment: PartitionAssignment, records: list[Any], sizes: list[int]
-    ) -> None: ...
-    def lag_measured(self, total_lag: int) -> None: ...
-    def committed(self, count: int, failed: bool) -> None: ...
-
-
 class FakeReader(GroupReader[None]):
     """The client calls answer from memory: the group's committed offset is 0."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         settings = ReaderSettings(topic="t", consumer_kwargs={}, start="earliest")
-        super().__init__(settings, NoEvents(), loop, lambda record: 1)
+        super().__init__(settings, Collector(), loop, lambda record: 1)
         self.commits: list[dict[TopicPartitionId, int]] = []
 
     def _connect(self) -> None:
