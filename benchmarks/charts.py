@@ -51,6 +51,7 @@ class ChartSpec:
     series: list[Series]
     references: list[Reference] = field(default_factory=list)
     log_x: bool = False
+    log_y: bool = False  # for tails that span orders of magnitude
     integer_x: bool = False
 
 
@@ -98,13 +99,20 @@ def _present(series: Sequence[Series | None]) -> list[Series]:
 
 def _latency_by_rate(sweep: Mapping[str, Any], sub: str) -> ChartSpec:
     points = sweep["points"]
+    settings = sweep.get("fixed") or {}
+    fixed = (
+        f", {settings['partitions']} partitions, {settings['seconds']:g} s per point"
+        if "partitions" in settings and "seconds" in settings
+        else ""
+    )
     return ChartSpec(
         name="kafka-latency-by-rate",
-        title=f"Kafka produce-to-handler latency against produce rate\n{sub}",
+        title=f"Kafka produce-to-handler latency against produce rate{fixed}\n{sub}",
         x_label="produce rate (records/s, log scale)",
-        y_label="latency (ms)",
+        y_label="latency (ms, log scale)",
         series=_present([_figure_series(points, "rate_per_s", key, label) for key, label in PERCENTILES]),
         log_x=True,
+        log_y=True,
     )
 
 
@@ -216,7 +224,11 @@ def draw(spec: ChartSpec, path: Path) -> None:
             axes.set_xticks(sorted({x for s in spec.series for x in s.xs}))
         if spec.integer_x:
             axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-        axes.set_ylim(bottom=0)
+        if spec.log_y:
+            axes.set_yscale("log")
+            axes.yaxis.set_major_formatter(ScalarFormatter())
+        else:
+            axes.set_ylim(bottom=0)
         axes.set_title(spec.title, fontsize=10)
         axes.set_xlabel(spec.x_label)
         axes.set_ylabel(spec.y_label)
