@@ -201,7 +201,7 @@ def draw(spec: ChartSpec, path: Path) -> None:
 
     matplotlib.use("Agg")  # files only: no display on a server
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator, ScalarFormatter
+    from matplotlib.ticker import FuncFormatter, MaxNLocator, ScalarFormatter
 
     figure, axes = plt.subplots(figsize=(8, 5), dpi=100)
     try:
@@ -229,6 +229,7 @@ def draw(spec: ChartSpec, path: Path) -> None:
             axes.yaxis.set_major_formatter(ScalarFormatter())
         else:
             axes.set_ylim(bottom=0)
+            axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
         axes.set_title(spec.title, fontsize=10)
         axes.set_xlabel(spec.x_label)
         axes.set_ylabel(spec.y_label)
