@@ -157,9 +157,15 @@ def _throughput(sweep: Mapping[str, Any], sub: str, x_key: str) -> ChartSpec:
 def _latency_by_poll_interval(sweep: Mapping[str, Any], sub: str) -> ChartSpec:
     points = sweep["points"]
     baseline = (sweep.get("baseline") or {}).get("median", {}).get("p99_ms")
+    settings = sweep.get("fixed") or {}
+    fixed = (
+        f", {settings['shards']} shards, {settings['rate_per_s']} records/s"
+        if "shards" in settings and "rate_per_s" in settings
+        else ""
+    )
     return ChartSpec(
         name="kinesis-latency-by-poll-interval",
-        title=f"Kinesis put-to-handler latency against PollingIntervalInSeconds\n{sub}",
+        title=f"Kinesis put-to-handler latency against PollingIntervalInSeconds{fixed}\n{sub}",
         x_label="PollingIntervalInSeconds (s)",
         y_label="latency (ms)",
         series=_present(
