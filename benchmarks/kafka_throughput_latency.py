@@ -6,7 +6,9 @@ Starts its own embedded broker (Tansu). Each run: a fresh 4-partition topic with
 100 bytes, then (a) baseline: one plain KafkaConsumer reads them all; (b) engine: `esm run` with
 a no-op function, timed until the group's committed offsets reach every partition's end;
 (c) latency: produce-to-handler latency at a fixed rate on a fresh topic. Prints a table of the
-runs and their medians; --json writes every figure. See benchmarks/README.md.
+runs and their medians; --json writes every figure. With --sweep (e.g. `--sweep rate=100,500,2000,5000`
+`--sweep batch-size=100,500,2000` `--sweep processes=1,2`) it measures those sweeps instead, and
+--charts DIR draws them (benchmarks/charts.py). See benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -21,12 +23,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from charts import save_report
+from kafka_bench import environment
 from kafka_bench.baseline import BaselineResult, consume_all
 from kafka_bench.dataset import fill_topic
 from kafka_bench.engine import EngineUnavailable, require_engine
 from kafka_bench.engine_throughput import EngineResult, measure_engine
 from kafka_bench.latency import LatencyResult, measure_latency
 from kafka_bench.stats import median_or_none
+from kafka_bench.sweeps import SWEEP_KEYS, Sweep, SweepContext, parse_sweep, run_sweep
 
 from esm.embedded import TansuBroker
 
@@ -93,6 +98,18 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--latency-rate", type=int, default=500, help="records/s during the latency run")
     parser.add_argument("--latency-seconds", type=float, default=10.0)
+    parser.add_argument("--batch-size", type=int, default=500, help="the mapping's BatchSize in (b)")
+    parser.add_argument("--processes", type=int, default=1, help="`esm run --processes` in (b)")
+    parser.add_argument(
+        "--sweep",
+        action="append",
+        default=[],
+        metavar="KIND=V1,V2,...",
+        help="instead of the runs: rate=... (latency), batch-size=... / processes=... (throughput)",
+    )
+    parser.add_argument(
+        "--charts", type=Path, default=None, help="draw the sweeps' PNG charts into this directory"
+    )
     parser.add_argument(
         "--engine-timeout",
         type=float,
@@ -107,6 +124,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.records < 1 or args.runs < 1:
         parser.error("--records and --runs must be at least 1")
     args.parts = parts
+    try:
+        args.sweep = [parse_sweep(text) for text in args.sweep]
+    except ValueError as error:
+        parser.error(str(error))
     return args
 
 
@@ -123,7 +144,16 @@ def _one_run(args: argparse.Namespace, broker: TansuBroker, index: int, workdir:
         engine_dir = workdir / f"run{index}-engine"
         engine_dir.mkdir()
         timeout = args.engine_timeout or max(120.0, args.records / 2000)
-        result.engine = measure_engine(broker.bootstrap, topic, ends, engine_dir, timeout, args.kafka_client)
+        result.engine = measure_engine(
+            broker.bootstrap,
+            topic,
+            ends,
+            engine_dir,
+            timeout,
+            args.kafka_client,
+            batch_size=args.batch_size,
+            processes=args.processes,
+        )
     if "latency" in args.parts:
         _say(f"run {index}: (c) latency at {args.latency_rate} records/s for {args.latency_seconds}s")
         latency_dir = workdir / f"run{index}-latency"
@@ -195,6 +225,8 @@ def _report(args: argparse.Namespace, runs: list[RunResult], log_path: Path) -> 
             "record_bytes": RECORD_BYTES,
             "latency_rate_per_s": args.latency_rate,
             "latency_seconds": args.latency_seconds,
+            "batch_size": args.batch_size,
+            "processes": args.processes,
             "broker": "tansu (embedded, memory storage)",
             "broker_log": str(log_path),
         },
@@ -215,8 +247,81 @@ def _say(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
+def _sweeps(args: argparse.Namespace, broker: TansuBroker, workdir: Path) -> dict[str, Any]:
+    context = SweepContext(
+        broker=broker,
+        workdir=workdir,
+        runs=args.runs,
+        records=args.records,
+        partitions=PARTITIONS,
+        record_bytes=RECORD_BYTES,
+        kafka_client=args.kafka_client,
+        latency_seconds=args.latency_seconds,
+        engine_timeout_s=args.engine_timeout or max(120.0, args.records / 2000),
+        batch_size=args.batch_size,
+        processes=args.processes,
+        say=_say,
+    )
+    return {SWEEP_KEYS[sweep.kind][0]: run_sweep(sweep, context) for sweep in args.sweep}
+
+
+def _sweep_table(sweeps: list[Sweep], results: dict[str, Any]) -> str:
+    rows = []
+    for sweep in sweeps:
+        key, setting = SWEEP_KEYS[sweep.kind]
+        figures = (
+            ("p50_ms", "p95_ms", "p99_ms")
+            if sweep.kind == "rate"
+            else (
+                "engine_records_per_s",
+                "engine_records_per_s_after_first_commit",
+                "engine_to_baseline_ratio",
+            )
+        )
+        rows.append(f"{key} (medians of the runs): {setting} " + " ".join(figures))
+        for point in results[key]["points"]:
+            cells = " ".join(_fmt(point["median"].get(f), 2 if "ratio" in f else 1) for f in figures)
+            rows.append(f"  {point[setting]:>6} {cells}")
+        baseline = results[key].get("baseline")
+        if baseline:
+            rows.append(f"  plain consumer: {_fmt(baseline['median']['records_per_s'])} records/s")
+    return "\n".join(rows)
+
+
+def _main_sweeps(args: argparse.Namespace) -> int:
+    env = environment.started()
+    with tempfile.TemporaryDirectory(prefix="esm-bench-") as tmp, TansuBroker() as broker:
+        _say(f"broker on {broker.bootstrap} (log {broker.log_path})")
+        results = _sweeps(args, broker, Path(tmp))
+    report = {
+        "environment": environment.finished(env),
+        "settings": {
+            "records": args.records,
+            "kafka_client": args.kafka_client,
+            "runs": args.runs,
+            "partitions": PARTITIONS,
+            "record_bytes": RECORD_BYTES,
+            "latency_seconds": args.latency_seconds,
+            "batch_size": args.batch_size,
+            "processes": args.processes,
+            "broker": "tansu (embedded, memory storage)",
+        },
+        "sweeps": results,
+    }
+    print(_sweep_table(args.sweep, results))
+    save_report(report, args.json, args.charts, _say)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
+    if args.sweep:
+        try:
+            require_engine()
+            return _main_sweeps(args)
+        except EngineUnavailable as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     try:
         if "engine" in args.parts or "latency" in args.parts:
             require_engine()

@@ -47,6 +47,8 @@ from dataclasses import asdict, dataclass  # noqa: E402
 from typing import Any, Protocol  # noqa: E402
 
 import boto3  # noqa: E402
+from charts import save_report  # noqa: E402
+from kafka_bench import environment  # noqa: E402
 from kafka_bench.engine import (  # noqa: E402
     EngineUnavailable,
     require_engine,
@@ -373,7 +375,9 @@ def measure_baseline(endpoint: str, stream: Stream, workdir: Path, args: argpars
         poller.stop()
 
 
-def measure_engine(endpoint: str, stream: Stream, workdir: Path, args: argparse.Namespace) -> PartResult:
+def measure_engine(
+    endpoint: str, stream: Stream, workdir: Path, args: argparse.Namespace, poll_interval_s: float | None
+) -> PartResult:
     out_dir = workdir / "received"
     out_dir.mkdir()
     worker, worker_endpoint = start_worker(
@@ -382,7 +386,7 @@ def measure_engine(endpoint: str, stream: Stream, workdir: Path, args: argparse.
     try:
         store_url = f"sqlite:///{(workdir / 'store.sqlite').resolve()}"
         config = write_checked_config(
-            workdir, engine_config(store_url, worker_endpoint, stream.arn, args.poll_interval)
+            workdir, engine_config(store_url, worker_endpoint, stream.arn, poll_interval_s)
         )
         daemon = start_daemon(config, workdir)
         try:
@@ -466,7 +470,7 @@ def one_run(args: argparse.Namespace, endpoint: str, index: int, workdir: Path) 
         if part == "baseline":
             result.baseline = measure_baseline(endpoint, stream, part_dir, args)
         else:
-            result.engine = measure_engine(endpoint, stream, part_dir, args)
+            result.engine = measure_engine(endpoint, stream, part_dir, args, args.poll_interval)
     return result
 
 
@@ -504,20 +508,24 @@ def table(runs: list[RunResult], median: dict[str, float | None]) -> str:
     return "\n".join(rows)
 
 
+def settings(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "runs": args.runs,
+        "parts": list(args.parts),
+        "rate_per_s": args.rate,
+        "seconds": args.seconds,
+        "put_batch": args.put_batch,
+        "shards": SHARDS,
+        "batch_size": BATCH_SIZE,
+        "polling_interval_s": _poll_interval(args),
+        "baseline_poll_interval_s": LAMBDA_POLL_INTERVAL_S,
+        "emulator": "kinesis-mock (kinesis-local@0.6.2)",
+    }
+
+
 def report(args: argparse.Namespace, runs: list[RunResult]) -> dict[str, Any]:
     return {
-        "settings": {
-            "runs": args.runs,
-            "parts": list(args.parts),
-            "rate_per_s": args.rate,
-            "seconds": args.seconds,
-            "put_batch": args.put_batch,
-            "shards": SHARDS,
-            "batch_size": BATCH_SIZE,
-            "polling_interval_s": _poll_interval(args),
-            "baseline_poll_interval_s": LAMBDA_POLL_INTERVAL_S,
-            "emulator": "kinesis-mock (kinesis-local@0.6.2)",
-        },
+        "settings": settings(args),
         "runs": [
             {
                 "baseline": asdict(run.baseline) if run.baseline else None,
@@ -528,6 +536,77 @@ def report(args: argparse.Namespace, runs: list[RunResult]) -> dict[str, Any]:
         ],
         "median": medians(runs),
     }
+
+
+# -- the sweep over PollingIntervalInSeconds (--poll-intervals) ---------------------------------
+
+
+def _figures(part: PartResult) -> dict[str, float]:
+    return {**asdict(part.latency), "duplicates": part.duplicates, "produce_seconds": part.produce_seconds}
+
+
+def sweep_poll_intervals(args: argparse.Namespace, endpoint: str, workdir: Path) -> dict[str, Any]:
+    """Each run: the 1 s poller once (if asked for), then the engine at every interval, in an
+    order rotating from run to run; each point's figures are the medians over the runs. The
+    shape is what benchmarks/charts.py reads."""
+    client = kinesis_client(endpoint)
+    intervals: list[float] = args.poll_intervals
+    runs: list[dict[float, dict[str, float]]] = []
+    baselines: list[dict[str, float]] = []
+    for index in range(args.runs):
+        if "baseline" in args.parts:
+            stream = create_stream(client, f"sweep-{index}-baseline-{uuid.uuid4().hex[:8]}", SHARDS)
+            part_dir = workdir / f"sweep{index}-baseline"
+            part_dir.mkdir()
+            _say(f"sweep run {index + 1}: (baseline) 1 s poller, {args.rate} records/s for {args.seconds}s")
+            baselines.append(_figures(measure_baseline(endpoint, stream, part_dir, args)))
+        figures: dict[float, dict[str, float]] = {}
+        shift = index % len(intervals)
+        for interval in [*intervals[shift:], *intervals[:shift]]:
+            stream = create_stream(client, f"sweep-{index}-{interval:g}-{uuid.uuid4().hex[:8]}", SHARDS)
+            part_dir = workdir / f"sweep{index}-engine-{interval:g}"
+            part_dir.mkdir()
+            _say(f"sweep run {index + 1}: (engine) PollingIntervalInSeconds {interval:g}")
+            figures[interval] = _figures(measure_engine(endpoint, stream, part_dir, args, interval))
+        runs.append(figures)
+    points = []
+    for interval in intervals:
+        per_run = [run[interval] for run in runs]
+        median = {key: median_or_none([f[key] for f in per_run]) for key in per_run[0]}
+        points.append({"poll_interval_s": interval, "runs": per_run, "median": median})
+    sweep: dict[str, Any] = {
+        "fixed": {
+            "shards": SHARDS,
+            "rate_per_s": args.rate,
+            "seconds": args.seconds,
+            "batch_size": BATCH_SIZE,
+        },
+        "points": points,
+    }
+    if baselines:
+        sweep["baseline"] = {
+            "poll_interval_s": LAMBDA_POLL_INTERVAL_S,
+            "runs": baselines,
+            "median": {key: median_or_none([b[key] for b in baselines]) for key in baselines[0]},
+        }
+    return sweep
+
+
+def sweep_table(sweep: dict[str, Any]) -> str:
+    rows = [f"{'interval s':>10} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}   (engine, medians of the runs)"]
+    for point in sweep["points"]:
+        median = point["median"]
+        rows.append(
+            f"{point['poll_interval_s']:>10g} "
+            + " ".join(f"{_fmt(median[k], 1):>8}" for k in ("p50_ms", "p95_ms", "p99_ms"))
+        )
+    if "baseline" in sweep:
+        median = sweep["baseline"]["median"]
+        rows.append(
+            f"{'1 s poll':>10} "
+            + " ".join(f"{_fmt(median[k], 1):>8}" for k in ("p50_ms", "p95_ms", "p99_ms"))
+        )
+    return "\n".join(rows)
 
 
 def _poll_interval(args: argparse.Namespace) -> float:
@@ -549,11 +628,27 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="the mapping's PollingIntervalInSeconds "
         f"(default: the engine's, {DEFAULT_POLLING_INTERVAL_SECONDS})",
     )
+    parser.add_argument(
+        "--poll-intervals",
+        default=None,
+        metavar="S1,S2,...",
+        help="instead of the runs: the engine at each PollingIntervalInSeconds (a sweep)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="write all runs and medians here")
+    parser.add_argument(
+        "--charts", type=Path, default=None, help="draw the sweep's PNG chart into this directory"
+    )
     parser.add_argument(
         "--parts", default=",".join(PARTS), help=f"comma-separated subset of {','.join(PARTS)}"
     )
     args = parser.parse_args(argv)
+    if args.poll_intervals is not None:
+        try:
+            args.poll_intervals = [float(v) for v in args.poll_intervals.split(",") if v.strip()]
+        except ValueError:
+            parser.error(f"--poll-intervals: expected seconds like 0.1,0.25,1, got {args.poll_intervals!r}")
+        if not args.poll_intervals or min(args.poll_intervals) <= 0:
+            parser.error("--poll-intervals: give one or more positive intervals")
     parts = tuple(p.strip() for p in args.parts.split(",") if p.strip())
     unknown = sorted(set(parts) - set(PARTS))
     if unknown or not parts:
@@ -581,7 +676,12 @@ def main(argv: list[str] | None = None) -> int:
         try:
             _say(f"kinesis-mock on {emulator.endpoint}; work directory {workdir}")
             with emulator_environment(emulator.endpoint):
-                runs = [one_run(args, emulator.endpoint, i, workdir) for i in range(1, args.runs + 1)]
+                if args.poll_intervals is not None:
+                    env = environment.started()
+                    sweep = sweep_poll_intervals(args, emulator.endpoint, workdir)
+                    env = environment.finished(env)
+                else:
+                    runs = [one_run(args, emulator.endpoint, i, workdir) for i in range(1, args.runs + 1)]
         finally:
             emulator.stop()
     except (EngineUnavailable, EmulatorError) as error:
@@ -591,6 +691,8 @@ def main(argv: list[str] | None = None) -> int:
         _say(f"failed; logs in {workdir}")
         raise
     shutil.rmtree(workdir, ignore_errors=True)
+    if args.poll_intervals is not None:
+        return _finish_sweep(args, env, sweep)
     result = report(args, runs)
     print(
         f"engine PollingIntervalInSeconds {_poll_interval(args)}; baseline: GetRecords every "
@@ -601,6 +703,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.json is not None:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
         _say(f"wrote {args.json}")
+    return 0
+
+
+def _finish_sweep(args: argparse.Namespace, env: dict[str, Any], sweep: dict[str, Any]) -> int:
+    result = {
+        "environment": env,
+        "settings": {**settings(args), "poll_intervals_s": args.poll_intervals},
+        "sweeps": {"latency_by_poll_interval": sweep},
+    }
+    print(f"{args.rate} records/s for {args.seconds:g} s, {SHARDS} shards, {args.runs} runs")
+    print(sweep_table(sweep))
+    save_report(result, args.json, args.charts, _say)
     return 0
 
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Shared by scripts/test.sh and scripts/demo.sh (sourced, not run): messages, finding Python
-# 3.11+, and `.venv` with the package installed with one extra, skipped when already done.
+# 3.11+, and `.venv` with the package installed with its extras (comma-separated), skipped when
+# already done.
 # Expects VENV to be set and the current directory to be the repository root.
 
 say() { printf '==> %s\n' "$*"; }
@@ -29,8 +30,8 @@ find_python() {
   die "Python 3.11 or newer is required (none of python3.11, python3.12, python3.13, python3 qualifies)"
 }
 
-# Creates .venv if missing and installs `-e .[EXTRA]`; a stamp keyed on pyproject.toml makes the
-# second run skip pip entirely.
+# Creates .venv if missing and installs `-e .[EXTRAS]` (e.g. `test,bench`); a stamp keyed on
+# pyproject.toml makes the second run skip pip entirely.
 ensure_venv() {
   local extra=$1
   if [[ ! -x "$VENV/bin/python" ]]; then

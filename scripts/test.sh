@@ -4,8 +4,8 @@
 #   scripts/test.sh [pytest args...]     e.g. scripts/test.sh -x tests/embedded
 #
 # Works from any directory on a fresh Debian machine with Python 3.11+: creates .venv, installs
-# the package with its test extra, makes sure each service the tests need answers, then runs
-# ruff, mypy and pytest. Idempotent: a second run skips what is already in place.
+# the package with its test and bench extras, makes sure each service the tests need answers,
+# then runs ruff, mypy and pytest. Idempotent: a second run skips what is already in place.
 #
 # Services and tools: each one is an `ensure_<name>` function listed in SERVICES below; to add
 # one (e.g. kinesis-mock or DynamoDB Local from npm) write its function and add its name to the list.
@@ -139,7 +139,7 @@ ensure_lambda_runtime_clients() {
 }
 
 main() {
-  ensure_venv test
+  ensure_venv test,bench # bench: matplotlib, for tests/benchmarks/test_charts.py
   local service
   for service in "${SERVICES[@]}"; do
     "ensure_$service"

@@ -38,11 +38,19 @@ class EngineResult:
 
 
 def measure_engine(
-    bootstrap: str, topic: str, ends: dict[int, int], workdir: Path, timeout_s: float, kafka_client: str
+    bootstrap: str,
+    topic: str,
+    ends: dict[int, int],
+    workdir: Path,
+    timeout_s: float,
+    kafka_client: str,
+    batch_size: int = 500,
+    processes: int = 1,
 ) -> EngineResult:
     worker, endpoint = start_worker(NOOP_HANDLER, workdir, concurrency=4)
     try:
-        group = f"bench-engine-{topic}"
+        # One group per setting: a sweep reads the same topic again from the start.
+        group = f"bench-engine-{topic}-b{batch_size}-p{processes}"
         config = write_config(
             workdir,
             MappingSpec(
@@ -51,10 +59,11 @@ def measure_engine(
                 group,
                 function_name="bench-noop",
                 worker_endpoint=endpoint,
+                batch_size=batch_size,
                 kafka_client=kafka_client,
             ),
         )
-        daemon = start_daemon(config, workdir)
+        daemon = start_daemon(config, workdir, processes)
         try:
             return _time_until_committed(bootstrap, group, topic, ends, daemon, timeout_s)
         finally:

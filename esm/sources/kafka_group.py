@@ -71,6 +71,12 @@ class ReaderSettings:
     # While a partition is paused the thread must notice soon that its buffer drained, and no
     # client can be woken from a poll: poll in short steps then.
     paused_poll_timeout_ms: int = 10
+    # While nothing is in flight (every record handed to the event loop is committed, nothing
+    # waits to be started, restarted or announced), a poll may wait this long: nothing can
+    # complete or need a commit meanwhile, and records end the wait at once. Each poll costs the
+    # client a pass over every assigned partition (kafka-python checks each one's leader epoch
+    # and fetch state), most of a member's idle CPU when it holds hundreds of them.
+    idle_poll_timeout_ms: int = 1000
     # When every partition's buffer is full the thread stops polling for up to this long before
     # it pauses them (see `_flow_control`).
     hold_before_pause_seconds: float = 1.0
@@ -102,6 +108,23 @@ class ReaderSettings:
     def session_timeout_seconds(self) -> float:
         """How long the member may go without an assignment before esm says it waits for one."""
         return float(self.consumer_kwargs.get("session_timeout_ms", DEFAULT_SESSION_TIMEOUT_MS)) / 1000
+
+
+def committed_through(committed: int | None, delivered_up_to: int | None) -> bool:
+    """Whether a partition's commits cover every record delivered to the event loop (`delivered_up_to`:
+    the offset after the last one; None when nothing was delivered)."""
+    return delivered_up_to is None or (committed is not None and committed >= delivered_up_to)
+
+
+def poll_timeout_ms(settings: ReaderSettings, paused: bool, settled: bool) -> int:
+    """How long the next poll may wait: briefly while a partition is paused (its buffer may
+    drain at any moment), long while nothing is in flight, and in between otherwise (a
+    completed batch waits for the poll to end before it is committed)."""
+    if paused:
+        return settings.paused_poll_timeout_ms
+    if settled:
+        return max(settings.idle_poll_timeout_ms, settings.poll_timeout_ms)
+    return settings.poll_timeout_ms
 
 
 _RECONNECT_BACKOFF_CAP_SECONDS = 10.0
@@ -284,6 +307,7 @@ class GroupReader(abc.ABC, Generic[Client]):
 
     def _poll_loop(self, client: Client) -> None:
         next_lag = next_commit = 0.0
+        batch: dict[TopicPartitionId, list[Any]] = {}
         while not self._closing.is_set():
             now = time.monotonic()
             self._say_what_it_waits_for(client, now)
@@ -299,13 +323,29 @@ class GroupReader(abc.ABC, Generic[Client]):
             if self._flow_control(client, now):
                 self._closing.wait(self._settings.paused_poll_timeout_ms / 1000)
                 continue
-            timeout = (
-                self._settings.paused_poll_timeout_ms if self._paused else self._settings.poll_timeout_ms
-            )
-            batch = self._poll(client, timeout)
+            # A poll that just returned records means work in flight: no need to look.
+            settled = not batch and not self._paused and self._settled()
+            batch = self._poll(client, poll_timeout_ms(self._settings, bool(self._paused), settled))
             self._send_notifications()
+            if batch:
+                # A long poll may have outlasted the session: fence before delivering, not after.
+                self._self_fence(client, time.monotonic())
             for tp, records in batch.items():
                 self._deliver(tp, records)
+
+    def _settled(self) -> bool:
+        """Nothing in flight: every record delivered is committed, and no partition waits to be
+        started, restarted, resumed or announced to the event loop (see `idle_poll_timeout_ms`)."""
+        with self._lock:
+            if self._needs_init or self._restarts or self._notifications or self._fenced:
+                return False
+            assignments = list(self._assignments.items())
+        if not self._fetching:
+            return False  # shutting down: the close should not wait for a long poll
+        return all(
+            committed_through(assignment.committed, self._next_offset.get(tp))
+            for tp, assignment in assignments
+        )
 
     def _send_notifications(self) -> None:
         with self._lock:

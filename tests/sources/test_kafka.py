@@ -17,6 +17,8 @@ from esm.sources.kafka import KafkaGroupReader, ReaderSettings
 from esm.sources.kafka_confluent import ConfluentGroupReader
 from esm.sources.kafka_group import GroupReader
 
+from .kafka_events import Collector
+
 ReaderClass = type[GroupReader[Any]]
 
 
@@ -29,35 +31,6 @@ def reader_class(request: pytest.FixtureRequest) -> ReaderClass:
 FAST_GROUP = {"session_timeout_ms": 1500, "heartbeat_interval_ms": 300, "fetch_max_wait_ms": 20}
 
 
-class Collector:
-    """Records what the reader tells the event loop."""
-
-    def __init__(self) -> None:
-        self.assigned: list[PartitionAssignment] = []
-        self.revoked: list[PartitionAssignment] = []
-        self.records: dict[int, list[Any]] = {}
-        self.commits = 0
-        self.lag: int | None = None
-
-    def partitions_assigned(self, assignments: list[PartitionAssignment]) -> None:
-        self.assigned.extend(assignments)
-
-    def partitions_revoked(self, assignments: list[PartitionAssignment]) -> None:
-        self.revoked.extend(assignments)
-
-    def records_fetched(self, assignment: PartitionAssignment, records: list[Any], sizes: list[int]) -> None:
-        self.records.setdefault(assignment.tp.partition, []).extend(records)
-
-    def lag_measured(self, total_lag: int) -> None:
-        self.lag = total_lag
-
-    def committed(self, count: int, failed: bool) -> None:
-        self.commits += count
-
-    def total(self) -> int:
-        return sum(len(r) for r in self.records.values())
-
-
 def settings(bootstrap: str, topic: str, group: str, **overrides: Any) -> ReaderSettings:
     kwargs = dict(
         FAST_GROUP,
@@ -67,6 +40,14 @@ def settings(bootstrap: str, topic: str, group: str, **overrides: Any) -> Reader
         auto_offset_reset="earliest",
     )
     return ReaderSettings(topic=topic, consumer_kwargs=kwargs, start="earliest", **overrides)
+
+
+def started(reader_class: ReaderClass, reader_settings: ReaderSettings) -> tuple[GroupReader[Any], Collector]:
+    """A running reader on this test's event loop, and what it tells the loop."""
+    events = Collector()
+    reader = reader_class(reader_settings, events, asyncio.get_running_loop(), estimated_entry_size)
+    reader.start()
+    return reader, events
 
 
 async def until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
@@ -381,3 +362,31 @@ async def test_kept_partitions_are_read_while_the_group_rebalances(
         stop.set()
         await loop.run_in_executor(None, reader_b.close, 20.0)
         await loop.run_in_executor(None, reader_a.close, 20.0)
+
+
+async def test_records_produced_while_the_reader_is_settled_are_delivered_and_committed(
+    kafka_broker: str, new_topic: Callable[..., str], reader_class: ReaderClass
+) -> None:
+    """With everything committed the reader polls for long stretches (idle_poll_timeout_ms):
+    records that arrive meanwhile are still delivered, and their completion committed."""
+    topic = new_topic(partitions=2)
+    produce(kafka_broker, topic, records(4))
+    reader, events = started(
+        reader_class, settings(kafka_broker, topic, f"g-{topic}", idle_poll_timeout_ms=3000)
+    )
+    try:
+        await until(lambda: events.total() == 4)
+        by_partition = {a.tp.partition: a for a in events.assigned}
+        for assignment in by_partition.values():
+            assignment.complete(2)
+        await until(lambda: all(a.committed == 2 for a in by_partition.values()))
+        await asyncio.sleep(0.5)  # settled: the reader is in a long poll now
+        produce(kafka_broker, topic, records(4))
+        await until(lambda: events.total() == 8)
+        assert [r["offset"] for r in events.records[0]] == [0, 1, 2, 3]
+        by_partition[1].complete(4)
+        await until(lambda: by_partition[1].committed == 4)
+        assert committed_offsets(kafka_broker, f"g-{topic}", topic) == {0: 2, 1: 4}
+    finally:
+        reader.stop_fetching()
+        await asyncio.get_running_loop().run_in_executor(None, reader.close, 20.0)

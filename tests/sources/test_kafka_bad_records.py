@@ -22,7 +22,8 @@ from esm.events.kafka import estimated_entry_size
 from esm.events.unreadable import unreadable_reason
 from esm.sources.kafka import KafkaGroupReader
 
-from .test_kafka import Collector, ReaderClass, reader_class, settings, until
+from .kafka_events import Collector
+from .test_kafka import ReaderClass, reader_class, settings, until
 
 __all__ = ["reader_class"]  # the fixture, parametrised over both clients
 

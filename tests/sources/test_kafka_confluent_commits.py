@@ -13,7 +13,7 @@ from esm.ownership.kafka_assignment import PartitionAssignment, TopicPartitionId
 from esm.sources.kafka_confluent import ConfluentGroupReader
 from esm.sources.kafka_group import ReaderSettings
 
-from .test_kafka import Collector
+from .kafka_events import Collector
 
 P0, P1 = TopicPartitionId("t", 0), TopicPartitionId("t", 1)
 

@@ -13,7 +13,7 @@ import pytest
 from esm.ownership.kafka_assignment import TopicPartitionId
 from esm.sources.kafka_group import GroupReader, ReaderSettings
 
-from .test_kafka import Collector
+from .kafka_events import Collector
 
 P0, P1 = TopicPartitionId("t", 0), TopicPartitionId("t", 1)
 SESSION = 1.5
