@@ -5,8 +5,9 @@ network: botocore's request pipeline (parameter validation, event hooks, endpoin
 signer, its response parser) takes about a millisecond of CPU per call, which across a hundred
 idle shards is a fifth of a core. This client does what that call needs and nothing else: it
 signs a JSON POST with Signature Version 4 and sends it over a kept-alive connection of the
-calling thread, and parses the answer with orjson, leaving blobs base64 and timestamps epoch
-seconds as they are on the wire (the event shapes take both).
+calling thread (HTTP/1.1 by esm.sources.http1, not http.client, whose header parsing alone
+costs more than the rest of the call), and parses the answer with orjson, leaving blobs
+base64 and timestamps epoch seconds as they are on the wire (the event shapes take both).
 
 It speaks boto3's language at its edges, so the readers need not know which client they have:
 errors are raised as botocore's `ClientError` (with the service's error code and HTTP status) or
@@ -18,9 +19,9 @@ reader calls (GetShardIterator, ListShards, ...) goes to the boto3 client (`Lean
 from __future__ import annotations
 
 import hashlib
-import http.client
 import json
 import os
+import socket
 import ssl
 import threading
 import time
@@ -40,6 +41,7 @@ from botocore.exceptions import (
 )
 
 from esm.sigv4_signing import ALGORITHM, signature, string_to_sign
+from esm.sources import http1
 
 
 @dataclass(frozen=True)
@@ -201,6 +203,7 @@ class AwsJsonClient:
     def _exchange(self, request: SignedPost) -> tuple[int, str | None, bytes]:
         """Sends and reads one answer. A kept-alive connection the server has closed meanwhile
         fails on first use: that case is retried once on a new connection."""
+        payload = http1.request_bytes("POST", request.path, request.headers, request.body)
         for attempt in (1, 2):
             reused = getattr(self._local, "connection", None) is not None
             try:
@@ -210,35 +213,33 @@ class AwsJsonClient:
             except OSError as err:
                 raise EndpointConnectionError(endpoint_url=self._endpoint_url, error=err) from err
             try:
-                connection.request("POST", request.path, body=request.body, headers=request.headers)
-                response = connection.getresponse()
-                answer = response.read()
+                response = http1.exchange(connection, payload)
             except TimeoutError as err:
                 self._drop_connection()
                 raise ReadTimeoutError(endpoint_url=self._endpoint_url, error=err) from err
-            except (OSError, http.client.HTTPException) as err:
+            except (OSError, http1.ProtocolError) as err:
                 self._drop_connection()
                 if reused and attempt == 1:
                     continue
                 raise EndpointConnectionError(endpoint_url=self._endpoint_url, error=err) from err
             if response.will_close:
                 self._drop_connection()
-            return response.status, response.getheader("x-amzn-ErrorType"), answer
+            return response.status, response.headers.get("x-amzn-errortype"), response.body
         raise AssertionError("unreachable: the second attempt returns or raises")
 
-    def _connection(self) -> http.client.HTTPConnection:
-        connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
+    def _connection(self) -> socket.socket:
+        connection: socket.socket | None = getattr(self._local, "connection", None)
         if connection is not None:
             return connection
-        if self._https:
-            connection = http.client.HTTPSConnection(
-                self._hostname, self._port, timeout=self._connect_timeout, context=self._ssl_context
-            )
-        else:
-            connection = http.client.HTTPConnection(self._hostname, self._port, timeout=self._connect_timeout)
-        connection.connect()
-        if connection.sock is not None:
-            connection.sock.settimeout(self._read_timeout)
+        connection = socket.create_connection((self._hostname, self._port), timeout=self._connect_timeout)
+        try:
+            connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self._ssl_context is not None:
+                connection = self._ssl_context.wrap_socket(connection, server_hostname=self._hostname)
+            connection.settimeout(self._read_timeout)
+        except BaseException:
+            connection.close()
+            raise
         self._local.connection = connection
         return connection
 
