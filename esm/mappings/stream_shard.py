@@ -2,7 +2,8 @@
 `Shard` (esm.shard: lanes, batches, progress), and its lease-fenced checkpoint.
 
     WAITING_ON_PARENTS  until every parent's lease says SHARD_END (esm.ownership.parents)
-    reading             one GetRecords at a time (in a thread), at most 5 a second; the next
+    reading             one GetRecords at a time (on the event loop with esm's lean client, in a
+                        thread with boto3's), at most 5 a second; the next
                         as soon as allowed while behind, one polling interval after the last
                         read started when caught up (esm.sources.read_pacing); records go to
                         the shard
@@ -225,7 +226,6 @@ class StreamShard:
         self._room.set()
 
     async def _read_until_stopped(self, reader: ShardReader) -> None:
-        loop = asyncio.get_running_loop()
         halt = self.shard.life.halt
         while not halt.is_set():
             if self.buffered_bytes >= SHARD_BUFFER_LIMIT_BYTES:
@@ -235,7 +235,7 @@ class StreamShard:
             read_started = self._wall_clock()
             started = self._clock()
             try:
-                result: ReadResult = await loop.run_in_executor(self._executor, reader.read_blocking)
+                result: ReadResult = await reader.read_in(self._executor)
             except StreamReadError as err:
                 delay = RETRY_READ_DELAY_SECONDS if err.retryable else BROKEN_READ_DELAY_SECONDS
                 if str(err) != self.last_read_error:

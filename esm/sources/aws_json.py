@@ -18,6 +18,7 @@ reader calls (GetShardIterator, ListShards, ...) goes to the boto3 client (`Lean
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -172,17 +173,28 @@ class AwsJsonClient:
         self._read_timeout = read_timeout
         self._clock = clock
         self._local = threading.local()
+        self._async_pool: tuple[asyncio.AbstractEventLoop, list[_AnswerProtocol]] | None = None
         self._ssl_context: ssl.SSLContext | None = None
         if self._https:
             # botocore's own override of the trusted CAs, for endpoints behind a private CA.
             self._ssl_context = ssl.create_default_context(cafile=os.environ.get("AWS_CA_BUNDLE") or None)
 
     def call(self, action: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        status, error_type, answer = self._exchange(self._signed(action, params))
+        return _answer(status, error_type, answer, action)
+
+    async def call_async(self, action: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        """`call` on the running event loop, over a connection of its own pool: no thread hop.
+        (Credentials that need refreshing refresh on the loop, once in a long while.)"""
+        status, error_type, answer = await self._exchange_async(self._signed(action, params))
+        return _answer(status, error_type, answer, action)
+
+    def _signed(self, action: str, params: Mapping[str, Any]) -> SignedPost:
         credentials = self._credentials()
         if credentials is None:
             raise NoCredentialsError()
         body = orjson.dumps(params)
-        request = sign_post(
+        return sign_post(
             self._protocol,
             action,
             body,
@@ -192,13 +204,61 @@ class AwsJsonClient:
             credentials,
             self._clock(),
         )
-        status, error_type, answer = self._exchange(request)
-        if status != 200:
-            raise client_error(status, answer, error_type, action)
-        parsed = _parsed(answer) if answer else {}
-        if not isinstance(parsed, dict):
-            raise client_error(status, answer, "SerializationException", action)
-        return parsed
+
+    async def _exchange_async(self, request: SignedPost) -> tuple[int, str | None, bytes]:
+        """`_exchange` on the event loop: the same errors, the same one retry."""
+        payload = http1.request_bytes("POST", request.path, request.headers, request.body)
+        idle = self._idle_connections()
+        for attempt in (1, 2):
+            # A kept-alive connection on the first attempt, a new one on the second.
+            connection = _take_open(idle) if attempt == 1 else None
+            reused = connection is not None
+            try:
+                if connection is None:
+                    connection = await self._open_async()
+            except TimeoutError as err:
+                raise ConnectTimeoutError(endpoint_url=self._endpoint_url, error=err) from err
+            except OSError as err:
+                raise EndpointConnectionError(endpoint_url=self._endpoint_url, error=err) from err
+            try:
+                async with asyncio.timeout(self._read_timeout):
+                    response = await connection.exchange(payload)
+            except TimeoutError as err:
+                connection.abort()
+                raise ReadTimeoutError(endpoint_url=self._endpoint_url, error=err) from err
+            except (OSError, http1.ProtocolError) as err:
+                connection.abort()
+                if reused and attempt == 1:
+                    continue
+                raise EndpointConnectionError(endpoint_url=self._endpoint_url, error=err) from err
+            except BaseException:
+                connection.abort()  # cancelled mid-answer: the connection's state is unknown
+                raise
+            if response.will_close or connection.closed:
+                connection.abort()
+            else:
+                idle.append(connection)
+            return response.status, response.headers.get("x-amzn-errortype"), response.body
+        raise AssertionError("unreachable: the second attempt returns or raises")
+
+    def _idle_connections(self) -> list[_AnswerProtocol]:
+        """The running loop's idle connections (a client used from a new loop starts afresh)."""
+        loop = asyncio.get_running_loop()
+        if self._async_pool is None or self._async_pool[0] is not loop:
+            self._async_pool = (loop, [])
+        return self._async_pool[1]
+
+    async def _open_async(self) -> _AnswerProtocol:
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(self._connect_timeout):
+            _, protocol = await loop.create_connection(
+                _AnswerProtocol,
+                self._hostname,
+                self._port,
+                ssl=self._ssl_context,
+                server_hostname=self._hostname if self._ssl_context is not None else None,
+            )
+        return protocol
 
     def _exchange(self, request: SignedPost) -> tuple[int, str | None, bytes]:
         """Sends and reads one answer. A kept-alive connection the server has closed meanwhile
@@ -250,6 +310,87 @@ class AwsJsonClient:
             connection.close()
 
 
+def _answer(status: int, error_type: str | None, answer: bytes, action: str) -> dict[str, Any]:
+    """The parsed answer of a 200, botocore's ClientError for anything else."""
+    if status != 200:
+        raise client_error(status, answer, error_type, action)
+    parsed = _parsed(answer) if answer else {}
+    if not isinstance(parsed, dict):
+        raise client_error(status, answer, "SerializationException", action)
+    return parsed
+
+
+def _take_open(idle: list[_AnswerProtocol]) -> _AnswerProtocol | None:
+    """The last idle connection still open (closed ones are dropped), or None."""
+    while idle:
+        connection = idle.pop()
+        if not connection.closed:
+            return connection
+    return None
+
+
+class _AnswerProtocol(asyncio.Protocol):
+    """One kept-alive connection on the event loop: what arrives goes to an http1 parser, and
+    the complete answer to the request waiting for it."""
+
+    def __init__(self) -> None:
+        self._transport: asyncio.Transport | None = None
+        self._parser: http1.ResponseParser | None = None
+        self._answer: asyncio.Future[http1.Response] | None = None
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+
+    async def exchange(self, payload: bytes) -> http1.Response:
+        if self.closed or self._transport is None:
+            raise http1.ConnectionClosed(started=False)
+        self._parser = http1.ResponseParser()
+        self._answer = asyncio.get_running_loop().create_future()
+        self._transport.write(payload)
+        try:
+            return await self._answer
+        finally:
+            self._parser = None
+            self._answer = None
+
+    def data_received(self, data: bytes) -> None:
+        if self._parser is None or self._answer is None or self._answer.done():
+            self.abort()  # bytes nobody asked for: the connection cannot be trusted
+            return
+        try:
+            if self._parser.feed(data):
+                self._answer.set_result(self._parser.response)  # type: ignore[arg-type]
+        except http1.ProtocolError as err:
+            self._answer.set_exception(err)
+            self.abort()
+
+    def eof_received(self) -> bool:
+        self._end(None)
+        return False  # close the transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._end(exc)
+
+    def _end(self, exc: Exception | None) -> None:
+        self.closed = True
+        parser, answer = self._parser, self._answer
+        if parser is None or answer is None or answer.done():
+            return
+        if parser.closed():
+            answer.set_result(parser.response)  # type: ignore[arg-type]
+        elif exc is not None:
+            answer.set_exception(exc)
+        else:
+            answer.set_exception(http1.ConnectionClosed(parser.started))
+
+    def abort(self) -> None:
+        self.closed = True
+        if self._transport is not None:
+            self._transport.abort()
+
+
 def _parsed(answer: bytes) -> Any:
     try:
         return orjson.loads(answer)
@@ -277,6 +418,10 @@ class LeanGetRecords:
 
     def get_records(self, **params: Any) -> dict[str, Any]:
         return self._json.call("GetRecords", params)
+
+    async def get_records_async(self, **params: Any) -> dict[str, Any]:
+        """GetRecords on the running event loop (esm.sources.kinesis / dynamodb read with it)."""
+        return await self._json.call_async("GetRecords", params)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._boto, name)
