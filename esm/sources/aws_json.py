@@ -143,8 +143,9 @@ def client_error(status: int, body: bytes, error_type_header: str | None, action
 
 
 class AwsJsonClient:
-    """Calls one service's JSON API at `endpoint_url`; safe to share between threads (each
-    thread keeps its own connection)."""
+    """Calls one service's JSON API at `endpoint_url`. `call` is safe to share between threads
+    (each keeps its own connection); `call_async` keeps a pool of connections per event loop,
+    with at most `max_connections` calls (and connections) at a time."""
 
     def __init__(
         self,
@@ -155,6 +156,7 @@ class AwsJsonClient:
         connect_timeout: float,
         read_timeout: float,
         clock: Callable[[], float] = time.time,
+        max_connections: int = 64,
     ) -> None:
         parts = urlsplit(endpoint_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -173,7 +175,8 @@ class AwsJsonClient:
         self._read_timeout = read_timeout
         self._clock = clock
         self._local = threading.local()
-        self._async_pool: tuple[asyncio.AbstractEventLoop, list[_AnswerProtocol]] | None = None
+        self._max_connections = max_connections
+        self._async_pool: _LoopPool | None = None
         self._ssl_context: ssl.SSLContext | None = None
         if self._https:
             # botocore's own override of the trusted CAs, for endpoints behind a private CA.
@@ -206,9 +209,16 @@ class AwsJsonClient:
         )
 
     async def _exchange_async(self, request: SignedPost) -> tuple[int, str | None, bytes]:
-        """`_exchange` on the event loop: the same errors, the same one retry."""
+        """`_exchange` on the event loop: the same errors, the same one retry; at most
+        `max_connections` calls at a time (each holds a connection)."""
         payload = http1.request_bytes("POST", request.path, request.headers, request.body)
-        idle = self._idle_connections()
+        pool = self._loop_pool()
+        async with pool.slots:
+            return await self._exchange_on(pool.idle, payload)
+
+    async def _exchange_on(
+        self, idle: list[_AnswerProtocol], payload: bytes
+    ) -> tuple[int, str | None, bytes]:
         for attempt in (1, 2):
             # A kept-alive connection on the first attempt, a new one on the second.
             connection = _take_open(idle) if attempt == 1 else None
@@ -241,12 +251,15 @@ class AwsJsonClient:
             return response.status, response.headers.get("x-amzn-errortype"), response.body
         raise AssertionError("unreachable: the second attempt returns or raises")
 
-    def _idle_connections(self) -> list[_AnswerProtocol]:
-        """The running loop's idle connections (a client used from a new loop starts afresh)."""
+    def _loop_pool(self) -> _LoopPool:
+        """The running loop's connections (a client used from a new loop starts afresh)."""
         loop = asyncio.get_running_loop()
-        if self._async_pool is None or self._async_pool[0] is not loop:
-            self._async_pool = (loop, [])
-        return self._async_pool[1]
+        if self._async_pool is None or self._async_pool.loop is not loop:
+            self._async_pool = _LoopPool(loop, [], asyncio.Semaphore(self._max_connections))
+        return self._async_pool
+
+    def _idle_connections(self) -> list[_AnswerProtocol]:
+        return self._loop_pool().idle
 
     async def _open_async(self) -> _AnswerProtocol:
         loop = asyncio.get_running_loop()
@@ -318,6 +331,15 @@ def _answer(status: int, error_type: str | None, answer: bytes, action: str) -> 
     if not isinstance(parsed, dict):
         raise client_error(status, answer, "SerializationException", action)
     return parsed
+
+
+@dataclass(frozen=True)
+class _LoopPool:
+    """`call_async`'s kept-alive connections on one event loop, and the slots that bound them."""
+
+    loop: asyncio.AbstractEventLoop
+    idle: list[_AnswerProtocol]
+    slots: asyncio.Semaphore
 
 
 def _take_open(idle: list[_AnswerProtocol]) -> _AnswerProtocol | None:

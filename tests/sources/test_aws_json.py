@@ -249,11 +249,15 @@ async def test_on_the_loop_an_endpoint_that_does_not_answer_is_a_connection_erro
         await client.call_async("GetRecords", {"ShardIterator": "it"})
 
 
+ACCEPTED: list[socket.socket] = []  # the silent server's connections
+
+
 @pytest.fixture
 def silent_server() -> Iterator[str]:
     """Accepts connections and reads, never answers."""
     listener = socket.create_server(("127.0.0.1", 0))
-    accepted: list[socket.socket] = []
+    accepted = ACCEPTED
+    accepted.clear()
 
     def accept() -> None:
         with contextlib.suppress(OSError):
@@ -283,3 +287,16 @@ async def test_a_call_cancelled_midway_leaves_no_connection_behind(silent_server
     with pytest.raises(asyncio.CancelledError):
         await call
     assert client._idle_connections() == []
+
+
+async def test_calls_on_the_loop_wait_for_a_free_connection(silent_server: str) -> None:
+    client = AwsJsonClient(silent_server, "us-east-1", KINESIS, lambda: KEYS, 2.0, 0.5, max_connections=1)
+    calls = [
+        asyncio.ensure_future(client.call_async("GetRecords", {"ShardIterator": "it"})) for _ in range(2)
+    ]
+    await asyncio.sleep(0.2)
+    assert len(ACCEPTED) == 1  # the second call waits for the first one's slot
+    for call in calls:
+        with pytest.raises(ReadTimeoutError):
+            await call
+    assert len(ACCEPTED) == 2  # then has its own turn (the first connection was dropped)
