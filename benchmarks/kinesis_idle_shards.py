@@ -159,7 +159,10 @@ def measure(endpoint: str, transport: str, args: argparse.Namespace, workdir: Pa
             profiler.wait()
         before = cpu_seconds(daemon.pid)
         reads_before = metric_sum(metrics_url, "esm_shard_reads_total")
+        started = time.monotonic()
         count, first_put = put_steadily(client, name, args.rate, args.seconds, hash_key)
+        # Longer than --seconds when the emulator slows the puts down.
+        busy_seconds = time.monotonic() - started
         busy = cpu_seconds(daemon.pid) - before
         busy_reads = metric_sum(metrics_url, "esm_shard_reads_total") - reads_before
         deadline = time.monotonic() + DRAIN_S
@@ -182,11 +185,11 @@ def measure(endpoint: str, transport: str, args: argparse.Namespace, workdir: Pa
         idle_ms_per_shard_second=1000 * idle_per_s / args.shards,
         idle_reads_per_shard_second=reads / args.seconds / args.shards,
         idle_us_per_read=1e6 * idle / reads if reads else float("nan"),
-        busy_extra_ms_per_second=1000 * (busy - idle) / args.seconds,
+        busy_extra_ms_per_second=1000 * (busy / busy_seconds - idle_per_s),
         busy_p50_ms=percentile(every, 50),
         busy_p99_ms=percentile(every, 99),
         first_after_idle_ms=max(latencies[i] for i in range(first_put)),
-        busy_reads_per_second=busy_reads / args.seconds,
+        busy_reads_per_second=busy_reads / busy_seconds,
     )
 
 
