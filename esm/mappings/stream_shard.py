@@ -2,11 +2,10 @@
 `Shard` (esm.shard: lanes, batches, progress), and its lease-fenced checkpoint.
 
     WAITING_ON_PARENTS  until every parent's lease says SHARD_END (esm.ownership.parents)
-    reading             one GetRecords at a time (on the event loop with esm's lean client, in a
-                        thread with boto3's), at most 5 a second; the next
-                        as soon as allowed while behind, one polling interval after the last
-                        read started when caught up (esm.sources.read_pacing); records go to
-                        the shard
+    reading             one GetRecords at a time (on the event loop with esm's lean client, in
+                        a thread with boto3's), at most 5 a second: the next as soon as that
+                        allows while behind, one polling interval after the last read started
+                        once caught up (esm.sources.read_pacing); records go to the shard
     SHARD_END           no NextShardIterator and every lane drained: checkpoint SHARD_END, give
                         the lease up, and let the children start
 

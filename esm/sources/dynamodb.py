@@ -1,7 +1,8 @@
 """One DynamoDB Streams shard, read with boto3's `dynamodbstreams` client.
 
 A thin, faithful wrapper: each `read()` is one GetRecords call (plus a GetShardIterator when the
-reader needs a new iterator), run in a thread. It owns nothing: the shard consumer that holds the
+reader needs a new iterator), on the event loop when the client has `get_records_async` (esm's
+lean client) and in a thread otherwise. It owns nothing: the shard consumer that holds the
 shard's lease decides when to read and what to checkpoint.
 
 Position: the reader remembers the sequence number of the last record it returned. Whenever it

@@ -1,6 +1,7 @@
 """Reads one Kinesis shard: a thin wrapper over boto3's GetShardIterator / GetRecords.
 
-`KinesisShardReader.read()` makes one GetRecords call (in a thread) and returns a `ReadResult`:
+`KinesisShardReader.read()` makes one GetRecords call (on the event loop when the client has
+`get_records_async`, esm's lean client; in a thread otherwise) and returns a `ReadResult`:
 the records as event entries (`esm.events.kinesis.event_record`), MillisBehindLatest, whether the
 shard ended (decided ONLY from `NextShardIterator` being None: kinesis-mock reports a placeholder
 EndingSequenceNumber on closed shards), the child shards named at the end, and how long the
