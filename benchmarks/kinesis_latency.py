@@ -244,19 +244,29 @@ class Receiver(Protocol):
         """What to show when it delivers too little: the end of its logs."""
 
 
-class LambdaStylePoller:
-    """The baseline: Lambda's model of one poller per shard reading once a second. Each thread
-    gets a TRIM_HORIZON iterator, then calls GetRecords every `interval_s` (on a fixed schedule)
-    and "delivers" what it returned in-process, timed as soon as GetRecords returns."""
+# One shard for a baseline poller: its name, a first iterator (TRIM_HORIZON), and one GetRecords
+# on an iterator: the records as (where, data) pairs and the next iterator (None: shard ended).
+ShardRecords = tuple[list[tuple[str, bytes]], str | None]
 
-    def __init__(self, clients: Sequence[Any], stream: Stream, out_dir: Path, interval_s: float) -> None:
+
+@dataclass(frozen=True)
+class PolledShard:
+    name: str
+    first_iterator: Callable[[], str]
+    get_records: Callable[[str], ShardRecords]
+
+
+class LambdaStylePoller:
+    """The baseline: Lambda's model of one poller per shard. Each thread gets a TRIM_HORIZON
+    iterator, then calls GetRecords every `interval_s` (on a fixed schedule) and "delivers" what
+    it returned in-process, timed as soon as GetRecords returns."""
+
+    def __init__(self, shards: Sequence[PolledShard], out_dir: Path, interval_s: float) -> None:
         self._stop = threading.Event()
         self._errors: list[str] = []
         self._threads = [
-            threading.Thread(
-                target=self._poll, args=(client, stream, shard_id, out_dir, interval_s), daemon=True
-            )
-            for client, shard_id in zip(clients, stream.shard_ids, strict=True)
+            threading.Thread(target=self._poll, args=(shard, out_dir, interval_s), daemon=True)
+            for shard in shards
         ]
 
     def start(self) -> None:
@@ -274,22 +284,33 @@ class LambdaStylePoller:
     def diagnostics(self) -> str:
         return ""
 
-    def _poll(self, client: Any, stream: Stream, shard_id: str, out_dir: Path, interval_s: float) -> None:
+    def _poll(self, shard: PolledShard, out_dir: Path, interval_s: float) -> None:
         try:
-            iterator = client.get_shard_iterator(
-                StreamName=stream.name, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
-            )["ShardIterator"]
+            iterator: str | None = shard.first_iterator()
             next_poll = time.monotonic()
             while iterator is not None and not self._stop.is_set():
-                reply = client.get_records(ShardIterator=iterator, Limit=GET_RECORDS_LIMIT)
-                received_ms = time.time() * 1000.0
-                iterator = reply.get("NextShardIterator")
-                records = ((f"{shard_id}:{r['SequenceNumber']}", r["Data"]) for r in reply["Records"])
-                record_latencies(records, received_ms, out_dir)
+                records, iterator = shard.get_records(iterator)
+                record_latencies(records, time.time() * 1000.0, out_dir)
                 next_poll += interval_s
                 self._stop.wait(max(0.0, next_poll - time.monotonic()))
         except Exception as error:  # surfaced to the main thread by failure()
-            self._errors.append(f"baseline poller of {shard_id}: {type(error).__name__}: {error}")
+            self._errors.append(f"baseline poller of {shard.name}: {type(error).__name__}: {error}")
+
+
+def kinesis_shard(client: Any, stream: Stream, shard_id: str) -> PolledShard:
+    def first_iterator() -> str:
+        return str(
+            client.get_shard_iterator(
+                StreamName=stream.name, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
+            )["ShardIterator"]
+        )
+
+    def get_records(iterator: str) -> ShardRecords:
+        reply = client.get_records(ShardIterator=iterator, Limit=GET_RECORDS_LIMIT)
+        records = [(f"{shard_id}:{r['SequenceNumber']}", r["Data"]) for r in reply["Records"]]
+        return records, reply.get("NextShardIterator")
+
+    return PolledShard(shard_id, first_iterator, get_records)
 
 
 @dataclass(frozen=True)
@@ -308,12 +329,16 @@ class EngineProcesses:
 
 
 def engine_config(
-    store_url: str, worker_endpoint: str, stream_arn: str, poll_interval_s: float | None
+    store_url: str,
+    worker_endpoint: str,
+    stream_arn: str,
+    poll_interval_s: float | None,
+    function_name: str = FUNCTION_NAME,
 ) -> dict[str, Any]:
-    """One function (the benchmark worker) and one Kinesis mapping on the benchmark stream."""
+    """One function (the benchmark worker) and one stream mapping (Kinesis, DynamoDB Streams)."""
     mapping: dict[str, Any] = {
         "UUID": str(uuid.uuid4()),
-        "FunctionName": FUNCTION_NAME,
+        "FunctionName": function_name,
         "EventSourceArn": stream_arn,
         "StartingPosition": "TRIM_HORIZON",
         "BatchSize": BATCH_SIZE,
@@ -325,7 +350,7 @@ def engine_config(
     return {
         "Store": store_url,
         "Metrics": {"Host": "127.0.0.1", "Port": free_port()},
-        "Functions": [{"FunctionName": FUNCTION_NAME, "Endpoints": [worker_endpoint], "Timeout": 30}],
+        "Functions": [{"FunctionName": function_name, "Endpoints": [worker_endpoint], "Timeout": 30}],
         "EventSourceMappings": [mapping],
     }
 
@@ -365,9 +390,8 @@ def measure_baseline(endpoint: str, stream: Stream, workdir: Path, args: argpars
     out_dir = workdir / "received"
     out_dir.mkdir()
     client = kinesis_client(endpoint)
-    poller = LambdaStylePoller(
-        [kinesis_client(endpoint) for _ in stream.shard_ids], stream, out_dir, LAMBDA_POLL_INTERVAL_S
-    )
+    shards = [kinesis_shard(kinesis_client(endpoint), stream, shard_id) for shard_id in stream.shard_ids]
+    poller = LambdaStylePoller(shards, out_dir, LAMBDA_POLL_INTERVAL_S)
     poller.start()
     try:
         return measure(client, stream, out_dir, poller, args)
@@ -378,19 +402,40 @@ def measure_baseline(endpoint: str, stream: Stream, workdir: Path, args: argpars
 def measure_engine(
     endpoint: str, stream: Stream, workdir: Path, args: argparse.Namespace, poll_interval_s: float | None
 ) -> PartResult:
+    client = kinesis_client(endpoint)
+    return run_engine(
+        HANDLER,
+        FUNCTION_NAME,
+        stream.arn,
+        workdir,
+        poll_interval_s,
+        lambda out_dir, receiver: measure(client, stream, out_dir, receiver, args),
+    )
+
+
+def run_engine(
+    handler: str,
+    function_name: str,
+    stream_arn: str,
+    workdir: Path,
+    poll_interval_s: float | None,
+    measure_with: Callable[[Path, Receiver], PartResult],
+) -> PartResult:
+    """Starts the worker (with `handler`) and the daemon (one mapping on `stream_arn`), and
+    measures with them: `measure_with(directory the handler writes to, the engine as receiver)`."""
     out_dir = workdir / "received"
     out_dir.mkdir()
     worker, worker_endpoint = start_worker(
-        HANDLER, workdir, concurrency=WORKER_CONCURRENCY, env={LATENCY_DIR_ENV: str(out_dir)}
+        handler, workdir, concurrency=WORKER_CONCURRENCY, env={LATENCY_DIR_ENV: str(out_dir)}
     )
     try:
         store_url = f"sqlite:///{(workdir / 'store.sqlite').resolve()}"
         config = write_checked_config(
-            workdir, engine_config(store_url, worker_endpoint, stream.arn, poll_interval_s)
+            workdir, engine_config(store_url, worker_endpoint, stream_arn, poll_interval_s, function_name)
         )
         daemon = start_daemon(config, workdir)
         try:
-            return measure(kinesis_client(endpoint), stream, out_dir, EngineProcesses(worker, daemon), args)
+            return measure_with(out_dir, EngineProcesses(worker, daemon))
         finally:
             daemon.stop()
     finally:
@@ -415,11 +460,14 @@ def kinesis_client(endpoint: str) -> Any:
 
 
 @contextlib.contextmanager
-def emulator_environment(endpoint: str) -> Iterator[None]:
-    """Point the engine's processes (which copy our environment, see kafka_bench.engine) at
-    kinesis-mock, as a deployment points them at AWS: standard AWS variables only."""
+def emulator_environment(
+    endpoint: str, variables: Sequence[str] = ("AWS_ENDPOINT_URL_KINESIS",)
+) -> Iterator[None]:
+    """Point the engine's processes (which copy our environment, see kafka_bench.engine) at the
+    emulator, as a deployment points them at AWS: standard AWS variables only (`variables` name
+    the endpoint)."""
     values = {
-        "AWS_ENDPOINT_URL_KINESIS": endpoint,
+        **dict.fromkeys(variables, endpoint),
         "AWS_ACCESS_KEY_ID": CREDENTIALS["aws_access_key_id"],
         "AWS_SECRET_ACCESS_KEY": CREDENTIALS["aws_secret_access_key"],
         "AWS_DEFAULT_REGION": CREDENTIALS["region_name"],
@@ -483,12 +531,19 @@ def _fmt(value: float | None, digits: int) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
-def table(runs: list[RunResult], median: dict[str, float | None]) -> str:
+def table(
+    runs: list[RunResult],
+    median: dict[str, float | None],
+    baseline_title: str = "1s-poll",
+    baseline_words: str = "Lambda-style 1 s polling",
+) -> str:
+    """Per run and median: engine and baseline percentiles, p99 ratio. The baseline's column
+    title and name in words are the caller's (each stream benchmark has its own poller)."""
     columns = [
         ("engine_p50_ms", "engine p50", 1),
         ("engine_p95_ms", "p95", 1),
         ("engine_p99_ms", "p99", 1),
-        ("baseline_p50_ms", "1s-poll p50", 1),
+        ("baseline_p50_ms", f"{baseline_title} p50", 1),
         ("baseline_p95_ms", "p95", 1),
         ("baseline_p99_ms", "p99", 1),
         ("p99_ratio", "p99 ratio", 2),
@@ -502,13 +557,13 @@ def table(runs: list[RunResult], median: dict[str, float | None]) -> str:
     engine_p99, baseline_p99, ratio = median["engine_p99_ms"], median["baseline_p99_ms"], median["p99_ratio"]
     if engine_p99 is not None and baseline_p99 is not None and ratio is not None:
         rows.append(
-            f"engine p99 {engine_p99:.0f} ms vs Lambda-style 1 s polling p99 {baseline_p99:.0f} ms: "
+            f"engine p99 {engine_p99:.0f} ms vs {baseline_words} p99 {baseline_p99:.0f} ms: "
             f"ratio {ratio:.2f} (median of the runs' ratios)"
         )
     return "\n".join(rows)
 
 
-def settings(args: argparse.Namespace) -> dict[str, Any]:
+def run_settings(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "runs": args.runs,
         "parts": list(args.parts),
@@ -524,8 +579,13 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def report(args: argparse.Namespace, runs: list[RunResult]) -> dict[str, Any]:
+    return runs_report(run_settings(args), runs)
+
+
+def runs_report(fixed: dict[str, Any], runs: list[RunResult]) -> dict[str, Any]:
+    """The JSON report: the settings, every run's parts and figures, the medians."""
     return {
-        "settings": settings(args),
+        "settings": fixed,
         "runs": [
             {
                 "baseline": asdict(run.baseline) if run.baseline else None,
@@ -617,31 +677,20 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--rate", type=int, default=200, help="records put per second")
-    parser.add_argument("--seconds", type=float, default=20.0, help="how long to put records, per part")
+    add_run_arguments(parser, rate=200, what="records put")
     parser.add_argument("--put-batch", type=int, default=5, help="records per put_records call")
-    parser.add_argument(
-        "--poll-interval",
-        type=float,
-        default=None,
-        help="the mapping's PollingIntervalInSeconds "
-        f"(default: the engine's, {DEFAULT_POLLING_INTERVAL_SECONDS})",
-    )
     parser.add_argument(
         "--poll-intervals",
         default=None,
         metavar="S1,S2,...",
         help="instead of the runs: the engine at each PollingIntervalInSeconds (a sweep)",
     )
-    parser.add_argument("--json", type=Path, default=None, help="write all runs and medians here")
     parser.add_argument(
         "--charts", type=Path, default=None, help="draw the sweep's PNG chart into this directory"
     )
-    parser.add_argument(
-        "--parts", default=",".join(PARTS), help=f"comma-separated subset of {','.join(PARTS)}"
-    )
     args = parser.parse_args(argv)
+    if args.put_batch < 1:
+        parser.error("--put-batch must be at least 1")
     if args.poll_intervals is not None:
         try:
             args.poll_intervals = [float(v) for v in args.poll_intervals.split(",") if v.strip()]
@@ -649,12 +698,34 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
             parser.error(f"--poll-intervals: expected seconds like 0.1,0.25,1, got {args.poll_intervals!r}")
         if not args.poll_intervals or min(args.poll_intervals) <= 0:
             parser.error("--poll-intervals: give one or more positive intervals")
+    return checked_run_arguments(parser, args)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, rate: int, what: str) -> None:
+    """The options every stream latency benchmark has."""
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--rate", type=int, default=rate, help=f"{what} per second")
+    parser.add_argument("--seconds", type=float, default=20.0, help="how long to produce, per part")
+    parser.add_argument(
+        "--poll-interval",
+        type=float,
+        default=None,
+        help="the mapping's PollingIntervalInSeconds "
+        f"(default: the engine's, {DEFAULT_POLLING_INTERVAL_SECONDS})",
+    )
+    parser.add_argument("--json", type=Path, default=None, help="write all runs and medians here")
+    parser.add_argument(
+        "--parts", default=",".join(PARTS), help=f"comma-separated subset of {','.join(PARTS)}"
+    )
+
+
+def checked_run_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.Namespace:
     parts = tuple(p.strip() for p in args.parts.split(",") if p.strip())
     unknown = sorted(set(parts) - set(PARTS))
     if unknown or not parts:
         parser.error(f"--parts: expected a comma-separated subset of {','.join(PARTS)}, got {args.parts!r}")
-    if args.runs < 1 or args.rate < 1 or args.put_batch < 1:
-        parser.error("--runs, --rate and --put-batch must be at least 1")
+    if args.runs < 1 or args.rate < 1:
+        parser.error("--runs and --rate must be at least 1")
     if args.seconds <= 0 or args.rate * args.seconds < 1:
         parser.error("--seconds must be positive and long enough for one record at --rate")
     args.parts = parts
@@ -700,22 +771,26 @@ def main(argv: list[str] | None = None) -> int:
         f"{SHARDS} shards"
     )
     print(table(runs, result["median"]))
-    if args.json is not None:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
-        _say(f"wrote {args.json}")
+    write_json(args.json, result)
     return 0
 
 
 def _finish_sweep(args: argparse.Namespace, env: dict[str, Any], sweep: dict[str, Any]) -> int:
     result = {
         "environment": env,
-        "settings": {**settings(args), "poll_intervals_s": args.poll_intervals},
+        "settings": {**run_settings(args), "poll_intervals_s": args.poll_intervals},
         "sweeps": {"latency_by_poll_interval": sweep},
     }
     print(f"{args.rate} records/s for {args.seconds:g} s, {SHARDS} shards, {args.runs} runs")
     print(sweep_table(sweep))
     save_report(result, args.json, args.charts, _say)
     return 0
+
+
+def write_json(path: Path | None, result: dict[str, Any]) -> None:
+    if path is not None:
+        path.write_text(json.dumps(result, indent=2) + "\n")
+        _say(f"wrote {path}")
 
 
 if __name__ == "__main__":

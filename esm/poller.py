@@ -22,6 +22,7 @@ from esm.mappings.factory import MappingRunner, RunnerFactory, holder_id
 from esm.mappings.live import LiveMappings
 from esm.metrics import Metrics
 from esm.sources.outage_notices import OutageLog
+from esm.status.report_publishing import PublishedReports
 from esm.stores import Store, StoreError, open_store
 
 if TYPE_CHECKING:
@@ -30,8 +31,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Shard reports are refreshed this often and expire unless refreshed (owner gone).
+# Shard reports that changed are written this often; unchanged ones are rewritten once this old
+# (esm.status.report_publishing), and expire unless rewritten (owner gone).
 STATUS_INTERVAL_SECONDS = 1.0
+STATUS_REFRESH_SECONDS = 2.5
 STATUS_TTL_SECONDS = 5.0
 
 
@@ -106,15 +109,9 @@ class Poller:
         assert self._store is not None
         owner = holder_id()
         outage = OutageLog(log, "publish shard status to the store")
+        published = PublishedReports(STATUS_REFRESH_SECONDS)
         while True:
-            failure: StoreError | None = None
-            for runner in self.runners:
-                try:
-                    await self._store.status.publish(
-                        runner.mapping_id, runner.status_reports(owner), STATUS_TTL_SECONDS, time.time()
-                    )
-                except StoreError as err:
-                    failure = err
+            failure = await publish_status_round(self._store, self.runners, owner, published, time.time())
             if failure is not None:
                 outage.failed(failure)
             else:
@@ -139,6 +136,26 @@ class Poller:
             from esm.tracing.provider import stop_provider
 
             await asyncio.to_thread(stop_provider, self._tracer_provider)
+
+
+async def publish_status_round(
+    store: Store, runners: list[MappingRunner], owner: str, published: PublishedReports, now: float
+) -> StoreError | None:
+    """Writes the reports of `runners` that are due (esm.status.report_publishing); the last
+    store error, if any (the failed mappings' reports stay due)."""
+    failure: StoreError | None = None
+    for runner in runners:
+        due = published.due(runner.mapping_id, runner.status_reports(owner), now)
+        if not due:
+            continue
+        try:
+            await store.status.publish(runner.mapping_id, due, STATUS_TTL_SECONDS, now)
+        except StoreError as err:
+            failure = err
+        else:
+            published.written(runner.mapping_id, due, now)
+    published.forget_mappings_except({runner.mapping_id for runner in runners})
+    return failure
 
 
 async def run_poller(config: EsmConfig, metrics: Metrics, stop: asyncio.Event, shared: bool) -> None:

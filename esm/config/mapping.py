@@ -50,7 +50,7 @@ from esm.filtering import FilterPatternError, RecordFilter, compile_filters
 KAFKA_DEFAULT_BATCHING_WINDOW_SECONDS = 0.5
 STREAMS_DEFAULT_BATCHING_WINDOW_SECONDS = 0.0
 # How soon an idle stream shard is read again (esm extension PollingIntervalInSeconds).
-DEFAULT_POLLING_INTERVAL_SECONDS = 0.25
+DEFAULT_POLLING_INTERVAL_SECONDS = 0.2
 
 
 def _check_event_source_arn(value: str) -> str:

@@ -6,6 +6,7 @@ batching, failures) is shared."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -26,7 +27,9 @@ EventRecord = dict[str, Any]
 class ShardReader(Protocol):
     """esm.sources.kinesis.KinesisShardReader / esm.sources.dynamodb.DynamoDBShardReader."""
 
-    def read_blocking(self) -> ReadResult: ...
+    async def read_in(self, executor: Executor) -> ReadResult:
+        """One read; what blocks runs on `executor`."""
+        ...
 
 
 @dataclass(frozen=True)

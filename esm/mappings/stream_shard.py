@@ -2,8 +2,10 @@
 `Shard` (esm.shard: lanes, batches, progress), and its lease-fenced checkpoint.
 
     WAITING_ON_PARENTS  until every parent's lease says SHARD_END (esm.ownership.parents)
-    reading             one GetRecords at a time (in a thread); again at once while behind,
-                        after the polling interval when caught up; records go to the shard
+    reading             one GetRecords at a time (on the event loop with esm's lean client, in
+                        a thread with boto3's), at most 5 a second: the next as soon as that
+                        allows while behind, one polling interval after the last read started
+                        once caught up (esm.sources.read_pacing); records go to the shard
     SHARD_END           no NextShardIterator and every lane drained: checkpoint SHARD_END, give
                         the lease up, and let the children start
 
@@ -37,6 +39,7 @@ from esm.shard.sink import FailureSink
 from esm.shard.state import ShardState
 from esm.shard.waits import REAL_WAITS, Waits
 from esm.shard.windows import WindowFraming, WindowSettings
+from esm.sources.read_pacing import next_read_wait
 from esm.sources.stream_shards import ChildShard, ReadResult, StartPosition, StreamReadError
 
 log = logging.getLogger(__name__)
@@ -89,7 +92,9 @@ class StreamShard:
         polled: Callable[[ReadResult], None],
         wall_clock: Callable[[], float] = time.time,
         waits: Waits = REAL_WAITS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`wall_clock`: epoch seconds (watermarks, data loss); `clock`: monotonic seconds (pacing)."""
         self.shard_id = lease.shard_id
         self.settings = settings
         self.token = lease.token
@@ -102,6 +107,7 @@ class StreamShard:
         self._on_behind = on_behind
         self._polled = polled
         self._wall_clock = wall_clock
+        self._clock = clock
         self._waits = waits
         self._initial_checkpoint = lease.checkpoint
         self.checkpointer: LeaseCheckpointer[EventRecord] = LeaseCheckpointer(
@@ -219,7 +225,6 @@ class StreamShard:
         self._room.set()
 
     async def _read_until_stopped(self, reader: ShardReader) -> None:
-        loop = asyncio.get_running_loop()
         halt = self.shard.life.halt
         while not halt.is_set():
             if self.buffered_bytes >= SHARD_BUFFER_LIMIT_BYTES:
@@ -227,8 +232,9 @@ class StreamShard:
                 await wait_either(self._room, halt)
                 continue
             read_started = self._wall_clock()
+            started = self._clock()
             try:
-                result: ReadResult = await loop.run_in_executor(self._executor, reader.read_blocking)
+                result: ReadResult = await reader.read_in(self._executor)
             except StreamReadError as err:
                 delay = RETRY_READ_DELAY_SECONDS if err.retryable else BROKEN_READ_DELAY_SECONDS
                 if str(err) != self.last_read_error:
@@ -246,9 +252,8 @@ class StreamShard:
                 if result.child_shards:
                     self._on_children(result.child_shards)
                 return
-            if result.next_poll_delay_seconds > 0 and await self._waits.halted_within(
-                halt, result.next_poll_delay_seconds
-            ):
+            wait = next_read_wait(started, self._clock(), result.next_poll_delay_seconds, result.throttled)
+            if wait > 0 and await self._waits.halted_within(halt, wait):
                 return
 
     def _accept(self, result: ReadResult, read_started: float) -> None:

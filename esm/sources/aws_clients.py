@@ -121,5 +121,6 @@ def stream_reader_client(service: str, arn_region: str, *, max_pool_connections:
         credentials.get_frozen_credentials if credentials is not None else (lambda: None),
         connect_timeout=CONNECT_TIMEOUT_SECONDS,
         read_timeout=READ_TIMEOUT_SECONDS,
+        max_connections=max_pool_connections,
     )
     return LeanGetRecords(client, json_client)

@@ -1,7 +1,8 @@
 """One DynamoDB Streams shard, read with boto3's `dynamodbstreams` client.
 
 A thin, faithful wrapper: each `read()` is one GetRecords call (plus a GetShardIterator when the
-reader needs a new iterator), run in a thread. It owns nothing: the shard consumer that holds the
+reader needs a new iterator), on the event loop when the client has `get_records_async` (esm's
+lean client) and in a thread otherwise. It owns nothing: the shard consumer that holds the
 shard's lease decides when to read and what to checkpoint.
 
 Position: the reader remembers the sequence number of the last record it returned. Whenever it
@@ -22,9 +23,11 @@ Other failures raise a `DynamoDBReadError` subclass, chosen from the error code 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -197,14 +200,41 @@ class DynamoDBShardReader:
         return self._ended
 
     async def read(self) -> ReadResult:
-        """One GetRecords call on a worker thread."""
+        """One GetRecords call (see `read_in`)."""
         if self._reading:
             raise RuntimeError(f"shard {self._shard_id}: read() called while another read is running")
         self._reading = True
         try:
-            return await asyncio.to_thread(self.read_blocking)
+            return await self.read_in(None)
         finally:
             self._reading = False
+
+    async def read_in(self, executor: Executor | None) -> ReadResult:
+        """`read()` with its blocking calls on `executor` (None: asyncio's default). The usual
+        read (an iterator in hand, a client that has `get_records_async`) runs on the event
+        loop instead, without a thread."""
+        get_records_async = getattr(self._client, "get_records_async", None)
+        loop = asyncio.get_running_loop()
+        if get_records_async is None or self._ended or self._iterator is None or self._iterator_too_old():
+            return await loop.run_in_executor(executor, self.read_blocking)
+        try:
+            response = await get_records_async(ShardIterator=self._iterator, Limit=self._settings.limit)
+        except (ClientError, BotoCoreError) as err:
+            error = translate_error(err, f"GetRecords on {self._stream_arn} shard {self._shard_id}")
+            if isinstance(error, ThrottledError):
+                self._throttles_in_a_row += 1
+                return ReadResult(records=[], throttled=True, next_poll_delay_seconds=self._throttle_delay())
+            if isinstance(error, IteratorExpiredError):
+                self._iterator = None  # the blocking path renews it, and reads
+                return await loop.run_in_executor(executor, self.read_blocking)
+            if isinstance(error, DataTrimmedError) and (
+                self._resume_position().kind is StartKind.AFTER_SEQUENCE_NUMBER
+            ):
+                self._restart_at_trim_horizon()  # as `_read_once` does
+                result = await loop.run_in_executor(executor, self.read_blocking)
+                return dataclasses.replace(result, data_lost=True)
+            raise error from err
+        return self._accept(response, data_lost=False)
 
     def read_blocking(self) -> ReadResult:
         """`read()` on the calling thread."""

@@ -1,6 +1,7 @@
 """Reads one Kinesis shard: a thin wrapper over boto3's GetShardIterator / GetRecords.
 
-`KinesisShardReader.read()` makes one GetRecords call (in a thread) and returns a `ReadResult`:
+`KinesisShardReader.read()` makes one GetRecords call (on the event loop when the client has
+`get_records_async`, esm's lean client; in a thread otherwise) and returns a `ReadResult`:
 the records as event entries (`esm.events.kinesis.event_record`), MillisBehindLatest, whether the
 shard ended (decided ONLY from `NextShardIterator` being None: kinesis-mock reports a placeholder
 EndingSequenceNumber on closed shards), the child shards named at the end, and how long the
@@ -25,6 +26,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -217,7 +219,40 @@ class KinesisShardReader:
 
     async def read(self) -> ReadResult:
         """One GetRecords call. Raises a `KinesisReadError` except for throttling."""
-        return await asyncio.to_thread(self.read_blocking)
+        return await self.read_in(None)
+
+    async def read_in(self, executor: Executor | None) -> ReadResult:
+        """`read()` with its blocking calls on `executor` (None: asyncio's default). The usual
+        read (an iterator in hand, a client that has `get_records_async`) runs on the event
+        loop instead, without a thread."""
+        get_records_async = getattr(self._client, "get_records_async", None)
+        loop = asyncio.get_running_loop()
+        if (
+            get_records_async is None
+            or self._ended is not None
+            or self._origin is None
+            or self._iterator is None
+            or self._iterator_is_old()
+        ):
+            return await loop.run_in_executor(executor, self.read_blocking)
+        if not self._busy.acquire(blocking=False):
+            raise RuntimeError(f"shard {self._shard_id}: read() called while another read runs")
+        try:
+            try:
+                response = await get_records_async(ShardIterator=self._iterator, Limit=self._settings.limit)
+            except Exception as err:
+                error = translate_error(err, f"GetRecords on {self._where()}")
+                if isinstance(error, KinesisThrottledError):
+                    return self._throttled()
+                if not isinstance(error, KinesisIteratorExpiredError):
+                    raise error from err
+                self._iterator = None  # renewed (and read) by the blocking path below
+            else:
+                self._throttle_streak = 0
+                return self._result(response, self._origin)
+        finally:
+            self._busy.release()
+        return await loop.run_in_executor(executor, self.read_blocking)
 
     def read_blocking(self) -> ReadResult:
         if not self._busy.acquire(blocking=False):

@@ -17,6 +17,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import Executor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -72,6 +73,10 @@ class ScriptedReader:
     def add(self, *steps: Step) -> None:
         with self._lock:
             self._steps.extend(steps)
+
+    async def read_in(self, executor: Executor) -> ReadResult:
+        """As the real readers' blocking path: the step runs on `executor`."""
+        return await asyncio.get_running_loop().run_in_executor(executor, self.read_blocking)
 
     def read_blocking(self) -> ReadResult:
         with self._lock:

@@ -4,6 +4,9 @@ the readers' tests (test_kinesis.py, test_dynamodb.py) run with both transports.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import socket
 import threading
 import uuid
 from collections.abc import Iterator
@@ -16,7 +19,7 @@ import botocore.awsrequest
 import botocore.credentials
 import orjson
 import pytest
-from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError, ReadTimeoutError
 from stream_services import KinesisMock, reader_client, wait_stream_active
 
 from esm.control.sigv4 import SignedRequest, verify
@@ -203,3 +206,97 @@ def test_a_string_with_a_lone_surrogate_is_read_as_boto3_reads_it(closing_server
     client = AwsJsonClient(closing_server, "us-east-1", DYNAMODB_STREAMS, lambda: KEYS, 2.0, 2.0)
     answer = client.call("GetRecords", {"ShardIterator": "it", "Limit": 5})
     assert answer["Records"][0]["dynamodb"]["Keys"]["id"]["S"] == "a\ud800b"
+
+
+# -- on the event loop (call_async): the same answers and errors, no thread ----------------------
+
+
+async def test_on_the_loop_a_connection_the_server_closed_is_replaced(closing_server: str) -> None:
+    client = AwsJsonClient(closing_server, "us-east-1", KINESIS, lambda: KEYS, 2.0, 2.0)
+    for _ in range(3):
+        answer = await client.call_async("GetRecords", {"ShardIterator": "it", "Limit": 5})
+        assert answer["NextShardIterator"] == "next"
+    assert _OneAnswerPerConnection.seen == [{"target": "Kinesis_20131202.GetRecords", "limit": 5}] * 3
+
+
+async def test_on_the_loop_kinesis_errors_and_answers_are_boto3s(
+    kinesis_mock: KinesisMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = reader_client(monkeypatch, kinesis_mock.endpoint, "kinesis", "lean")
+    name = f"s-{uuid.uuid4().hex[:10]}"
+    client.create_stream(StreamName=name, ShardCount=1)
+    wait_stream_active(client, name)
+    [shard] = client.list_shards(StreamName=name)["Shards"]
+    iterator = client.get_shard_iterator(
+        StreamName=name, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    with pytest.raises(ClientError) as caught:
+        await client.get_records_async(ShardIterator=iterator, Limit=0)
+    assert caught.value.response["Error"]["Code"] == "InvalidArgumentException"
+    client.put_record(StreamName=name, Data=b"hello", PartitionKey="k")
+    # The same kept-alive connection serves the next calls.
+    answer = await client.get_records_async(ShardIterator=iterator, Limit=10)
+    again = await client.get_records_async(ShardIterator=answer["NextShardIterator"], Limit=10)
+    assert [record["Data"] for record in answer["Records"]] == ["aGVsbG8="]  # base64, as on the wire
+    assert again["Records"] == []
+
+
+async def test_on_the_loop_an_endpoint_that_does_not_answer_is_a_connection_error() -> None:
+    from esm.netutil import free_port
+
+    client = AwsJsonClient(f"http://127.0.0.1:{free_port()}", "us-east-1", KINESIS, lambda: KEYS, 2.0, 2.0)
+    with pytest.raises(EndpointConnectionError):
+        await client.call_async("GetRecords", {"ShardIterator": "it"})
+
+
+ACCEPTED: list[socket.socket] = []  # the silent server's connections
+
+
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """Accepts connections and reads, never answers."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted = ACCEPTED
+    accepted.clear()
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                accepted.append(listener.accept()[0])
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    listener.close()
+    for connection in accepted:
+        connection.close()
+
+
+async def test_on_the_loop_an_answer_that_does_not_come_is_a_read_timeout(silent_server: str) -> None:
+    client = AwsJsonClient(silent_server, "us-east-1", KINESIS, lambda: KEYS, 2.0, 0.2)
+    with pytest.raises(ReadTimeoutError):
+        await client.call_async("GetRecords", {"ShardIterator": "it"})
+
+
+async def test_a_call_cancelled_midway_leaves_no_connection_behind(silent_server: str) -> None:
+    """A cancelled read (a shard lost or stopping) must not leave a connection whose answer is
+    still to come for the next call to read."""
+    client = AwsJsonClient(silent_server, "us-east-1", KINESIS, lambda: KEYS, 2.0, 5.0)
+    call = asyncio.ensure_future(client.call_async("GetRecords", {"ShardIterator": "it"}))
+    await asyncio.sleep(0.1)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    assert client._idle_connections() == []
+
+
+async def test_calls_on_the_loop_wait_for_a_free_connection(silent_server: str) -> None:
+    client = AwsJsonClient(silent_server, "us-east-1", KINESIS, lambda: KEYS, 2.0, 0.5, max_connections=1)
+    calls = [
+        asyncio.ensure_future(client.call_async("GetRecords", {"ShardIterator": "it"})) for _ in range(2)
+    ]
+    await asyncio.sleep(0.2)
+    assert len(ACCEPTED) == 1  # the second call waits for the first one's slot
+    for call in calls:
+        with pytest.raises(ReadTimeoutError):
+            await call
+    assert len(ACCEPTED) == 2  # then has its own turn (the first connection was dropped)

@@ -53,6 +53,18 @@ class FaultyClient:
         self.faults: dict[str, list[ClientError]] = {"get_records": [], "get_shard_iterator": []}
         self.iterator_requests: list[tuple[str, str | None]] = []
         self.get_records_calls = 0
+        if hasattr(client, "get_records_async"):  # the lean client: the readers' usual path
+            self.get_records_async = self._get_records_async
+
+    async def _get_records_async(self, **kwargs: Any) -> Any:
+        self.get_records_calls += 1
+        if self.faults["get_records"]:
+            raise self.faults["get_records"].pop(0)
+        return self.altered(await self._client.get_records_async(**kwargs))
+
+    def altered(self, result: Any) -> Any:
+        """What the client makes of a GetRecords answer (nothing, here)."""
+        return result
 
     def get_shard_iterator(self, **kwargs: Any) -> Any:
         self.iterator_requests.append((kwargs["ShardIteratorType"], kwargs.get("SequenceNumber")))
@@ -64,7 +76,7 @@ class FaultyClient:
         self.get_records_calls += 1
         if self.faults["get_records"]:
             raise self.faults["get_records"].pop(0)
-        return self._client.get_records(**kwargs)
+        return self.altered(self._client.get_records(**kwargs))
 
 
 class Table:
@@ -374,8 +386,7 @@ class CorruptingClient(FaultyClient):
     """The real streams client, except that the second record of each GetRecords response has an
     image a reader cannot decode (the records themselves come from the emulator)."""
 
-    def get_records(self, **kwargs: Any) -> Any:
-        result = super().get_records(**kwargs)
+    def altered(self, result: Any) -> Any:
         if len(result["Records"]) > 1:
             result["Records"][1]["dynamodb"]["NewImage"] = ["not", "an", "image"]
         return result

@@ -57,6 +57,14 @@ class FaultyClient:
             "get_shard_iterator": [],
         }
         self.iterator_calls: list[dict[str, Any]] = []
+        if hasattr(real, "get_records_async"):  # the lean client: the readers' usual path
+            self.get_records_async = self._get_records_async
+
+    async def _get_records_async(self, **kwargs: Any) -> dict[str, Any]:
+        if self.faults["get_records"]:
+            raise self.faults["get_records"].pop(0)
+        result: dict[str, Any] = await self.real.get_records_async(**kwargs)
+        return result
 
     def get_shard_iterator(self, **kwargs: Any) -> dict[str, Any]:
         self.iterator_calls.append(kwargs)
