@@ -26,9 +26,8 @@ from kafka.coordinator.base import MemberState
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
-from esm.events.kafka import KAFKA_PYTHON_TIMESTAMP_TYPES, NO_TIMESTAMP_TYPE, event_record
 from esm.ownership.kafka_assignment import TopicPartitionId
-from esm.sources import kafka_python_headers
+from esm.sources import kafka_python_entries, kafka_python_headers
 from esm.sources.kafka_group import ClientError, GroupReader, PartitionEvents, ReaderSettings
 
 __all__ = ["KafkaGroupReader", "PartitionEvents", "ReaderSettings"]
@@ -63,30 +62,16 @@ class KafkaGroupReader(GroupReader[Any]):
         kwargs = {"bootstrap_timeout_ms": BOOTSTRAP_TIMEOUT_MS, **self._settings.consumer_kwargs}
         try:
             consumer = self._consumer_factory(**_with_assignor_classes(kwargs))
+            kafka_python_entries.use_entries(consumer)
             consumer.subscribe([self._settings.topic], listener=_Listener(self, consumer))
         except KafkaError as err:
             raise ClientError(str(err)) from err
         return consumer
 
     def _poll(self, client: Any, timeout_ms: int) -> dict[TopicPartitionId, list[Any]]:
+        # The consumer yields event entries already (`use_entries`).
         batch = client.poll(timeout_ms=timeout_ms, max_records=self._settings.max_poll_records)
-        types = KAFKA_PYTHON_TIMESTAMP_TYPES
-        return {
-            _id(tp): [
-                event_record(
-                    r.topic,
-                    r.partition,
-                    r.offset,
-                    r.timestamp,
-                    types.get(r.timestamp_type, NO_TIMESTAMP_TYPE),
-                    r.key,
-                    r.value,
-                    r.headers,
-                )
-                for r in records
-            ]
-            for tp, records in batch.items()
-        }
+        return {_id(tp): records for tp, records in batch.items()}
 
     def _commit(self, client: Any, offsets: dict[TopicPartitionId, int]) -> None:
         try:
