@@ -40,12 +40,15 @@ class _Odd(Exception):
     """The batch is not what the fast decoder reads: kafka-python's own iterator reads it."""
 
 
-def _varint(buffer: memoryview, pos: int) -> tuple[int, int]:
-    """A zigzag varint (as kafka.record.util.decode_varint), for values past one byte."""
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    """A zigzag varint (as kafka.record.util.decode_varint) and the position after it."""
+    b = data[pos]
+    if b < 0x80:  # one byte: -64..63, almost every field of a small record
+        return (b >> 1) ^ -(b & 1), pos + 1
     result = 0
     shift = 0
     while True:
-        b = buffer[pos]
+        b = data[pos]
         result |= (b & 0x7F) << shift
         pos += 1
         if not b & 0x80:
@@ -55,104 +58,83 @@ def _varint(buffer: memoryview, pos: int) -> tuple[int, int]:
             raise _Odd("varint out of int64 range")
 
 
+def _base64_field(data: bytes, pos: int, end: int) -> tuple[str | None, int]:
+    """A Kafka `Bytes` field (varint length, -1 for null) as the event's base64 text."""
+    size, pos = _varint(data, pos)
+    if size < 0:
+        return None, pos
+    if pos + size > end:
+        raise _Odd("field past the batch")
+    return b2a_base64(data[pos : pos + size], newline=False).decode("ascii"), pos + size
+
+
+def _headers(data: bytes, pos: int, end: int) -> tuple[list[dict[str, list[int]]], int]:
+    count, pos = _varint(data, pos)
+    if count < 0:
+        raise _Odd("negative header count")
+    headers = []
+    for _ in range(count):
+        size, pos = _varint(data, pos)
+        if size < 0 or pos + size > end:
+            raise _Odd("bad header name size")
+        # Java's `new String(bytes, UTF_8)`, as esm.sources.kafka_python_headers reads it.
+        name = data[pos : pos + size].decode("utf-8", "replace")
+        pos += size
+        size, pos = _varint(data, pos)
+        if size > 0 and pos + size > end:
+            raise _Odd("header value past the batch")
+        headers.append({name: list(data[pos : pos + size]) if size > 0 else []})
+        pos += max(size, 0)
+    return headers, pos
+
+
 def decode_entries(batch: DefaultRecordBatch, topic: str, partition: int) -> list[EventRecord]:
     """Every record of a v2 batch (CRC checked, not a control batch) as its event entry.
     Raises `_Odd` (or IndexError/ValueError) when the batch is not well formed; the batch itself
     is left as it was (its read position untouched)."""
     batch._maybe_uncompress()
-    view = memoryview(batch._buffer)
+    data = bytes(batch._buffer)
     pos: int = batch._pos
-    end = len(view)
+    end = len(data)
     base_offset = batch.base_offset
     log_append = batch.timestamp_type == _LOG_APPEND_TIME
     first_timestamp = batch.max_timestamp if log_append else batch.first_timestamp
     timestamp_type = KAFKA_PYTHON_TIMESTAMP_TYPES[batch.timestamp_type]
-    count = batch.records_count
     entries: list[EventRecord] = []
     append = entries.append
-    for _ in range(count):
-        # Record => Length Attributes TimestampDelta OffsetDelta Key Value Headers (varints and
-        # zigzag-encoded; one byte covers -64..63, which is almost every length here).
-        b = view[pos]
-        if b < 0x80:
-            length = (b >> 1) ^ -(b & 1)
-            pos += 1
-        else:
-            length, pos = _varint(view, pos)
+    varint = _varint
+    base64_field = _base64_field
+    for _ in range(batch.records_count):
+        # Record => Length Attributes(int8) TimestampDelta OffsetDelta Key Value Headers; every
+        # number a zigzag varint (kafka-python reads the attributes as one too).
+        length, pos = varint(data, pos)
         start = pos
-        if view[pos] >= 0x80:  # attributes: unused, but a varint
-            _, pos = _varint(view, pos)
-        else:
-            pos += 1
-        b = view[pos]
-        if b < 0x80:
-            ts_delta = (b >> 1) ^ -(b & 1)
-            pos += 1
-        else:
-            ts_delta, pos = _varint(view, pos)
-        b = view[pos]
-        if b < 0x80:
-            offset_delta = (b >> 1) ^ -(b & 1)
+        _, pos = varint(data, pos)
+        ts_delta, pos = varint(data, pos)
+        offset_delta, pos = varint(data, pos)
+        key, pos = base64_field(data, pos, end)
+        value, pos = base64_field(data, pos, end)
+        if data[pos] == 0:  # no headers
+            headers: list[dict[str, list[int]]] = []
             pos += 1
         else:
-            offset_delta, pos = _varint(view, pos)
+            headers, pos = _headers(data, pos, end)
+        if pos - start != length:
+            raise _Odd("record size differs from its length")
+        timestamp = first_timestamp if log_append else first_timestamp + ts_delta
+        # The entry's keys in event_record's order (the event's JSON is byte for byte the same);
+        # a null key is left out.
         entry: EventRecord = {
             "topic": topic,
             "partition": partition,
             "offset": base_offset + offset_delta,
-            "timestamp": first_timestamp if log_append else first_timestamp + ts_delta,
+            "timestamp": timestamp,
             "timestampType": timestamp_type,
         }
-        b = view[pos]
-        if b < 0x80:
-            size = (b >> 1) ^ -(b & 1)
-            pos += 1
-        else:
-            size, pos = _varint(view, pos)
-        if size >= 0:
-            if pos + size > end:
-                raise _Odd("key past the batch")
-            entry["key"] = b2a_base64(view[pos : pos + size], newline=False).decode("ascii")
-            pos += size
-        b = view[pos]
-        if b < 0x80:
-            size = (b >> 1) ^ -(b & 1)
-            pos += 1
-        else:
-            size, pos = _varint(view, pos)
-        if size >= 0:
-            if pos + size > end:
-                raise _Odd("value past the batch")
-            entry["value"] = b2a_base64(view[pos : pos + size], newline=False).decode("ascii")
-            pos += size
-        else:
-            entry["value"] = None
-        b = view[pos]
-        if b == 0:
-            entry["headers"] = []
-            pos += 1
-        else:
-            header_count, pos = _varint(view, pos)
-            if header_count < 0:
-                raise _Odd("negative header count")
-            headers = []
-            for _ in range(header_count):
-                size, pos = _varint(view, pos)
-                if size < 0 or pos + size > end:
-                    raise _Odd("bad header name size")
-                name = bytes(view[pos : pos + size]).decode("utf-8", "replace")
-                pos += size
-                size, pos = _varint(view, pos)
-                if size >= 0:
-                    if pos + size > end:
-                        raise _Odd("header value past the batch")
-                    headers.append({name: list(view[pos : pos + size])})
-                    pos += size
-                else:
-                    headers.append({name: []})
-            entry["headers"] = headers
-        if pos - start != length:
-            raise _Odd("record size differs from its length")
+        if key is not None:
+            entry["key"] = key
+        entry["value"] = value
+        entry["headers"] = headers
         append(entry)
     if pos != end:
         raise _Odd("bytes after the last record")

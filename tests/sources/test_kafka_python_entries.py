@@ -7,6 +7,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -89,7 +90,10 @@ def fast_entries(raw: bytes, fetch_offset: int = 0) -> tuple[list[dict[str, Any]
 def test_one_batch_decodes_as_kafka_python_does(records: list[Record]) -> None:
     raw = batch_of(records, base_offset=1000)
     expected = kafka_pythons_entries(raw)
-    assert decode_entries(DefaultRecordBatch(raw), TP.topic, TP.partition) == expected
+    decoded = decode_entries(DefaultRecordBatch(raw), TP.topic, TP.partition)
+    assert decoded == expected
+    # The event's JSON byte for byte: the same keys in the same order.
+    assert orjson.dumps(decoded) == orjson.dumps(expected)
     assert fast_entries(raw) == (expected, 1000 + len(records))
 
 
