@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import gc
 import logging
 import multiprocessing
 import os
@@ -151,6 +152,10 @@ async def _serve(config: EsmConfig, metrics: Metrics, health: HealthFlag, shared
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal)
     health.ok = True
+    # What start-up made (modules, config, clients) lives as long as the process: out of the
+    # collector's reach, a full collection no longer walks it (~45 ms on a 2-core machine, a
+    # pause every record in flight would wait out: the latency tail).
+    gc.freeze()
     try:
         await run_poller(config, metrics, stop, shared)
     finally:
