@@ -81,6 +81,8 @@ class KafkaGroupReader(GroupReader[Any]):
     def _connect(self) -> Any:
         # kafka-python's constructor waits for the brokers (30 s by default): a shutdown waits for it.
         kwargs = {"bootstrap_timeout_ms": BOOTSTRAP_TIMEOUT_MS, **self._settings.consumer_kwargs}
+        # A round of the previous consumer (closed after a failure) is over for this one.
+        self._round, self._said_rebalancing = None, False
         try:
             consumer = self._consumer_factory(**_with_assignor_classes(kwargs))
             kafka_python_entries.use_entries(consumer)
