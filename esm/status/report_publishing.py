@@ -7,7 +7,8 @@ at the price of a store write per idle shard per second; here an unchanged row i
 once `refresh_seconds` have passed since it was written (less than the expiry, so a live owner's
 row never lapses). Fields that change on every round without saying anything new (a Kafka
 report's `reported_at`, by which `esm status` judges a partition's owner stale against the group
-session) are left out of the comparison; the rewrite keeps them within `refresh_seconds` of now.
+session) are left out of the comparison; the rewrite keeps them within `refresh_seconds` of now,
+or within half the session for a report that names one.
 
 `reports_to_write` is the decision (pure); `PublishedReports` remembers what was written.
 """
@@ -47,11 +48,22 @@ def reports_to_write(
         previous = last.get(shard)
         if (
             previous is None
-            or now - previous.at >= refresh_seconds
+            or now - previous.at >= refresh_after(report, refresh_seconds)
             or not same_report(report, previous.report)
         ):
             due[shard] = report
     return due
+
+
+def refresh_after(report: Report, refresh_seconds: float) -> float:
+    """How old an unchanged report may get before it is rewritten: `refresh_seconds`, or half the
+    group session of a report that carries one (`esm status` calls an owner whose report is
+    older than its session stale; with a short session.timeout.ms a live idle owner would look
+    stale between refreshes otherwise)."""
+    session = report.get("session_seconds")
+    if isinstance(session, int | float) and session > 0:
+        return min(refresh_seconds, session / 2)
+    return refresh_seconds
 
 
 class PublishedReports:

@@ -41,6 +41,27 @@ BUSY = {**IDLE, "buffered": 12}
             102.0,
             {"0"},
         ),
+        # A Kafka report with a short group session is rewritten once half of it has passed, so
+        # `esm status` never finds a live owner's report older than its session...
+        (
+            {"0": {**IDLE, "reported_at": 101.0, "session_seconds": 3.0}},
+            {"0": Written({**IDLE, "reported_at": 99.5, "session_seconds": 3.0}, 99.5)},
+            101.0,
+            {"0"},
+        ),
+        (
+            {"0": {**IDLE, "reported_at": 100.9, "session_seconds": 3.0}},
+            {"0": Written({**IDLE, "reported_at": 99.5, "session_seconds": 3.0}, 99.5)},
+            100.9,
+            set(),
+        ),
+        # ...and a long session changes nothing.
+        (
+            {"0": {**IDLE, "reported_at": 101.0, "session_seconds": 45.0}},
+            {"0": Written({**IDLE, "reported_at": 99.5, "session_seconds": 45.0}, 99.5)},
+            101.0,
+            set(),
+        ),
         # Each shard on its own.
         (
             {"s0": IDLE, "s1": BUSY, "s2": IDLE},
