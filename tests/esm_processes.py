@@ -8,9 +8,15 @@ import signal
 import subprocess
 import sys
 import threading
+from datetime import datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def logged_at(line: str) -> float:
+    """The time of an esm log line (`2026-12-07 06:31:57,255 ...`, local time), as a POSIX timestamp."""
+    return datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
 
 
 class EsmProcess:

@@ -16,12 +16,12 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
+from esm_processes import logged_at
 from stream_services import KinesisMock
 
 from esm.embedded.tansu import TansuBroker
@@ -353,8 +353,8 @@ def test_a_host_joining_moves_only_the_partitions_it_takes(run: Run) -> None:
     # ... also while the broker held a's JoinGroup: records of the kept partitions produced
     # after a's "rebalancing" line were invoked on a before its "revoked" line (the end of that
     # round), so a fetched them while it rejoined.
-    rebalancing = logged_at(first.daemon.stderr, "consumer group rebalancing")
-    revoked_at = logged_at(first.daemon.stderr, ": revoked ")
+    rebalancing = first_logged(first.daemon.stderr, "consumer group rebalancing")
+    revoked_at = first_logged(first.daemon.stderr, ": revoked ")
     kept = set(range(PARTITIONS)) - moved
     during = [
         value
@@ -366,11 +366,9 @@ def test_a_host_joining_moves_only_the_partitions_it_takes(run: Run) -> None:
     assert during, f"nothing produced after {rebalancing} reached a's kept partitions before {revoked_at}"
 
 
-def logged_at(stderr: str, fragment: str) -> float:
-    """When the daemon logged its first line containing `fragment` (its asctime: local time)."""
-    line = next(line for line in stderr.splitlines() if fragment in line)
-    stamp = " ".join(line.split(" ", 2)[:2])
-    return datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp()
+def first_logged(stderr: str, fragment: str) -> float:
+    """When the daemon logged its first line containing `fragment`."""
+    return logged_at(next(line for line in stderr.splitlines() if fragment in line))
 
 
 def test_a_killed_host_s_kinesis_shards_are_taken_over_within_the_lease(

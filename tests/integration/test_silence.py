@@ -16,11 +16,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 
 import pytest
-from esm_processes import REPO, EsmProcess
+from esm_processes import REPO, EsmProcess, logged_at
 from kafka import KafkaConsumer
 
 from esm.config import load_config
@@ -41,11 +40,6 @@ STOP_SECONDS = 10.0
 STATUS_COMMAND_SECONDS = 15.0
 # A client-library line at WARNING or above in the daemon's log (there should be none).
 _CLIENT_WARNING = re.compile(r" (WARNING|ERROR|CRITICAL) (\[poller \d+\] )?(kafka|esm\.librdkafka)[.:]")
-
-
-def _logged_at(line: str) -> float:
-    """The time of a daemon log line (`2026-12-07 06:31:57,255 ...`), as a POSIX timestamp."""
-    return datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
 
 
 def _timed_status(
@@ -87,7 +81,7 @@ def test_a_kafka_broker_that_is_down_then_back_then_down_again(client: str, tmp_
             rf"\(topic orders, group g-orders\) for \ds",
             30,
         ).string
-        assert _logged_at(down) - _logged_at(started) <= FIRST_LINE_SECONDS, (started, down)
+        assert logged_at(down) - logged_at(started) <= FIRST_LINE_SECONDS, (started, down)
 
         seconds, status = _timed_status(config)
         assert seconds <= STATUS_COMMAND_SECONDS, status
@@ -173,7 +167,7 @@ def test_a_group_that_assigns_the_mapping_nothing_is_said_and_shown(
         holder.close()
         code = engine.stop()
     assert code == 0, engine.stderr
-    assert _logged_at(waiting.string) - _logged_at(started.string) <= FIRST_LINE_SECONDS + 1.5, engine.stderr
+    assert logged_at(waiting.string) - logged_at(started.string) <= FIRST_LINE_SECONDS + 1.5, engine.stderr
     assert engine.stderr.count("no partition of topic") == 1, engine.stderr
 
 
