@@ -39,6 +39,7 @@ import uuid  # noqa: E402
 from collections.abc import Iterable  # noqa: E402
 from typing import Any  # noqa: E402
 
+from charts import save_report  # noqa: E402
 from kafka_bench.engine import EngineUnavailable, require_engine  # noqa: E402
 from kinesis_latency import (  # noqa: E402
     LambdaStylePoller,
@@ -60,7 +61,6 @@ from kinesis_latency import (  # noqa: E402
     summarise,
     table,
     warmup_stamp,
-    write_json,
 )
 from stream_services import DynamoDBLocal, EmulatorError, create_table  # noqa: E402
 
@@ -263,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{LAMBDA_POLL_INTERVAL_S:g} s per shard; {args.rate} writes/s for {args.seconds:g} s"
     )
     print(table_text(runs, result["median"]))
-    write_json(args.json, result)
+    save_report(result, args.json, None, _say)
     return 0
 
 

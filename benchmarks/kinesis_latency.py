@@ -771,7 +771,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{SHARDS} shards"
     )
     print(table(runs, result["median"]))
-    write_json(args.json, result)
+    save_report(result, args.json, None, _say)
     return 0
 
 
@@ -785,12 +785,6 @@ def _finish_sweep(args: argparse.Namespace, env: dict[str, Any], sweep: dict[str
     print(sweep_table(sweep))
     save_report(result, args.json, args.charts, _say)
     return 0
-
-
-def write_json(path: Path | None, result: dict[str, Any]) -> None:
-    if path is not None:
-        path.write_text(json.dumps(result, indent=2) + "\n")
-        _say(f"wrote {path}")
 
 
 if __name__ == "__main__":
