@@ -61,6 +61,15 @@ class RunResult:
         engine = self.engine.records_per_s_after_first_commit
         return None if engine is None else engine / self.baseline.records_per_s_after_first_poll
 
+    @property
+    def function_ratio(self) -> float | None:
+        """The engine's rate between the first and the last batch at the function, against the
+        baseline's after its first non-empty poll: the issue's measure."""
+        if self.baseline is None or self.engine is None:
+            return None
+        engine = self.engine.records_per_s_at_function
+        return None if engine is None else engine / self.baseline.records_per_s_after_first_poll
+
     def figures(self) -> dict[str, float | None]:
         """The numbers that get a median across runs."""
         return {
@@ -72,8 +81,14 @@ class RunResult:
             "engine_records_per_s_after_first_commit": (
                 self.engine.records_per_s_after_first_commit if self.engine else None
             ),
+            "engine_records_per_s_at_function": (
+                self.engine.records_per_s_at_function if self.engine else None
+            ),
+            "daemon_cpu_us_per_record": self.engine.daemon_cpu_us_per_record if self.engine else None,
+            "worker_cpu_us_per_record": self.engine.worker_cpu_us_per_record if self.engine else None,
             "engine_to_baseline_ratio": self.ratio,
             "steady_engine_to_baseline_ratio": self.steady_ratio,
+            "function_engine_to_baseline_ratio": self.function_ratio,
             "latency_p50_ms": self.latency.p50_ms if self.latency else None,
             "latency_p95_ms": self.latency.p95_ms if self.latency else None,
             "latency_p99_ms": self.latency.p99_ms if self.latency else None,
@@ -181,8 +196,9 @@ def _fmt(value: float | None, digits: int = 0) -> str:
 
 def _table(runs: list[RunResult], medians: dict[str, float | None]) -> str:
     header = (
-        f"{'run':>6} {'baseline rec/s':>15} {'steady':>9} {'engine rec/s':>13} {'steady':>9} {'ratio':>6} "
-        f"{'steady':>7} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7}"
+        f"{'run':>6} {'baseline rec/s':>15} {'steady':>9} {'engine rec/s':>13} {'steady':>9} "
+        f"{'at fn':>9} {'ratio':>6} {'steady':>7} {'at fn':>6} {'us/rec':>7} {'p50 ms':>7} {'p95 ms':>7} "
+        f"{'p99 ms':>7}"
     )
     rows = [header]
     labelled: list[tuple[str, dict[str, float | None]]] = [
@@ -194,8 +210,11 @@ def _table(runs: list[RunResult], medians: dict[str, float | None]) -> str:
         ("baseline_records_per_s_after_first_poll", 9, 0),
         ("engine_records_per_s", 13, 0),
         ("engine_records_per_s_after_first_commit", 9, 0),
+        ("engine_records_per_s_at_function", 9, 0),
         ("engine_to_baseline_ratio", 6, 2),
         ("steady_engine_to_baseline_ratio", 7, 2),
+        ("function_engine_to_baseline_ratio", 6, 2),
+        ("daemon_cpu_us_per_record", 7, 2),
         ("latency_p50_ms", 7, 1),
         ("latency_p95_ms", 7, 1),
         ("latency_p99_ms", 7, 1),
@@ -205,7 +224,8 @@ def _table(runs: list[RunResult], medians: dict[str, float | None]) -> str:
         rows.append(f"{label:>6} " + " ".join(cells))
     for key, what in (
         ("engine_to_baseline_ratio", "from start"),
-        ("steady_engine_to_baseline_ratio", "steady state"),
+        ("steady_engine_to_baseline_ratio", "steady state (from the first commit)"),
+        ("function_engine_to_baseline_ratio", "first to last batch at the function"),
     ):
         ratio = medians[key]
         if ratio is not None:
