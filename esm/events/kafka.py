@@ -35,6 +35,8 @@ NO_TIMESTAMP_TYPE = "NO_TIMESTAMP_TYPE"
 # bytes), the numbers at their longest (an int32 partition, int64 offset and timestamp: 10 + 19 +
 # 20), the longest timestampType (17), a null value (4) and the comma after the entry.
 _ENTRY_OVERHEAD_BYTES = 170
+# topic, partition, offset, timestamp, timestampType, value, headers: an entry without a key.
+_PLAIN_KEYLESS_FIELDS = 7
 # A JSON string escape is at most 6 bytes (\u00XX) per character, UTF-8 at most 4.
 _MAX_JSON_BYTES_PER_CHAR = 6
 
@@ -83,9 +85,11 @@ def unreadable_record(
 
 def estimated_entry_size(entry: EventRecord) -> int:
     """An upper bound of the entry's bytes in the event JSON (for the 6 MB cut)."""
-    size = (
-        _ENTRY_OVERHEAD_BYTES + len(entry["topic"]) + len(entry.get("key") or "") + len(entry["value"] or "")
-    )
+    value = entry["value"]
+    if len(entry) == _PLAIN_KEYLESS_FIELDS and not entry.get("headers", True):
+        # Most records (no key, no headers): the reader sizes each one, at full speed.
+        return _ENTRY_OVERHEAD_BYTES + len(entry["topic"]) + (len(value) if value else 0)
+    size = _ENTRY_OVERHEAD_BYTES + len(entry["topic"]) + len(entry.get("key") or "") + len(value or "")
     reason = entry.get(UNREADABLE)
     if reason is not None:  # a record that could not be read: no headers, and why
         size += len(UNREADABLE) + 6 + _MAX_JSON_BYTES_PER_CHAR * len(reason)

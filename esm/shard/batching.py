@@ -8,9 +8,10 @@ decision; `RecordBuffer` is the per-shard queue the source fills and the shard c
 from __future__ import annotations
 
 import asyncio
-from collections import deque
-from collections.abc import Callable
+from bisect import bisect_right
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import accumulate, islice
 from typing import Generic, TypeVar
 
 # Lambda's synchronous invocation payload limit (request body).
@@ -35,14 +36,14 @@ class BatchLimits:
             count >= self.max_records or size >= self.max_bytes or now - window_started >= self.window_seconds
         )
 
-    def take(self, sizes: list[int] | deque[int]) -> int:
+    def take(self, sizes: Sequence[int]) -> int:
         """How many of the leading records fit one batch (at least one: an oversize record goes alone)."""
-        total = 0
-        for i, size in enumerate(sizes):
-            if i == self.max_records or (i > 0 and total + size > self.max_bytes):
-                return i
-            total += size
-        return len(sizes)
+        if not sizes:
+            return 0
+        # The leading records whose running total stays within max_bytes (C loops: this runs
+        # per record at full speed).
+        running = list(accumulate(islice(sizes, self.max_records)))
+        return max(1, bisect_right(running, self.max_bytes))
 
 
 class RecordBuffer(Generic[R]):
@@ -50,12 +51,15 @@ class RecordBuffer(Generic[R]):
 
     The source appends from the event loop; one shard consumer takes batches. `window_started`
     is when the oldest buffered record arrived (Kafka's window starts at the first record).
+    Records and sizes are lists read from `_head` on, so a batch is taken as one slice, not
+    record by record; the taken part is dropped once it outgrows the rest.
     """
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self._clock = clock
-        self._records: deque[R] = deque()
-        self._sizes: deque[int] = deque()
+        self._records: list[R] = []
+        self._sizes: list[int] = []
+        self._head = 0  # records before it were taken
         self._bytes = 0
         self._window_started = 0.0
         self._changed = asyncio.Event()
@@ -63,7 +67,7 @@ class RecordBuffer(Generic[R]):
         self._closed = False
 
     def __len__(self) -> int:
-        return len(self._records)
+        return len(self._records) - self._head
 
     @property
     def size_bytes(self) -> int:
@@ -86,12 +90,12 @@ class RecordBuffer(Generic[R]):
     @property
     def drained(self) -> bool:
         """Closed and empty: everything this buffer will ever hold has been taken."""
-        return self._closed and not self._records
+        return self._closed and len(self) == 0
 
     def extend(self, records: list[R], sizes: list[int]) -> None:
         if not records:
             return
-        if not self._records:
+        if len(self) == 0:
             self._window_started = self._clock()
         self._records.extend(records)
         self._sizes.extend(sizes)
@@ -101,14 +105,20 @@ class RecordBuffer(Generic[R]):
     def clear(self) -> None:
         self._records.clear()
         self._sizes.clear()
+        self._head = 0
         self._bytes = 0
         self._changed.set()
 
     def take(self, limits: BatchLimits) -> tuple[list[R], int]:
         """Removes and returns the next batch's records and its estimated payload size."""
-        n = limits.take(self._sizes)
-        records = [self._records.popleft() for _ in range(n)]
-        size = sum(self._sizes.popleft() for _ in range(n))
+        head = self._head
+        n = limits.take(self._sizes[head : head + limits.max_records] if head else self._sizes)
+        records = self._records[head : head + n]
+        size = sum(self._sizes[head : head + n])
+        self._head = head = head + n
+        if head >= len(self._records) - head:  # as much taken as left: drop the taken part
+            del self._records[:head], self._sizes[:head]
+            self._head = 0
         self._bytes -= size
         # The remainder keeps the window it arrived in: restarting it here would add a whole
         # window of latency to records that have already waited.
@@ -118,12 +128,12 @@ class RecordBuffer(Generic[R]):
         """Waits until a batch is ready (True), or `stop` is set or the buffer is drained (False)."""
         while not stop.is_set():
             if self._closed:
-                return bool(self._records)
+                return len(self) > 0
             now = self._clock()
-            if limits.ready(len(self._records), self._bytes, self._window_started, now):
+            if limits.ready(len(self), self._bytes, self._window_started, now):
                 return True
             timeout = None
-            if self._records:
+            if len(self):
                 timeout = max(0.0, limits.window_seconds - (now - self._window_started))
             self._changed.clear()
             await wait_either(self._changed, stop, timeout)

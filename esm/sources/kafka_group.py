@@ -362,7 +362,7 @@ class GroupReader(abc.ABC, Generic[Client]):
             return  # fetched from a position older than this epoch's start; re-read after positioning
         assignment.fetched_from(records[0]["offset"])
         self._next_offset[tp] = records[-1]["offset"] + 1
-        sizes = [self._record_size(r) for r in records]
+        sizes = list(map(self._record_size, records))
         assignment.add_buffered(sum(sizes))
         self._loop.call_soon_threadsafe(self._events.records_fetched, assignment, records, sizes)
 

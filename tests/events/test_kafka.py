@@ -1,9 +1,10 @@
 import base64
 
 import orjson
+import pytest
 from aws_lambda_powertools.utilities.data_classes import KafkaEvent
 
-from esm.events.kafka import KafkaEventBuilder, estimated_entry_size, event_record
+from esm.events.kafka import KafkaEventBuilder, estimated_entry_size, event_record, unreadable_record
 
 ENTRIES = [
     event_record(
@@ -58,6 +59,23 @@ def test_powertools_reads_the_event() -> None:
     assert record.json_value == {"key": "value"}
     assert record.decoded_headers == {"headerKey": b"headerValue"}
     assert event.decoded_bootstrap_servers == ["b1:9092"]
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        event_record("orders", 3, 2**62, 2**62, "LOG_APPEND_TIME", None, b"v" * 100, None),  # the common one
+        event_record("orders", 3, 2**62, 2**62, "LOG_APPEND_TIME", None, None, None),  # a keyless tombstone
+        event_record("orders", 3, 7, 1, "CREATE_TIME", b"k" * 30, b"v" * 100, None),
+        event_record("orders", 3, 7, 1, "CREATE_TIME", None, b"v", [("h\u2028", b"\x00" * 9)]),
+        event_record("orders", 3, 7, 1, "CREATE_TIME", b"", b"", [("a", None), ("b", b"")]),
+        unreadable_record("orders", 3, 7, 1, "CREATE_TIME", None, b"v" * 10, "header name \u00ff" * 20),
+        unreadable_record("orders", 3, 7, 1, "CREATE_TIME", b"k", None, "why"),
+    ],
+    ids=["keyless", "tombstone", "keyed", "headers", "empty", "unreadable-keyless", "unreadable-keyed"],
+)
+def test_size_estimate_bounds_each_kind_of_entry(entry: dict[str, object]) -> None:
+    assert len(orjson.dumps(entry)) + 1 <= estimated_entry_size(entry)  # + the comma after it
 
 
 def test_size_estimate_is_an_upper_bound_of_the_json() -> None:

@@ -31,6 +31,8 @@ def test_ready(count: int, size: int, started: float, now: float, limits: BatchL
         ([3 * MB, 3 * MB, 1], BatchLimits(10, 0), 1),  # the second would pass 6 MB
         ([LIMIT // 2, LIMIT // 2, 1], BatchLimits(10, 0), 2),  # exactly at the limit
         ([7 * MB, 1], BatchLimits(10, 0), 1),  # an oversize record goes alone
+        ([1, 7 * MB], BatchLimits(10, 0), 1),  # ... and is not joined to the one before
+        ([1, 1, 1], BatchLimits(1, 0), 1),
         ([], BatchLimits(10, 0), 0),
     ],
 )
@@ -55,6 +57,27 @@ async def test_buffer_takes_in_order_and_tracks_bytes() -> None:
     assert len(buffer) == 1 and buffer.size_bytes == 30
     buffer.clear()
     assert len(buffer) == 0 and buffer.size_bytes == 0
+
+
+async def test_buffer_keeps_order_across_takes_and_refills() -> None:
+    """The buffer drops what was taken only now and then: order, count and bytes hold through."""
+    buffer: RecordBuffer[int] = RecordBuffer(FakeClock())
+    expected = list(range(1000))
+    buffer.extend(expected[:300], [1] * 300)
+    taken: list[int] = []
+    fed = 300
+    while len(taken) < len(expected):
+        records, size = buffer.take(BatchLimits(7, 0))
+        taken += records
+        assert size == len(records)
+        if fed < len(expected) and len(taken) % 5 == 0:
+            buffer.extend(expected[fed : fed + 11], [1] * len(expected[fed : fed + 11]))
+            fed = min(len(expected), fed + 11)
+        elif fed < len(expected) and len(buffer) == 0:
+            buffer.extend(expected[fed:], [1] * (len(expected) - fed))
+            fed = len(expected)
+        assert len(buffer) == fed - len(taken) == buffer.size_bytes
+    assert taken == expected
 
 
 async def test_window_starts_at_first_record_and_waits_for_it() -> None:
