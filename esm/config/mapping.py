@@ -49,8 +49,10 @@ from esm.filtering import FilterPatternError, RecordFilter, compile_filters
 # Lambda's default batching windows when MaximumBatchingWindowInSeconds is absent.
 KAFKA_DEFAULT_BATCHING_WINDOW_SECONDS = 0.5
 STREAMS_DEFAULT_BATCHING_WINDOW_SECONDS = 0.0
-# How soon an idle stream shard is read again (esm extension PollingIntervalInSeconds).
+# How soon a caught-up stream shard is read again (esm extension PollingIntervalInSeconds).
 DEFAULT_POLLING_INTERVAL_SECONDS = 0.2
+# How far that grows while a shard's reads keep coming back empty (IdlePollingIntervalInSeconds).
+DEFAULT_IDLE_POLLING_INTERVAL_SECONDS = 1.0
 
 
 def _check_event_source_arn(value: str) -> str:
@@ -127,9 +129,17 @@ class EventSourceMappingConfig(ConfigModel):
     """esm extension: the cap of the exponential backoff between retries of a failed batch (from
     1 s, doubling). Default: 30."""
     PollingIntervalInSeconds: Annotated[StrictFloat, between(0.01, 60)] | None = None
-    """esm extension, Kinesis and DynamoDB Streams: how soon a shard that returned nothing new is
-    read again, 0.01-60 s (a shard that is behind is read again at once). Default: 0.25, within
-    Kinesis' 5 reads per second per shard; Lambda polls once a second."""
+    """esm extension, Kinesis and DynamoDB Streams: how soon a caught-up shard is read again, from
+    the start of one read to the start of the next, 0.01-60 s (reads never start less than 0.2 s
+    apart, Kinesis' 5 reads per second per shard; a shard that is behind is read again as soon as
+    that allows). Default: 0.2; Lambda polls once a second."""
+    IdlePollingIntervalInSeconds: Annotated[StrictFloat, between(0.01, 60)] | None = None
+    """esm extension, Kinesis and DynamoDB Streams: the longest interval of a shard whose reads keep
+    coming back empty, 0.01-60 s, at least PollingIntervalInSeconds (equal to it: no idle back-off).
+    The interval grows by a tenth of the time the reads have been empty, so a record that comes
+    to a quiet shard waits at most a tenth of the quiet time and at most this; the first read
+    that returns records brings PollingIntervalInSeconds back. Default: 1.0 (never below
+    PollingIntervalInSeconds)."""
 
     MaximumRetryAttempts: Annotated[StrictInt, minus_one_or_between(0, 10000)] = -1
     """Retries after a function error, -1 (until the record expires) or 0-10000. Default: -1."""
@@ -186,6 +196,7 @@ class EventSourceMappingConfig(ConfigModel):
             _kafka_client_problems(mapping)
             + _failure_handling_problems(mapping)
             + _stream_only_problems(mapping)
+            + _polling_problems(mapping)
         )
         if problems:
             raise_combined(None, problems)
@@ -246,6 +257,12 @@ class EventSourceMappingConfig(ConfigModel):
             if self.PollingIntervalInSeconds is None
             else self.PollingIntervalInSeconds
         )
+
+    @property
+    def idle_polling_interval_seconds(self) -> float:
+        if self.IdlePollingIntervalInSeconds is None:
+            return max(DEFAULT_IDLE_POLLING_INTERVAL_SECONDS, self.polling_interval_seconds)
+        return self.IdlePollingIntervalInSeconds
 
     def kafka_consumer_kwargs(self) -> dict[str, object]:
         """KafkaConsumerConfig as kafka-python `KafkaConsumer` keyword arguments (esm adds those it owns)."""
@@ -323,10 +340,25 @@ def _stream_only_problems(mapping: EventSourceMappingConfig) -> list[tuple[Locat
         for field, unset in (
             ("TumblingWindowInSeconds", 0),
             ("PollingIntervalInSeconds", None),
+            ("IdlePollingIntervalInSeconds", None),
         )
         if getattr(mapping, field) != unset
     ]
     return [((field,), "applies to Kinesis and DynamoDB Streams sources only") for field in set_fields]
+
+
+def _polling_problems(mapping: EventSourceMappingConfig) -> list[tuple[Location, str]]:
+    idle = mapping.IdlePollingIntervalInSeconds
+    if idle is None or isinstance(mapping.source, KafkaSource) or idle >= mapping.polling_interval_seconds:
+        return []
+    interval = mapping.polling_interval_seconds
+    return [
+        (
+            ("IdlePollingIntervalInSeconds",),
+            f"must be at least PollingIntervalInSeconds ({interval:g}), got {idle:g}"
+            " (equal to it turns the idle back-off off)",
+        )
+    ]
 
 
 def _failure_handling_problems(mapping: EventSourceMappingConfig) -> list[tuple[Location, str]]:

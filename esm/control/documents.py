@@ -43,6 +43,7 @@ UPDATABLE = frozenset(
         # esm extensions
         "MaximumRetryBackoffInSeconds",
         "PollingIntervalInSeconds",
+        "IdlePollingIntervalInSeconds",
         "KafkaConsumerConfig",
         "KafkaClient",
     }

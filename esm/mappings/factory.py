@@ -256,6 +256,7 @@ class RunnerFactory:
             lanes=mapping.ParallelizationFactor,
             window_seconds=mapping.TumblingWindowInSeconds,
             polling_interval_seconds=mapping.polling_interval_seconds,
+            idle_polling_interval_seconds=mapping.idle_polling_interval_seconds,
             record_filter=handling.record_filter,
             report_batch_item_failures=handling.report_batch_item_failures,
             policy=running.policy,

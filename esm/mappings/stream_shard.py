@@ -5,7 +5,8 @@
     reading             one GetRecords at a time (on the event loop with esm's lean client, in
                         a thread with boto3's), at most 5 a second: the next as soon as that
                         allows while behind, one polling interval after the last read started
-                        once caught up (esm.sources.read_pacing); records go to the shard
+                        once caught up, longer (up to the idle interval) while reads keep coming
+                        back empty (esm.sources.read_pacing); records go to the shard
     SHARD_END           no NextShardIterator and every lane drained: checkpoint SHARD_END, give
                         the lease up, and let the children start
 
@@ -39,7 +40,7 @@ from esm.shard.sink import FailureSink
 from esm.shard.state import ShardState
 from esm.shard.waits import REAL_WAITS, Waits
 from esm.shard.windows import WindowFraming, WindowSettings
-from esm.sources.read_pacing import next_read_wait
+from esm.sources.read_pacing import idle_interval, next_read_wait, quiet_since
 from esm.sources.stream_shards import ChildShard, ReadResult, StartPosition, StreamReadError
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,8 @@ class StreamShardSettings:
     lanes: int
     window_seconds: int
     polling_interval_seconds: float
+    # The longest interval of a shard whose reads keep coming back empty (esm.sources.read_pacing).
+    idle_polling_interval_seconds: float
     record_filter: RecordFilter
     report_batch_item_failures: bool
     policy: FailurePolicy
@@ -226,6 +229,7 @@ class StreamShard:
 
     async def _read_until_stopped(self, reader: ShardReader) -> None:
         halt = self.shard.life.halt
+        quiet: float | None = None  # since when the reads have come back empty
         while not halt.is_set():
             if self.buffered_bytes >= SHARD_BUFFER_LIMIT_BYTES:
                 self._room.clear()
@@ -252,7 +256,12 @@ class StreamShard:
                 if result.child_shards:
                     self._on_children(result.child_shards)
                 return
-            wait = next_read_wait(started, self._clock(), result.next_poll_delay_seconds, result.throttled)
+            caught_up = result.next_poll_delay_seconds > 0
+            quiet = quiet_since(quiet, started, bool(result.records), caught_up, result.throttled)
+            delay = result.next_poll_delay_seconds
+            if quiet is not None and not result.throttled:
+                delay = idle_interval(delay, self.settings.idle_polling_interval_seconds, started - quiet)
+            wait = next_read_wait(started, self._clock(), delay, result.throttled)
             if wait > 0 and await self._waits.halted_within(halt, wait):
                 return
 

@@ -273,6 +273,14 @@ def test_mapping_problems(changes: dict[str, Any], drop: tuple[str, ...], proble
             "PollingIntervalInSeconds: applies to Kinesis and DynamoDB Streams sources only",
         ),
         ({"PollingIntervalInSeconds": 0}, "PollingIntervalInSeconds: must be between 0.01 and 60, got 0"),
+        (
+            {"IdlePollingIntervalInSeconds": 1.0},
+            "IdlePollingIntervalInSeconds: applies to Kinesis and DynamoDB Streams sources only",
+        ),
+        (
+            {"IdlePollingIntervalInSeconds": 61},
+            "IdlePollingIntervalInSeconds: must be between 0.01 and 60, got 61",
+        ),
         ({"TumblingWindowInSeconds": 901}, "TumblingWindowInSeconds: must be between 0 and 900, got 901"),
         ({"EventSourceArn": MSK_ARN}, "EventSourceArn: Amazon MSK event sources are not supported yet"),
         (
@@ -303,6 +311,43 @@ def test_stream_sources_take_stream_settings(arn: str) -> None:
     assert (mapping.ParallelizationFactor, mapping.TumblingWindowInSeconds) == (4, 60)
     assert mapping.polling_interval_seconds == 0.1
     assert mapping.batching_window_seconds == 0.0
+
+
+@pytest.mark.parametrize(
+    ("changes", "interval", "idle"),
+    [
+        ({}, 0.2, 1.0),
+        ({"IdlePollingIntervalInSeconds": 0.5}, 0.2, 0.5),
+        # Equal to the polling interval: no idle back-off.
+        ({"PollingIntervalInSeconds": 0.5, "IdlePollingIntervalInSeconds": 0.5}, 0.5, 0.5),
+        # A polling interval above the default idle interval: that is the idle interval too.
+        ({"PollingIntervalInSeconds": 2.0}, 2.0, 2.0),
+    ],
+)
+def test_idle_polling_interval(changes: dict[str, Any], interval: float, idle: float) -> None:
+    data = build_config({"EventSourceArn": KINESIS_ARN, **changes}, drop=("SelfManagedEventSource", "Topics"))
+    mapping = parse_config(data).config.EventSourceMappings[0]
+    assert (mapping.polling_interval_seconds, mapping.idle_polling_interval_seconds) == (interval, idle)
+
+
+@pytest.mark.parametrize(
+    ("changes", "interval"),
+    [
+        ({"IdlePollingIntervalInSeconds": 0.1}, "0.2"),
+        ({"PollingIntervalInSeconds": 2.0, "IdlePollingIntervalInSeconds": 1.5}, "2"),
+    ],
+)
+def test_an_idle_polling_interval_below_the_polling_interval_is_an_error(
+    changes: dict[str, Any], interval: str
+) -> None:
+    data = build_config(
+        {"EventSourceArn": DYNAMODB_ARN, **changes}, drop=("SelfManagedEventSource", "Topics")
+    )
+    idle = changes["IdlePollingIntervalInSeconds"]
+    assert problems_of(data) == [
+        f"{M0}.IdlePollingIntervalInSeconds: must be at least PollingIntervalInSeconds ({interval}),"
+        f" got {idle:g} (equal to it turns the idle back-off off)"
+    ]
 
 
 def test_two_sources_is_an_error() -> None:

@@ -31,7 +31,7 @@ def with_top_level(field: str, value: float) -> dict[str, Any]:
 
 def with_mapping(field: str, value: float) -> dict[str, Any]:
     changes: dict[str, Any] = {field: value}
-    if field == "PollingIntervalInSeconds":  # a streams setting
+    if field in ("PollingIntervalInSeconds", "IdlePollingIntervalInSeconds"):  # streams settings
         changes.update(EventSourceArn=KINESIS_ARN)
         return build_config(changes, drop=("SelfManagedEventSource", "Topics"))
     if field == "StartingPositionTimestamp":
@@ -47,6 +47,7 @@ FLOAT_FIELDS = [
     (with_mapping, "MaximumBatchingWindowInSeconds", f"{M0}.MaximumBatchingWindowInSeconds"),
     (with_mapping, "MaximumRetryBackoffInSeconds", f"{M0}.MaximumRetryBackoffInSeconds"),
     (with_mapping, "PollingIntervalInSeconds", f"{M0}.PollingIntervalInSeconds"),
+    (with_mapping, "IdlePollingIntervalInSeconds", f"{M0}.IdlePollingIntervalInSeconds"),
     (with_mapping, "StartingPositionTimestamp", f"{M0}.StartingPositionTimestamp"),
 ]
 

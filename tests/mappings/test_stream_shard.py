@@ -4,8 +4,9 @@ invoker standing in for Kinesis and the function (tests/mappings/stream_fakes.py
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
@@ -74,6 +75,7 @@ class Harness:
         start: StartPosition | None = None,
         record_filter: RecordFilter | None = None,
         batch_size: int = 10,
+        idle_polling_interval: float = 0.01,
     ) -> StreamShardSettings:
         return StreamShardSettings(
             flavor=self.stream.flavor,
@@ -85,6 +87,7 @@ class Harness:
             lanes=lanes,
             window_seconds=0,
             polling_interval_seconds=0.01,
+            idle_polling_interval_seconds=idle_polling_interval,
             record_filter=record_filter or compile_filters([]),
             report_batch_item_failures=False,
             policy=FailurePolicy(),
@@ -104,7 +107,11 @@ class Harness:
         return await lease_of(self.leases, NAMESPACE, shard_id)
 
     def start(
-        self, lease: Lease, settings: StreamShardSettings | None = None, leases: LeaseStore | None = None
+        self,
+        lease: Lease,
+        settings: StreamShardSettings | None = None,
+        leases: LeaseStore | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> tuple[StreamShard, asyncio.Task[bool]]:
         settings = settings or self.settings()
         services: LaneServices[EventRecord] = LaneServices(
@@ -129,6 +136,7 @@ class Harness:
             on_behind=lambda: self.behind_changes.append(shard.millis_behind_latest),
             polled=lambda count: None,
             waits=self.waits,
+            clock=clock,
         )
         task = asyncio.create_task(shard.run())
         self._running.append((shard, task))
@@ -457,3 +465,43 @@ async def test_the_mapping_hears_of_millis_behind_latest_only_when_it_changes(ha
     await until(lambda: len(harness.behind_changes) >= 3, "three changes of MillisBehindLatest")
     await asyncio.sleep(0.05)  # nothing more comes from the rest of the script
     assert harness.behind_changes == [0, 500, 0]
+
+
+class ClockedWaits(ShortWaits):
+    """ShortWaits whose waits move a fake monotonic clock on by the delay asked for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = 1000.0
+
+    async def halted_within(self, halt: asyncio.Event, seconds: float | None) -> bool:
+        self.now += seconds or 0.0
+        return await super().halted_within(halt, seconds)
+
+
+async def test_an_idle_shard_is_read_less_often_until_a_read_returns_records(harness: Harness) -> None:
+    """The waits between reads grow while the reads come back empty (esm.sources.read_pacing), up
+    to the idle interval, and drop back to the spacing with the first read that returns records."""
+    waits = ClockedWaits()
+    harness.waits = waits
+    empty = ReadResult([], next_poll_delay_seconds=0.2)
+    harness.stream.script(
+        SHARD,
+        *([empty] * 40),
+        ReadResult([entry(SHARD, 1)], next_poll_delay_seconds=0.2),
+        *([empty] * 3),
+        # Behind (MillisBehindLatest > 0): no delay suggested, and the quiet run is over too.
+        ReadResult([], millis_behind_latest=500),
+        *([empty] * 3),
+    )
+    lease = await harness.held()
+    harness.start(lease, harness.settings(idle_polling_interval=0.5), clock=lambda: waits.now)
+    await until(lambda: harness.delivered_count == 1, "the record delivered")
+    await until(lambda: harness.stream.readers[SHARD].reads >= 49, "the script read")
+    reads = [w for w in waits.waited if w is not None]
+    assert reads[:10] == [pytest.approx(0.2)] * 10  # the first 2 s of empty reads
+    assert all(later >= earlier - 1e-9 for earlier, later in itertools.pairwise(reads[:40]))
+    assert reads[39] == pytest.approx(0.5)  # 40 empty reads: at the idle interval
+    assert reads[40:43] == [pytest.approx(0.2)] * 3  # records: back at once
+    assert reads[44] == pytest.approx(0.2)  # behind
+    assert reads[45:48] == [pytest.approx(0.2)] * 3

@@ -85,6 +85,7 @@ class Members:
             lanes=1,
             window_seconds=0,
             polling_interval_seconds=0.01,
+            idle_polling_interval_seconds=0.01,
             record_filter=compile_filters([]),
             report_batch_item_failures=False,
             policy=FailurePolicy(),
