@@ -29,7 +29,7 @@ from kafka_bench.baseline import BaselineResult, consume_all
 from kafka_bench.dataset import fill_topic
 from kafka_bench.engine import EngineUnavailable, require_engine
 from kafka_bench.engine_throughput import EngineResult, measure_engine
-from kafka_bench.latency import LatencyResult, measure_latency
+from kafka_bench.latency import LatencyResult, measure_floor, measure_latency
 from kafka_bench.stats import median_or_none
 from kafka_bench.sweeps import SWEEP_KEYS, Sweep, SweepContext, parse_sweep, run_sweep
 
@@ -37,7 +37,7 @@ from esm.embedded import TansuBroker
 
 PARTITIONS = 4
 RECORD_BYTES = 100
-PARTS = ("baseline", "engine", "latency")
+PARTS = ("baseline", "engine", "latency", "floor")
 RATIO_GOAL = 0.8
 
 
@@ -46,6 +46,7 @@ class RunResult:
     baseline: BaselineResult | None = None
     engine: EngineResult | None = None
     latency: LatencyResult | None = None
+    floor: LatencyResult | None = None
 
     @property
     def ratio(self) -> float | None:
@@ -92,6 +93,8 @@ class RunResult:
             "latency_p50_ms": self.latency.p50_ms if self.latency else None,
             "latency_p95_ms": self.latency.p95_ms if self.latency else None,
             "latency_p99_ms": self.latency.p99_ms if self.latency else None,
+            "floor_p50_ms": self.floor.p50_ms if self.floor else None,
+            "floor_p99_ms": self.floor.p99_ms if self.floor else None,
         }
 
 
@@ -182,6 +185,11 @@ def _one_run(args: argparse.Namespace, broker: TansuBroker, index: int, workdir:
             args.latency_seconds,
             args.kafka_client,
         )
+    if "floor" in args.parts:
+        _say(f"run {index}: (d) floor: a plain consumer at {args.latency_rate} records/s")
+        result.floor = measure_floor(
+            broker.bootstrap, f"{topic}-floor", PARTITIONS, args.latency_rate, args.latency_seconds
+        )
     return result
 
 
@@ -198,7 +206,7 @@ def _table(runs: list[RunResult], medians: dict[str, float | None]) -> str:
     header = (
         f"{'run':>6} {'baseline rec/s':>15} {'steady':>9} {'engine rec/s':>13} {'steady':>9} "
         f"{'at fn':>9} {'ratio':>6} {'steady':>7} {'at fn':>6} {'us/rec':>7} {'p50 ms':>7} {'p95 ms':>7} "
-        f"{'p99 ms':>7}"
+        f"{'p99 ms':>7} {'floor p50':>9} {'p99':>5}"
     )
     rows = [header]
     labelled: list[tuple[str, dict[str, float | None]]] = [
@@ -218,6 +226,8 @@ def _table(runs: list[RunResult], medians: dict[str, float | None]) -> str:
         ("latency_p50_ms", 7, 1),
         ("latency_p95_ms", 7, 1),
         ("latency_p99_ms", 7, 1),
+        ("floor_p50_ms", 9, 1),
+        ("floor_p99_ms", 5, 1),
     ]
     for label, figures in labelled:
         cells = [f"{_fmt(figures[key], digits):>{width}}" for key, width, digits in columns]
@@ -255,6 +265,7 @@ def _report(args: argparse.Namespace, runs: list[RunResult], log_path: Path) -> 
                 "baseline": asdict(run.baseline) if run.baseline else None,
                 "engine": asdict(run.engine) if run.engine else None,
                 "latency": asdict(run.latency) if run.latency else None,
+                "floor": asdict(run.floor) if run.floor else None,
                 "figures": run.figures(),
             }
             for run in runs

@@ -8,6 +8,8 @@ rate with no producer batching, each stamped with CreateTime by the producer; th
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +20,14 @@ from kafka import KafkaProducer
 from esm.demo.children import ChildProcess as ManagedProcess
 from esm.embedded import create_topic
 from esm.percentiles import percentile
-from kafka_bench.engine import EngineUnavailable, MappingSpec, start_daemon, start_worker, write_config
+from kafka_bench.engine import (
+    KAFKA_CONSUMER_CONFIG,
+    EngineUnavailable,
+    MappingSpec,
+    start_daemon,
+    start_worker,
+    write_config,
+)
 
 LATENCY_HANDLER = "benchmarks.handlers.latency:handler"
 LATENCY_DIR_ENV = "ESM_BENCH_LATENCY_DIR"  # the handler's contract: see benchmarks/handlers/latency.py
@@ -35,6 +44,16 @@ class LatencyResult:
     p95_ms: float
     p99_ms: float
     max_ms: float
+
+
+def latency_result(latencies: list[float]) -> LatencyResult:
+    return LatencyResult(
+        records=len(latencies),
+        p50_ms=percentile(latencies, 50),
+        p95_ms=percentile(latencies, 95),
+        p99_ms=percentile(latencies, 99),
+        max_ms=max(latencies),
+    )
 
 
 def measure_latency(
@@ -74,13 +93,44 @@ def measure_latency(
             daemon.stop()
     finally:
         worker.stop()
-    return LatencyResult(
-        records=len(latencies),
-        p50_ms=percentile(latencies, 50),
-        p95_ms=percentile(latencies, 95),
-        p99_ms=percentile(latencies, 99),
-        max_ms=max(latencies),
+    return latency_result(latencies)
+
+
+def measure_floor(
+    bootstrap: str, topic: str, partitions: int, rate_per_s: int, seconds: float
+) -> LatencyResult:
+    """(d) The same producer and broker with a plain kafka-python consumer in place of the engine
+    (no group, no function): what produce-to-consumer latency this machine and broker allow."""
+    create_topic(bootstrap, topic, partitions)
+    count = int(rate_per_s * seconds)
+    consumer = subprocess.Popen(
+        [
+            sys.executable,
+            str(Path(__file__).with_name("latency_consumer.py")),
+            bootstrap,
+            topic,
+            str(partitions),
+            str(count),
+            str(KAFKA_CONSUMER_CONFIG["fetch.max.wait.ms"]),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
+    try:
+        assert consumer.stdout is not None
+        if consumer.stdout.readline().strip() != "ready":
+            raise RuntimeError("the floor's consumer did not start")
+        producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks=1)
+        try:
+            _produce_paced(producer, topic, partitions, rate_per_s, seconds)
+        finally:
+            producer.close()
+        out, _ = consumer.communicate(timeout=DRAIN_TIMEOUT_S)
+    finally:
+        if consumer.poll() is None:
+            consumer.kill()
+    latencies = [float(value) for value in out.split()]
+    return latency_result(latencies)
 
 
 def _warm_up(
