@@ -234,12 +234,18 @@ class EntryPartitionRecords(Fetcher.PartitionRecords):  # type: ignore[misc]
     `fetch_offset` are skipped, and an error raised after some records is raised by the next
     `take`, those records first."""
 
-    def __init__(self, fetch_offset: int, tp: Any, records: Any, *args: Any, **kwargs: Any) -> None:
-        super().__init__(fetch_offset, tp, records, *args, **kwargs)
+    def __init__(
+        self,
+        fetch_offset: int,
+        tp: Any,
+        records: Any,
+        key_deserializer: Any = None,
+        value_deserializer: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(fetch_offset, tp, records, key_deserializer, value_deserializer, **kwargs)
         # Entry lists, one per batch (`_unpack_records` without kafka-python's `dropwhile`).
-        self.record_iterator = self._unpack_records(
-            tp, records, kwargs.get("key_deserializer"), kwargs.get("value_deserializer")
-        )
+        self.record_iterator = self._unpack_records(tp, records, key_deserializer, value_deserializer)
         self._pending: list[EventRecord] = []  # the current batch's entries not taken yet
         self._taken = 0
 

@@ -114,6 +114,37 @@ def test_batches_of_each_codec_from_any_fetch_offset(
     assert next_offset == base - 1
 
 
+@settings(deadline=None, max_examples=60)
+@given(
+    st.lists(RECORDS, min_size=1, max_size=4),
+    st.integers(min_value=0, max_value=30),
+    st.lists(st.integers(min_value=1, max_value=9), min_size=1, max_size=6),
+)
+def test_takes_of_any_size_read_on_where_the_last_one_stopped(
+    batches: list[list[Record]], fetch_offset: int, sizes: list[int]
+) -> None:
+    """A poll takes at most max_records: batches are sliced across takes, and the fetcher's
+    position (`next_fetch_offset`) is the offset after the last record taken each time."""
+    raw, base = b"", 0
+    for records in batches:
+        raw += batch_of(records, base_offset=base, codec=1, gaps=2)
+        base += 2 * len(records)
+    expected = kafka_pythons_entries(raw, fetch_offset)
+    part = EntryPartitionRecords(fetch_offset, TP, MemoryRecords(raw), check_crcs=True)
+    taken: list[dict[str, Any]] = []
+    for i in range(len(expected) + 1):
+        chunk = part.take(sizes[i % len(sizes)])
+        assert len(chunk) <= sizes[i % len(sizes)]
+        taken += chunk
+        if chunk:
+            assert part.next_fetch_offset == chunk[-1]["offset"] + 1
+        if not part:
+            break
+    assert taken == expected
+    assert not part.take(5) and not part  # drained
+    assert part.next_fetch_offset == base - 1
+
+
 def test_log_append_time_is_the_batchs_max_timestamp() -> None:
     raw = with_attributes(batch_of([(b"k", b"v", [], 5), (None, None, [], 9)]), 0x08)
     entries, _ = fast_entries(raw)
