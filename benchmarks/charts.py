@@ -97,14 +97,18 @@ def _present(series: Sequence[Series | None]) -> list[Series]:
     return [s for s in series if s is not None]
 
 
+def _fixed_settings(sweep: Mapping[str, Any], template: str) -> str:
+    """The sweep's fixed settings (its "fixed" mapping) in `template`; "" when one is missing
+    (JSON written before the benchmark recorded them)."""
+    try:
+        return template.format(**(sweep.get("fixed") or {}))
+    except KeyError:
+        return ""
+
+
 def _latency_by_rate(sweep: Mapping[str, Any], sub: str) -> ChartSpec:
     points = sweep["points"]
-    settings = sweep.get("fixed") or {}
-    fixed = (
-        f", {settings['partitions']} partitions, {settings['seconds']:g} s per point"
-        if "partitions" in settings and "seconds" in settings
-        else ""
-    )
+    fixed = _fixed_settings(sweep, ", {partitions} partitions, {seconds:g} s per point")
     return ChartSpec(
         name="kafka-latency-by-rate",
         title=f"Kafka produce-to-handler latency against produce rate{fixed}\n{sub}",
@@ -157,12 +161,7 @@ def _throughput(sweep: Mapping[str, Any], sub: str, x_key: str) -> ChartSpec:
 def _latency_by_poll_interval(sweep: Mapping[str, Any], sub: str) -> ChartSpec:
     points = sweep["points"]
     baseline = (sweep.get("baseline") or {}).get("median", {}).get("p99_ms")
-    settings = sweep.get("fixed") or {}
-    fixed = (
-        f", {settings['shards']} shards, {settings['rate_per_s']} records/s"
-        if "shards" in settings and "rate_per_s" in settings
-        else ""
-    )
+    fixed = _fixed_settings(sweep, ", {shards} shards, {rate_per_s} records/s")
     return ChartSpec(
         name="kinesis-latency-by-poll-interval",
         title=f"Kinesis put-to-handler latency against PollingIntervalInSeconds{fixed}\n{sub}",

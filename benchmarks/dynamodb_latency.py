@@ -41,6 +41,7 @@ from typing import Any  # noqa: E402
 
 from charts import save_report  # noqa: E402
 from kafka_bench.engine import EngineUnavailable, require_engine  # noqa: E402
+from kafka_bench.latency import LatencyResult  # noqa: E402
 from kinesis_latency import (  # noqa: E402
     LambdaStylePoller,
     PartResult,
@@ -58,7 +59,6 @@ from kinesis_latency import (  # noqa: E402
     run_engine,
     runs_report,
     stamp,
-    summarise,
     table,
     warmup_stamp,
 )
@@ -161,7 +161,7 @@ def measure(table: Table, out_dir: Path, receiver: Receiver, args: argparse.Name
         lambda: f"only {len(read_latencies(out_dir).latencies_ms)} of {count} items were delivered",
     )
     collected = read_latencies(out_dir)
-    return PartResult(summarise(collected.latencies_ms), produce_seconds, collected.duplicates)
+    return PartResult(LatencyResult.of(collected.latencies_ms), produce_seconds, collected.duplicates)
 
 
 def measure_part(part: str, emulator: DynamoDBLocal, workdir: Path, args: argparse.Namespace) -> PartResult:

@@ -63,7 +63,6 @@ from stream_services import CREDENTIALS, EmulatorError, KinesisMock  # noqa: E40
 from esm.config.mapping import DEFAULT_POLLING_INTERVAL_SECONDS  # noqa: E402
 from esm.demo.children import ChildProcess as ManagedProcess  # noqa: E402
 from esm.netutil import free_port  # noqa: E402
-from esm.percentiles import percentile  # noqa: E402
 
 SHARDS = 4
 BATCH_SIZE = 100
@@ -141,16 +140,6 @@ def read_latencies(out_dir: Path) -> Collected:
             else:
                 first[record_id] = float(parts[1])
     return Collected(list(first.values()), duplicates)
-
-
-def summarise(latencies_ms: Sequence[float]) -> LatencyResult:
-    return LatencyResult(
-        records=len(latencies_ms),
-        p50_ms=percentile(latencies_ms, 50),
-        p95_ms=percentile(latencies_ms, 95),
-        p99_ms=percentile(latencies_ms, 99),
-        max_ms=max(latencies_ms),
-    )
 
 
 # -- the stream and the producer ---------------------------------------------------------------
@@ -383,7 +372,7 @@ def measure(
         lambda: f"only {len(read_latencies(out_dir).latencies_ms)} of {count} records were delivered",
     )
     collected = read_latencies(out_dir)
-    return PartResult(summarise(collected.latencies_ms), produce_seconds, collected.duplicates)
+    return PartResult(LatencyResult.of(collected.latencies_ms), produce_seconds, collected.duplicates)
 
 
 def measure_baseline(endpoint: str, stream: Stream, workdir: Path, args: argparse.Namespace) -> PartResult:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,15 +45,15 @@ class LatencyResult:
     p99_ms: float
     max_ms: float
 
-
-def latency_result(latencies: list[float]) -> LatencyResult:
-    return LatencyResult(
-        records=len(latencies),
-        p50_ms=percentile(latencies, 50),
-        p95_ms=percentile(latencies, 95),
-        p99_ms=percentile(latencies, 99),
-        max_ms=max(latencies),
-    )
+    @classmethod
+    def of(cls, latencies_ms: Sequence[float]) -> LatencyResult:
+        return cls(
+            records=len(latencies_ms),
+            p50_ms=percentile(latencies_ms, 50),
+            p95_ms=percentile(latencies_ms, 95),
+            p99_ms=percentile(latencies_ms, 99),
+            max_ms=max(latencies_ms),
+        )
 
 
 def measure_latency(
@@ -93,7 +93,7 @@ def measure_latency(
             daemon.stop()
     finally:
         worker.stop()
-    return latency_result(latencies)
+    return LatencyResult.of(latencies)
 
 
 def measure_floor(
@@ -130,7 +130,7 @@ def measure_floor(
         if consumer.poll() is None:
             consumer.kill()
     latencies = [float(value) for value in out.split()]
-    return latency_result(latencies)
+    return LatencyResult.of(latencies)
 
 
 def _warm_up(
