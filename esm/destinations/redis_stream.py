@@ -14,6 +14,7 @@ import redis.exceptions
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+import esm.redis_client
 from esm.destinations.encoding import StoredEntry, UnreadableEntry, encode_record, read_entry
 from esm.destinations.errors import DestinationError, DestinationRejectedError, DestinationUnavailableError
 
@@ -46,7 +47,7 @@ def open_redis_client(
     command_timeout_s: float = COMMAND_TIMEOUT_SECONDS,
 ) -> redis.asyncio.Redis:
     """An asyncio client that fails fast: no built-in retries, short socket timeouts."""
-    return redis.asyncio.Redis.from_url(
+    return esm.redis_client.Redis.from_url(
         client_url,
         socket_connect_timeout=connect_timeout_s,
         socket_timeout=command_timeout_s,

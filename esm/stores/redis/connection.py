@@ -1,4 +1,5 @@
-"""Connecting to Redis: a reachability check at start-up, then the asyncio client the roles share."""
+"""Connecting to Redis: a reachability check at start-up, then the asyncio client the roles share
+(esm.redis_client's, which keeps cancellations)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import redis
 import redis.asyncio
 import redis.exceptions
 
+import esm.redis_client
 from esm.stores.errors import StoreConfigError, StoreError, StoreUnavailableError
 from esm.stores.url import RedisLocation
 
@@ -37,7 +39,7 @@ def connect(location: RedisLocation) -> redis.asyncio.Redis:
         raise StoreConfigError(f"Store: {where} rejected the connection: {exc}") from exc
     finally:
         probe.close()
-    return redis.asyncio.Redis.from_url(
+    return esm.redis_client.Redis.from_url(
         location.client_url,
         socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
         socket_timeout=COMMAND_TIMEOUT_SECONDS,
