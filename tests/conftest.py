@@ -26,6 +26,7 @@ import redis
 # it is first imported: ~200 identical warnings per run that would hide the ones about our code.
 warnings.filterwarnings("ignore", r"(read|open)_text is deprecated", DeprecationWarning)
 
+from hang_report import HangReporter  # noqa: E402
 from stream_services import DynamoDBLocal, KinesisMock  # noqa: E402
 
 from esm.embedded import TansuBroker, create_topic  # noqa: E402
@@ -42,6 +43,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if _REAL_SERVICE_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.integration)
+
+
+# Seconds before pytest-timeout's limit at which a still-running test prints its asyncio tasks.
+_HANG_REPORT_MARGIN_SECONDS = 20.0
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    marker = item.get_closest_marker("timeout")
+    limit = float(marker.args[0]) if marker and marker.args else float(item.config.getini("timeout") or 0)
+    if limit <= _HANG_REPORT_MARGIN_SECONDS:
+        return (yield)
+    with HangReporter(limit - _HANG_REPORT_MARGIN_SECONDS, item.nodeid):
+        return (yield)
 
 
 @pytest.fixture(scope="session")
