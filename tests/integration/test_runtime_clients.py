@@ -74,7 +74,8 @@ class Scenario:
 SCENARIOS = {
     "delivered": Scenario(("ok-1", "ok-2", "ok-3")),
     "error": Scenario(("fail",), retries=1, error_type="ScenarioError"),
-    "timeout": Scenario(("sleep",), error_type="Sandbox.Timedout"),
+    # A function of its own, with a short Timeout, on fn's worker: the invocation carries its Timeout.
+    "timeout": Scenario(("sleep",), error_type="Sandbox.Timedout", function="fn-short"),
     "crash": Scenario(("crash",), error_type="Runtime.ExitError"),
     "memory": Scenario(("oom",), error_type="Runtime.OutOfMemory"),
     "partial": Scenario(("ok-a", "partial", "ok-c"), retries=1, partial=True),
@@ -133,6 +134,12 @@ class RuntimeRun:
                 "Endpoints": [f"127.0.0.1:{self.ports['fn']}"],
                 "Timeout": 10,  # room for a busy machine: the memory scenarios must reach their limit first
                 "MemorySize": 128,
+                "Environment": {"Variables": {"ESM_RECORDER_FILE": str(self.recorder)}},
+            },
+            {
+                "FunctionName": "fn-short",
+                "Endpoints": [f"127.0.0.1:{self.ports['fn']}"],
+                "Timeout": 2,
                 "Environment": {"Variables": {"ESM_RECORDER_FILE": str(self.recorder)}},
             },
             {"FunctionName": "fn-init", "Endpoints": [f"127.0.0.1:{self.ports['fn-init']}"], "Timeout": 5},
