@@ -115,9 +115,9 @@ class StatusGatherer:
         created through the control API (then only the config file's are shown)."""
         if store is not None:
             try:
-                listed = await asyncio.wait_for(
-                    mappings_of(self._config, store), max(0.0, deadline - self._clock())
-                )
+                # asyncio.timeout, not wait_for: see esm.shard.waits.
+                async with asyncio.timeout(max(0.0, deadline - self._clock())):
+                    listed = await mappings_of(self._config, store)
                 return listed, False
             except (TimeoutError, StoreError) as err:
                 unreachable.append(
@@ -134,12 +134,10 @@ class StatusGatherer:
         problem: str | None = None
         store_failed = False
         try:
-            entry = await asyncio.wait_for(
-                collect_mapping(
+            async with asyncio.timeout(remaining):
+                entry = await collect_mapping(
                     store, mapping, state, kafka_timeout_s=max(remaining, MIN_KAFKA_TIMEOUT_SECONDS)
-                ),
-                remaining,
-            )
+                )
         except TimeoutError:
             entry = mapping_header(mapping, state)
             entry["error"] = f"no answer within {remaining:.1f}s from its source or the store"
@@ -156,4 +154,5 @@ class StatusGatherer:
         store, self._store = self._store, None
         if store is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(store.close(), STORE_CLOSE_SECONDS)
+                async with asyncio.timeout(STORE_CLOSE_SECONDS):
+                    await store.close()
