@@ -13,7 +13,12 @@ Three behaviours of kafka-python 3.0.12 are handled here, each proven by tests/s
   resume the parked data is dropped and the partition seeks to the first record not delivered;
 - `poll` returns nothing while the member rejoins the group, even under cooperative rebalancing
   where the partitions it owns stay its own (the broker may hold a JoinGroup for seconds). Java's
-  consumer fetches on meanwhile; so does this adapter (`esm.sources.kafka_python_rejoin`).
+  consumer fetches on meanwhile; so does this adapter (`esm.sources.kafka_python_rejoin`);
+- `poll` sleeps retry.backoff.ms (100 ms) whenever it finds no fetch to send and none in flight,
+  which happens now and then between one fetch's answer and the next request (the IO thread has
+  not yet marked the broker free), and nothing wakes it: every partition stalls for 100 ms, a
+  latency spike every few seconds at `fetch.max.wait.ms` 10. Unless the mapping sets
+  retry.backoff.ms, it is no longer than fetch.max.wait.ms (`retry_backoff_ms`).
 """
 
 from __future__ import annotations
@@ -46,6 +51,24 @@ __all__ = ["KafkaGroupReader", "PartitionEvents", "ReaderSettings"]
 
 # How long creating a consumer may wait for the brokers before it fails (and is tried again).
 BOOTSTRAP_TIMEOUT_MS = 3000
+
+
+# kafka-python's defaults for the two settings `retry_backoff_ms` weighs.
+KAFKA_PYTHON_RETRY_BACKOFF_MS = 100
+KAFKA_PYTHON_FETCH_MAX_WAIT_MS = 500
+
+
+def retry_backoff_ms(consumer_kwargs: dict[str, Any]) -> int:
+    """The consumer's retry.backoff.ms: as the mapping sets it, else kafka-python's 100 ms but
+    no longer than fetch.max.wait.ms (poll's idle sleep, see above, must not outlast the wait the
+    mapping chose for records)."""
+    given = consumer_kwargs.get("retry_backoff_ms")
+    if isinstance(given, int):
+        return given
+    fetch_wait = consumer_kwargs.get("fetch_max_wait_ms", KAFKA_PYTHON_FETCH_MAX_WAIT_MS)
+    if not isinstance(fetch_wait, int):
+        return KAFKA_PYTHON_RETRY_BACKOFF_MS
+    return max(1, min(KAFKA_PYTHON_RETRY_BACKOFF_MS, fetch_wait))
 
 
 def _tp(tp: TopicPartitionId) -> TopicPartition:
@@ -81,6 +104,7 @@ class KafkaGroupReader(GroupReader[Any]):
     def _connect(self) -> Any:
         # kafka-python's constructor waits for the brokers (30 s by default): a shutdown waits for it.
         kwargs = {"bootstrap_timeout_ms": BOOTSTRAP_TIMEOUT_MS, **self._settings.consumer_kwargs}
+        kwargs["retry_backoff_ms"] = retry_backoff_ms(kwargs)
         # A round of the previous consumer (closed after a failure) is over for this one.
         self._round, self._said_rebalancing = None, False
         try:

@@ -9,13 +9,14 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from kafka.errors import KafkaError
 
 from esm.embedded.topics import OutgoingRecord, committed_offsets, produce
 from esm.events.kafka import estimated_entry_size
 from esm.ownership.kafka_assignment import PartitionAssignment
-from esm.sources.kafka import KafkaGroupReader, ReaderSettings
+from esm.sources.kafka import KafkaGroupReader, ReaderSettings, retry_backoff_ms
 from esm.sources.kafka_confluent import ConfluentGroupReader
-from esm.sources.kafka_group import GroupReader
+from esm.sources.kafka_group import ClientError, GroupReader
 
 from .kafka_events import Collector
 
@@ -390,3 +391,37 @@ async def test_records_produced_while_the_reader_is_settled_are_delivered_and_co
     finally:
         reader.stop_fetching()
         await asyncio.get_running_loop().run_in_executor(None, reader.close, 20.0)
+
+
+@pytest.mark.parametrize(
+    ("consumer_kwargs", "expected"),
+    [
+        ({}, 100),  # kafka-python's defaults: fetch.max.wait.ms 500, retry.backoff.ms 100
+        ({"fetch_max_wait_ms": 500}, 100),
+        ({"fetch_max_wait_ms": 100}, 100),
+        ({"fetch_max_wait_ms": 20}, 20),  # poll's idle sleep no longer than the fetch wait
+        ({"fetch_max_wait_ms": 10}, 10),
+        ({"fetch_max_wait_ms": 0}, 1),  # never 0: kafka-python would spin
+        ({"fetch_max_wait_ms": 10, "retry_backoff_ms": 250}, 250),  # the mapping's own setting wins
+        ({"retry_backoff_ms": 5}, 5),
+    ],
+)
+def test_retry_backoff_is_no_longer_than_the_fetch_wait(
+    consumer_kwargs: dict[str, Any], expected: int
+) -> None:
+    assert retry_backoff_ms(consumer_kwargs) == expected
+
+
+def test_the_consumer_is_made_with_that_retry_backoff() -> None:
+    made: list[dict[str, Any]] = []
+
+    def factory(**kwargs: Any) -> Any:
+        made.append(kwargs)
+        raise KafkaError("no broker here")
+
+    settings = ReaderSettings(topic="t", consumer_kwargs={"fetch_max_wait_ms": 10}, start="earliest")
+    reader = KafkaGroupReader(settings, Collector(), asyncio.new_event_loop(), len, consumer_factory=factory)
+    with pytest.raises(ClientError):
+        reader._connect()
+    assert made[0]["retry_backoff_ms"] == 10
+    assert made[0]["fetch_max_wait_ms"] == 10
