@@ -9,6 +9,7 @@ let in-flight invocations finish (each bounded by its timeout), stop the environ
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import shutil
 import signal
@@ -194,6 +195,10 @@ async def _serve_until_stopped(
         _say(f"cannot start execution environments for {runtime!r}: {exc}")
         return 1
     await server.start()
+    # What start-up made (modules, gRPC, the pool) lives as long as the worker: out of the
+    # collector's reach, a full collection no longer walks it (about 30 ms on a 2-core machine,
+    # a pause every invocation in flight would wait out), as the daemon does (esm.daemon).
+    gc.freeze()
     for name in ("", SERVICE_NAME):
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
     _say(
