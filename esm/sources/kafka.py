@@ -3,7 +3,7 @@
 Its consumer yields event entries, not ConsumerRecords: fetched v2 batches are decoded straight
 into them (`esm.sources.kafka_python_entries`), which halves the reader's CPU per record.
 
-Three behaviours of kafka-python 3.0.12 are handled here, each proven by tests/sources:
+Behaviours of kafka-python 3.0.12 handled here, each proven by tests/sources:
 - one record whose header name is not UTF-8 fails every fetch of its partition; header names
   are read as Java's client reads them instead (`esm.sources.kafka_python_headers`);
 - a partition revoked and assigned back to the same member keeps its old fetch position, so

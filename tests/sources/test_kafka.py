@@ -420,8 +420,12 @@ def test_the_consumer_is_made_with_that_retry_backoff() -> None:
         raise KafkaError("no broker here")
 
     settings = ReaderSettings(topic="t", consumer_kwargs={"fetch_max_wait_ms": 10}, start="earliest")
-    reader = KafkaGroupReader(settings, Collector(), asyncio.new_event_loop(), len, consumer_factory=factory)
-    with pytest.raises(ClientError):
-        reader._connect()
+    loop = asyncio.new_event_loop()
+    try:
+        reader = KafkaGroupReader(settings, Collector(), loop, len, consumer_factory=factory)
+        with pytest.raises(ClientError):
+            reader._connect()
+    finally:
+        loop.close()
     assert made[0]["retry_backoff_ms"] == 10
     assert made[0]["fetch_max_wait_ms"] == 10
