@@ -53,22 +53,15 @@ __all__ = ["KafkaGroupReader", "PartitionEvents", "ReaderSettings"]
 BOOTSTRAP_TIMEOUT_MS = 3000
 
 
-# kafka-python's defaults for the two settings `retry_backoff_ms` weighs.
-KAFKA_PYTHON_RETRY_BACKOFF_MS = 100
-KAFKA_PYTHON_FETCH_MAX_WAIT_MS = 500
-
-
 def retry_backoff_ms(consumer_kwargs: dict[str, Any]) -> int:
-    """The consumer's retry.backoff.ms: as the mapping sets it, else kafka-python's 100 ms but
-    no longer than fetch.max.wait.ms (poll's idle sleep, see above, must not outlast the wait the
-    mapping chose for records)."""
-    given = consumer_kwargs.get("retry_backoff_ms")
-    if isinstance(given, int):
-        return given
-    fetch_wait = consumer_kwargs.get("fetch_max_wait_ms", KAFKA_PYTHON_FETCH_MAX_WAIT_MS)
-    if not isinstance(fetch_wait, int):
-        return KAFKA_PYTHON_RETRY_BACKOFF_MS
-    return max(1, min(KAFKA_PYTHON_RETRY_BACKOFF_MS, fetch_wait))
+    """The consumer's retry.backoff.ms: as the mapping sets it, else kafka-python's default
+    (100 ms) but no longer than fetch.max.wait.ms (poll's idle sleep, see above, must not outlast
+    the wait the mapping chose for records)."""
+    if "retry_backoff_ms" in consumer_kwargs:
+        return int(consumer_kwargs["retry_backoff_ms"])
+    defaults = KafkaConsumer.DEFAULT_CONFIG
+    fetch_wait = int(consumer_kwargs.get("fetch_max_wait_ms", defaults["fetch_max_wait_ms"]))
+    return max(1, min(int(defaults["retry_backoff_ms"]), fetch_wait))
 
 
 def _tp(tp: TopicPartitionId) -> TopicPartition:
