@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import operator
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -218,7 +219,15 @@ class ConfluentGroupReader(GroupReader[Any]):
         return int(high) if high is not None and high >= 0 else None
 
     def _close_client(self, client: Any) -> None:
-        client.close()  # librdkafka bounds leaving the group by its own timeouts
+        try:
+            client.close()  # librdkafka bounds leaving the group by its own timeouts
+        except KafkaException as err:
+            raise ClientError(str(err)) from err
+        except:  # noqa: E722
+            # A rebalance callback that failed during close() (its committed offsets timed out)
+            # comes back as a bare KafkaError object, which no `except Exception` matches: it
+            # would end the reader's thread.
+            raise ClientError(f"closing the consumer: {sys.exc_info()[1]!r}") from None
 
     # -- rebalance callbacks: inside consume(), on the reader's thread -----------------------
 
