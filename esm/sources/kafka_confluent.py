@@ -18,7 +18,7 @@ import logging
 import operator
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, TopicPartition
@@ -37,6 +37,28 @@ log = logging.getLogger(__name__)
 # always raised, and the message is never asked again.
 _headers_of = operator.methodcaller("headers")
 STATISTICS_INTERVAL_MS = 1000
+
+T = TypeVar("T")
+
+
+def _serving_callbacks(what: str, call: Callable[[], T]) -> T:
+    """`call()`, a client call that serves librdkafka's callbacks (poll, consume, close), with its
+    failures as ClientError, which the reader's thread handles (it reconnects).
+
+    When a rebalance callback fails inside such a call (its committed offsets timed out, say),
+    confluent-kafka raises the failure as a bare KafkaError object. No `except Exception`, not
+    even `except BaseException`, matches that object: it would end the reader's thread, and
+    with it the mapping's reading.
+    """
+    try:
+        return call()
+    except KafkaException as err:
+        raise ClientError(f"{what}: {err}") from err
+    except:  # noqa: E722 (the bare except is the point: see above)
+        error = sys.exc_info()[1]
+        if isinstance(error, BaseException):
+            raise  # an exception of our own callbacks (or an interrupt) goes on as it is
+        raise ClientError(f"{what}: {error!r}") from None
 
 
 class ConfluentGroupReader(GroupReader[Any]):
@@ -92,10 +114,12 @@ class ConfluentGroupReader(GroupReader[Any]):
     def _poll(self, client: Any, timeout_ms: int) -> dict[TopicPartitionId, list[Any]]:
         # consume() waits until it has num_messages or the timeout passes, which would hold
         # records back: wait for the first one, then take what is already there.
-        first = client.poll(timeout_ms / 1000)
+        first = _serving_callbacks("polling", lambda: client.poll(timeout_ms / 1000))
         if first is None:
             return {}
-        messages = [first, *client.consume(num_messages=self._settings.max_poll_records - 1, timeout=0)]
+        more = self._settings.max_poll_records - 1
+        rest = _serving_callbacks("polling", lambda: client.consume(num_messages=more, timeout=0))
+        messages = [first, *rest]
         batch: dict[TopicPartitionId, list[Any]] = {}
         current: list[Any] = []
         topic, partition = "", -1
@@ -189,7 +213,9 @@ class ConfluentGroupReader(GroupReader[Any]):
     def _position_at_start(self, client: Any, tp: TopicPartitionId) -> int | None:
         # New assignments are positioned while they are assigned (`_assign`); this serves a
         # restarted epoch of a partition that stays assigned.
-        [committed] = client.committed([TopicPartition(tp.topic, tp.partition)], timeout=30)
+        # Bounded as the commits are: brokers gone just then must not hold the thread for long.
+        wanted = [TopicPartition(tp.topic, tp.partition)]
+        [committed] = client.committed(wanted, timeout=self._commit_timeout())
         offset = committed.offset if committed.offset >= 0 else self._start_offset(client, tp)
         client.seek(TopicPartition(tp.topic, tp.partition, offset))
         return committed.offset if committed.offset >= 0 else None
@@ -200,7 +226,8 @@ class ConfluentGroupReader(GroupReader[Any]):
         if start == "latest":
             return int(OFFSET_END)
         if isinstance(start, int):
-            [found] = client.offsets_for_times([TopicPartition(tp.topic, tp.partition, start)], timeout=30)
+            wanted = [TopicPartition(tp.topic, tp.partition, start)]
+            [found] = client.offsets_for_times(wanted, timeout=self._commit_timeout())
             return int(found.offset) if found.offset >= 0 else int(OFFSET_END)
         return int(OFFSET_BEGINNING)
 
@@ -219,22 +246,16 @@ class ConfluentGroupReader(GroupReader[Any]):
         return int(high) if high is not None and high >= 0 else None
 
     def _close_client(self, client: Any) -> None:
-        try:
-            client.close()  # librdkafka bounds leaving the group by its own timeouts
-        except KafkaException as err:
-            raise ClientError(str(err)) from err
-        except:  # noqa: E722
-            # A rebalance callback that failed during close() (its committed offsets timed out)
-            # comes back as a bare KafkaError object, which no `except Exception` matches: it
-            # would end the reader's thread.
-            raise ClientError(f"closing the consumer: {sys.exc_info()[1]!r}") from None
+        # librdkafka bounds leaving the group by its own timeouts.
+        _serving_callbacks("closing the consumer", client.close)
 
     # -- rebalance callbacks: inside consume(), on the reader's thread -----------------------
 
     def _assign(self, client: Any, partitions: list[Any]) -> None:
-        committed = {
-            TopicPartitionId(p.topic, p.partition): p.offset for p in client.committed(partitions, timeout=30)
-        }
+        # If the lookup times out, the poll that serves this callback fails (`_serving_callbacks`)
+        # and the reader reconnects: nothing was read or committed for these partitions yet.
+        found = client.committed(partitions, timeout=self._commit_timeout())
+        committed = {TopicPartitionId(p.topic, p.partition): p.offset for p in found}
         positioned = []
         for p in partitions:
             tp = TopicPartitionId(p.topic, p.partition)

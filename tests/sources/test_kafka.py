@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from confluent_kafka import Consumer
 from kafka.errors import KafkaError
 
 from esm.embedded.topics import OutgoingRecord, committed_offsets, produce
@@ -388,6 +389,50 @@ async def test_records_produced_while_the_reader_is_settled_are_delivered_and_co
         by_partition[1].complete(4)
         await until(lambda: by_partition[1].committed == 4)
         assert committed_offsets(kafka_broker, f"g-{topic}", topic) == {0: 2, 1: 4}
+    finally:
+        reader.stop_fetching()
+        await asyncio.get_running_loop().run_in_executor(None, reader.close, 20.0)
+
+
+class FirstLookupTimesOut(Consumer):  # type: ignore[misc]
+    """The real librdkafka client, whose first committed-offset lookup gets a timeout too short for
+    any broker to answer in: librdkafka's own "Local: Timed out", inside the assign callback."""
+
+    def __init__(self, lookups: list[float], *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lookups = lookups
+
+    def committed(self, partitions: list[Any], timeout: float) -> list[Any]:
+        self._lookups.append(timeout)
+        return super().committed(partitions, timeout=1e-6 if len(self._lookups) == 1 else timeout)
+
+
+async def test_an_assign_callback_that_times_out_makes_the_confluent_reader_reconnect(
+    kafka_broker: str, new_topic: Callable[..., str]
+) -> None:
+    """confluent-kafka raises a failed rebalance callback from poll() as a bare KafkaError object,
+    which no `except Exception` matches: the reader's thread ended, and the mapping read nothing
+    more. Now the reader reconnects, and delivers every record from the start."""
+    topic = new_topic(partitions=2)
+    produce(kafka_broker, topic, records(10))
+    lookups: list[float] = []
+    events = Collector()
+    reader = ConfluentGroupReader(
+        settings(kafka_broker, topic, f"g-{topic}", reconnect_backoff_seconds=0.2),
+        events,
+        asyncio.get_running_loop(),
+        estimated_entry_size,
+        consumer_factory=lambda *args, **kwargs: FirstLookupTimesOut(lookups, *args, **kwargs),
+    )
+    reader.start()
+    try:
+        await until(lambda: events.total() == 10)
+        assert len(lookups) >= 2  # the one that timed out, then the new consumer's
+        assert {p: [r["offset"] for r in rs] for p, rs in events.records.items()} == {
+            0: [0, 1, 2, 3, 4],
+            1: [0, 1, 2, 3, 4],
+        }
+        assert reader._thread.is_alive()
     finally:
         reader.stop_fetching()
         await asyncio.get_running_loop().run_in_executor(None, reader.close, 20.0)
