@@ -1,7 +1,8 @@
 """The floor's consumer (run as a script, in a process of its own as the engine's reader is): a
-plain kafka-python consumer assigned to every partition at its end, with the engine's fetch wait,
-printing `ready` once positioned and then, when it has `count` records, each one's latency
-(now - CreateTime, ms) on one line.
+plain kafka-python consumer assigned to every partition at its end, with the engine's fetch wait
+(and the retry backoff the engine derives from it, esm.sources.kafka.retry_backoff_ms), printing
+`ready` once positioned and then, when it has `count` records, each one's latency (now -
+CreateTime, ms) on one line.
 
     python latency_consumer.py BOOTSTRAP TOPIC PARTITIONS COUNT FETCH_MAX_WAIT_MS
 """
@@ -13,10 +14,15 @@ import time
 
 from kafka import KafkaConsumer, TopicPartition
 
+from esm.sources.kafka import retry_backoff_ms
+
 
 def main(bootstrap: str, topic: str, partitions: int, count: int, fetch_max_wait_ms: int) -> None:
     consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=fetch_max_wait_ms
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        fetch_max_wait_ms=fetch_max_wait_ms,
+        retry_backoff_ms=retry_backoff_ms({"fetch_max_wait_ms": fetch_max_wait_ms}),
     )
     assigned = [TopicPartition(topic, p) for p in range(partitions)]
     consumer.assign(assigned)
