@@ -32,6 +32,7 @@ class Series:
     ys: list[float]  # medians of the runs
     lows: list[float] = field(default_factory=list)  # the runs' lowest (empty: no spread drawn)
     highs: list[float] = field(default_factory=list)
+    dashed: bool = False  # a baseline measured beside the engine in the same runs
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,9 @@ def subtitle(report: Mapping[str, Any]) -> str:
     return text
 
 
-def _figure_series(points: Sequence[Mapping[str, Any]], x_key: str, figure: str, label: str) -> Series | None:
+def _figure_series(
+    points: Sequence[Mapping[str, Any]], x_key: str, figure: str, label: str, dashed: bool = False
+) -> Series | None:
     """One line: each point's median `figure` and the spread of its runs; None if never measured."""
     xs: list[float] = []
     ys: list[float] = []
@@ -90,7 +93,7 @@ def _figure_series(points: Sequence[Mapping[str, Any]], x_key: str, figure: str,
         ys.append(float(median))
         lows.append(float(min(values, default=median)))
         highs.append(float(max(values, default=median)))
-    return Series(label, xs, ys, lows, highs) if xs else None
+    return Series(label, xs, ys, lows, highs, dashed) if xs else None
 
 
 def _present(series: Sequence[Series | None]) -> list[Series]:
@@ -114,7 +117,14 @@ def _latency_by_rate(sweep: Mapping[str, Any], sub: str) -> ChartSpec:
         title=f"Kafka produce-to-handler latency against produce rate{fixed}\n{sub}",
         x_label="produce rate (records/s, log scale)",
         y_label="latency (ms, log scale)",
-        series=_present([_figure_series(points, "rate_per_s", key, label) for key, label in PERCENTILES]),
+        series=_present(
+            [
+                *(_figure_series(points, "rate_per_s", key, label) for key, label in PERCENTILES),
+                _figure_series(
+                    points, "rate_per_s", "floor_p99_ms", "p99, plain consumer (same runs)", dashed=True
+                ),
+            ]
+        ),
         log_x=True,
         log_y=True,
     )
@@ -220,6 +230,7 @@ def draw(spec: ChartSpec, path: Path) -> None:
                 marker="o",
                 capsize=3,
                 label=series.label,
+                linestyle="--" if series.dashed else "-",
             )
         for reference in spec.references:
             axes.axhline(reference.y, linestyle="--", color="grey", label=reference.label)

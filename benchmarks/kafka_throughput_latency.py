@@ -322,7 +322,7 @@ def _sweep_table(sweeps: list[Sweep], results: dict[str, Any]) -> str:
     for sweep in sweeps:
         key, setting = SWEEP_KEYS[sweep.kind]
         figures = (
-            ("p50_ms", "p95_ms", "p99_ms", "sent_per_s")
+            ("p50_ms", "p95_ms", "p99_ms", "floor_p99_ms", "sent_per_s")
             if sweep.kind == "rate"
             else (
                 "engine_records_per_s",

@@ -1,6 +1,7 @@
 """Sweeps for kafka_throughput_latency.py: one figure measured over a range of one setting.
 
-- `rate`: produce-to-handler latency (c) at each produce rate;
+- `rate`: produce-to-handler latency (c) at each produce rate, and the floor (d) at that rate
+  right after it (its figures prefixed `floor_`);
 - `batch-size`, `processes`: the engine's throughput (b) at each BatchSize / `--processes`, with
   the plain consumer (a) read once per run on the same topic, so every point has a same-run
   baseline.
@@ -23,7 +24,7 @@ from esm.embedded import TansuBroker
 from kafka_bench.baseline import consume_all
 from kafka_bench.dataset import fill_topic
 from kafka_bench.engine_throughput import measure_engine
-from kafka_bench.latency import measure_latency
+from kafka_bench.latency import measure_floor, measure_latency
 from kafka_bench.stats import median_or_none
 
 SWEEP_KINDS = ("rate", "batch-size", "processes")
@@ -117,7 +118,14 @@ def _latency_sweep(sweep: Sweep, ctx: SweepContext, setting: str) -> dict[str, A
                 ctx.latency_seconds,
                 ctx.kafka_client,
             )
-            figures[rate] = asdict(result)
+            floor = measure_floor(
+                ctx.broker.bootstrap,
+                f"sweep-floor-{uuid.uuid4().hex[:8]}",
+                ctx.partitions,
+                rate,
+                ctx.latency_seconds,
+            )
+            figures[rate] = {**asdict(result), **{f"floor_{k}": v for k, v in asdict(floor).items()}}
         runs.append(figures)
     fixed = {"partitions": ctx.partitions, "seconds": ctx.latency_seconds}
     return {"fixed": fixed, "points": summarise(setting, sweep.values, runs)}

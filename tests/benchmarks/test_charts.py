@@ -126,6 +126,16 @@ def test_a_figure_never_measured_is_left_out() -> None:
     assert [s.label for s in spec.series] == ["p99"]
 
 
+def test_the_plain_consumer_measured_at_each_rate_is_a_dashed_line() -> None:
+    runs = [{"p99_ms": 20.0, "floor_p99_ms": floor} for floor in (10.0, 14.0, 12.0)]
+    point = {"rate_per_s": 500, "runs": runs, "median": {"p99_ms": 20.0, "floor_p99_ms": 12.0}}
+    (spec,) = chart_specs({"sweeps": {"latency_by_rate": {"points": [point]}}})
+    engine, floor = spec.series
+    assert (engine.label, engine.dashed) == ("p99", False)
+    assert (floor.label, floor.dashed) == ("p99, plain consumer (same runs)", True)
+    assert (floor.ys, floor.lows, floor.highs) == ([12.0], [10.0], [14.0])
+
+
 @pytest.mark.parametrize(
     ("environment", "expected"),
     [
