@@ -96,6 +96,13 @@ class RunResult:
             "floor_p50_ms": self.floor.p50_ms if self.floor else None,
             "floor_p99_ms": self.floor.p99_ms if self.floor else None,
             "latency_sent_per_s": self.latency.sent_per_s if self.latency else None,
+            "latency_invocations": self.latency.invocations if self.latency else None,
+            "daemon_cpu_ms_per_invocation": (
+                self.latency.daemon_cpu_ms_per_invocation if self.latency else None
+            ),
+            "worker_cpu_ms_per_invocation": (
+                self.latency.worker_cpu_ms_per_invocation if self.latency else None
+            ),
             "floor_sent_per_s": self.floor.sent_per_s if self.floor else None,
         }
 
@@ -208,7 +215,8 @@ def _table(runs: list[RunResult], medians: dict[str, float | None], rate: int) -
     header = (
         f"{'run':>6} {'baseline rec/s':>15} {'steady':>9} {'engine rec/s':>13} {'steady':>9} "
         f"{'at fn':>9} {'ratio':>6} {'steady':>7} {'at fn':>6} {'us/rec':>7} {'p50 ms':>7} {'p95 ms':>7} "
-        f"{'p99 ms':>7} {'floor p50':>9} {'p99':>5} {'sent/s':>7}"
+        f"{'p99 ms':>7} {'floor p50':>9} {'p99':>5} {'sent/s':>7} {'invocations':>11} "
+        f"{'ms/inv daemon':>13} {'worker':>6}"
     )
     rows = [header]
     labelled: list[tuple[str, dict[str, float | None]]] = [
@@ -231,6 +239,9 @@ def _table(runs: list[RunResult], medians: dict[str, float | None], rate: int) -
         ("floor_p50_ms", 9, 1),
         ("floor_p99_ms", 5, 1),
         ("latency_sent_per_s", 7, 0),
+        ("latency_invocations", 11, 0),
+        ("daemon_cpu_ms_per_invocation", 13, 2),
+        ("worker_cpu_ms_per_invocation", 6, 2),
     ]
     for label, figures in labelled:
         cells = [f"{_fmt(figures[key], digits):>{width}}" for key, width, digits in columns]
@@ -322,7 +333,15 @@ def _sweep_table(sweeps: list[Sweep], results: dict[str, Any]) -> str:
     for sweep in sweeps:
         key, setting = SWEEP_KEYS[sweep.kind]
         figures = (
-            ("p50_ms", "p95_ms", "p99_ms", "floor_p99_ms", "sent_per_s")
+            (
+                "p50_ms",
+                "p95_ms",
+                "p99_ms",
+                "floor_p99_ms",
+                "sent_per_s",
+                "daemon_cpu_ms_per_invocation",
+                "worker_cpu_ms_per_invocation",
+            )
             if sweep.kind == "rate"
             else (
                 "engine_records_per_s",

@@ -5,6 +5,10 @@ so the figures show steady-state delivery, not group join. Records are then prod
 rate, each stamped with CreateTime by the producer; the handler (benchmarks/handlers/latency.py)
 writes now - CreateTime per record.
 
+What the engine spent on it is measured beside: the CPU time of the daemon's and the worker's
+process trees (the worker's includes its execution environments) and the invocations the daemon
+counted (its /metrics), from the end of the warm-up to the last record reaching the handler.
+
 The producer sends what it holds every `PRODUCER_LINGER_MS`, without waiting for answers in
 between. (It used to flush every 5 records: 1,000 synchronous round trips a second at 5,000
 records/s, which Tansu could not serve on a 2-core machine; the producer then fell to about a
@@ -14,6 +18,7 @@ rate it reached is reported with the latencies (`sent_per_s`).
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -24,6 +29,7 @@ from pathlib import Path
 from kafka import KafkaProducer
 
 from esm.demo.children import ChildProcess as ManagedProcess
+from esm.demo.engine_metrics import scrape
 from esm.embedded import create_topic
 from esm.percentiles import percentile
 from kafka_bench.engine import (
@@ -34,12 +40,14 @@ from kafka_bench.engine import (
     start_worker,
     write_config,
 )
+from kafka_bench.proctree import cpu_seconds
 
 LATENCY_HANDLER = "benchmarks.handlers.latency:handler"
 LATENCY_DIR_ENV = "ESM_BENCH_LATENCY_DIR"  # the handler's contract: see benchmarks/handlers/latency.py
 WARMUP_KEY = b"warmup"
 WARMUP_TIMEOUT_S = 120.0
 DRAIN_TIMEOUT_S = 60.0
+COUNT_SETTLE_S = 0.3
 # Adds at most this to a record's latency, for engine and floor alike; one produce request per
 # linger, not one per record, is what keeps the broker's share of the tail small at high rates.
 PRODUCER_LINGER_MS = 2
@@ -54,9 +62,15 @@ class LatencyResult:
     max_ms: float
     # The rate the producer reached (records / the time it took to send them), where known.
     sent_per_s: float | None = None
+    # What the engine spent (Kafka's (c) only; see the module's docstring).
+    invocations: int | None = None
+    daemon_cpu_ms_per_invocation: float | None = None
+    worker_cpu_ms_per_invocation: float | None = None
 
     @classmethod
-    def of(cls, latencies_ms: Sequence[float], sent_per_s: float | None = None) -> LatencyResult:
+    def of(
+        cls, latencies_ms: Sequence[float], sent_per_s: float | None = None, cost: EngineCost | None = None
+    ) -> LatencyResult:
         return cls(
             records=len(latencies_ms),
             p50_ms=percentile(latencies_ms, 50),
@@ -64,6 +78,43 @@ class LatencyResult:
             p99_ms=percentile(latencies_ms, 99),
             max_ms=max(latencies_ms),
             sent_per_s=sent_per_s,
+            invocations=cost.invocations if cost else None,
+            daemon_cpu_ms_per_invocation=cost.daemon_cpu_ms_per_invocation if cost else None,
+            worker_cpu_ms_per_invocation=cost.worker_cpu_ms_per_invocation if cost else None,
+        )
+
+
+@dataclass(frozen=True)
+class CostMark:
+    """CPU seconds of the daemon's and worker's process trees, and the daemon's invocation count."""
+
+    daemon_cpu_s: float
+    worker_cpu_s: float
+    invocations: int
+
+    @classmethod
+    def take(cls, daemon: ManagedProcess, worker: ManagedProcess, metrics_url: str) -> CostMark:
+        snapshot = scrape(metrics_url)
+        if snapshot is None:
+            raise RuntimeError(f"the daemon's metrics at {metrics_url} could not be read")
+        return cls(cpu_seconds(daemon.pid), cpu_seconds(worker.pid), snapshot.invocations)
+
+
+@dataclass(frozen=True)
+class EngineCost:
+    invocations: int
+    daemon_cpu_ms_per_invocation: float | None
+    worker_cpu_ms_per_invocation: float | None
+
+    @classmethod
+    def between(cls, start: CostMark, end: CostMark) -> EngineCost:
+        invocations = end.invocations - start.invocations
+        if invocations <= 0:
+            return cls(invocations, None, None)
+        return cls(
+            invocations,
+            1000 * (end.daemon_cpu_s - start.daemon_cpu_s) / invocations,
+            1000 * (end.worker_cpu_s - start.worker_cpu_s) / invocations,
         )
 
 
@@ -91,20 +142,27 @@ def measure_latency(
             worker_endpoint=endpoint,
             kafka_client=kafka_client,
         )
-        daemon = start_daemon(write_config(workdir, mapping), workdir)
+        config_path = write_config(workdir, mapping)
+        metrics_port = json.loads(config_path.read_text())["Metrics"]["Port"]
+        metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+        daemon = start_daemon(config_path, workdir)
         try:
             producer = _producer(bootstrap)
             try:
                 _warm_up(producer, topic, partitions, out_dir, daemon)
+                start = CostMark.take(daemon, worker, metrics_url)
                 count, sent_per_s = _produce_paced(producer, topic, partitions, rate_per_s, seconds)
             finally:
                 producer.close()
             latencies = _wait_for_latencies(out_dir, count, daemon)
+            # The daemon counts an invocation when its answer is back, after the handler wrote.
+            time.sleep(COUNT_SETTLE_S)
+            cost = EngineCost.between(start, CostMark.take(daemon, worker, metrics_url))
         finally:
             daemon.stop()
     finally:
         worker.stop()
-    return LatencyResult.of(latencies, sent_per_s)
+    return LatencyResult.of(latencies, sent_per_s, cost)
 
 
 def measure_floor(
