@@ -243,6 +243,8 @@ def draw(spec: ChartSpec, path: Path) -> None:
         if spec.log_y:
             axes.set_yscale("log")
             axes.yaxis.set_major_formatter(ScalarFormatter())
+            # Within less than a decade matplotlib labels the minor ticks too, as 6x10^1.
+            axes.yaxis.set_minor_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
         else:
             axes.set_ylim(bottom=0)
             axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
