@@ -73,38 +73,37 @@ class RunResult:
 
     def figures(self) -> dict[str, float | None]:
         """The numbers that get a median across runs."""
+        baseline, engine, latency, floor = self.baseline, self.engine, self.latency, self.floor
         return {
-            "baseline_records_per_s": self.baseline.records_per_s if self.baseline else None,
-            "baseline_records_per_s_after_first_poll": (
-                self.baseline.records_per_s_after_first_poll if self.baseline else None
-            ),
-            "engine_records_per_s": self.engine.records_per_s if self.engine else None,
-            "engine_records_per_s_after_first_commit": (
-                self.engine.records_per_s_after_first_commit if self.engine else None
-            ),
-            "engine_records_per_s_at_function": (
-                self.engine.records_per_s_at_function if self.engine else None
-            ),
-            "daemon_cpu_us_per_record": self.engine.daemon_cpu_us_per_record if self.engine else None,
-            "worker_cpu_us_per_record": self.engine.worker_cpu_us_per_record if self.engine else None,
+            "baseline_records_per_s": _of(baseline, "records_per_s"),
+            "baseline_records_per_s_after_first_poll": _of(baseline, "records_per_s_after_first_poll"),
+            "engine_records_per_s": _of(engine, "records_per_s"),
+            "engine_records_per_s_after_first_commit": _of(engine, "records_per_s_after_first_commit"),
+            "engine_records_per_s_at_function": _of(engine, "records_per_s_at_function"),
+            "daemon_cpu_us_per_record": _of(engine, "daemon_cpu_us_per_record"),
+            "worker_cpu_us_per_record": _of(engine, "worker_cpu_us_per_record"),
             "engine_to_baseline_ratio": self.ratio,
             "steady_engine_to_baseline_ratio": self.steady_ratio,
             "function_engine_to_baseline_ratio": self.function_ratio,
-            "latency_p50_ms": self.latency.p50_ms if self.latency else None,
-            "latency_p95_ms": self.latency.p95_ms if self.latency else None,
-            "latency_p99_ms": self.latency.p99_ms if self.latency else None,
-            "floor_p50_ms": self.floor.p50_ms if self.floor else None,
-            "floor_p99_ms": self.floor.p99_ms if self.floor else None,
-            "latency_sent_per_s": self.latency.sent_per_s if self.latency else None,
-            "latency_invocations": self.latency.invocations if self.latency else None,
-            "daemon_cpu_ms_per_invocation": (
-                self.latency.daemon_cpu_ms_per_invocation if self.latency else None
-            ),
-            "worker_cpu_ms_per_invocation": (
-                self.latency.worker_cpu_ms_per_invocation if self.latency else None
-            ),
-            "floor_sent_per_s": self.floor.sent_per_s if self.floor else None,
+            "latency_p50_ms": _of(latency, "p50_ms"),
+            "latency_p95_ms": _of(latency, "p95_ms"),
+            "latency_p99_ms": _of(latency, "p99_ms"),
+            "floor_p50_ms": _of(floor, "p50_ms"),
+            "floor_p99_ms": _of(floor, "p99_ms"),
+            "latency_sent_per_s": _of(latency, "sent_per_s"),
+            "latency_invocations": _of(latency, "invocations"),
+            "daemon_cpu_ms_per_invocation": _of(latency, "daemon_cpu_ms_per_invocation"),
+            "worker_cpu_ms_per_invocation": _of(latency, "worker_cpu_ms_per_invocation"),
+            "floor_sent_per_s": _of(floor, "sent_per_s"),
         }
+
+
+def _of(part: object | None, figure: str) -> float | None:
+    """A part's figure, or None when the run did not measure that part."""
+    if part is None:
+        return None
+    value: float | None = getattr(part, figure)
+    return value
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
